@@ -1,0 +1,52 @@
+"""GEARS condition strings: ``ctrl`` for control cells, ``A+ctrl`` or ``ctrl+A`` for a single-gene
+perturbation of gene A, ``A+B`` for a two-gene perturbation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+CONTROL = "ctrl"
+
+# Separators that other tools use for combinations; seeing one gets a hint, not a silent miss.
+_FOREIGN_SEPARATORS = re.compile(r"[_|;,/ ]")
+
+
+def condition_genes(condition: str) -> tuple[str, ...]:
+    """Genes perturbed in a condition, in the order written (``()`` for control)."""
+    return tuple(part for part in condition.split("+") if part != CONTROL)
+
+
+def is_control(condition: str) -> bool:
+    return condition == CONTROL
+
+
+def is_single(condition: str) -> bool:
+    return len(condition_genes(condition)) == 1
+
+
+def is_combo(condition: str) -> bool:
+    return len(condition_genes(condition)) == 2
+
+
+def genes_of(conditions: Iterable[str]) -> list[str]:
+    """Sorted unique genes perturbed in any of ``conditions``."""
+    return sorted({g for c in conditions for g in condition_genes(c)})
+
+
+def condition_problem(condition: str) -> str | None:
+    """Why ``condition`` is not a valid GEARS condition string, or ``None`` when it is."""
+    if condition == CONTROL:
+        return None
+    if "+" not in condition:
+        parts = [p for p in _FOREIGN_SEPARATORS.split(condition) if p]
+        if len(parts) == 2:
+            return (f"{condition!r} uses a separator GEARS does not read; GEARS writes it "
+                    f"{'+'.join(parts)!r} (combinations 'A+B', singles 'A+ctrl', control 'ctrl')")
+        return f"{condition!r} has no '+'; write a single perturbation as '{condition}+ctrl'"
+    parts = condition.split("+")
+    if len(parts) != 2 or any(not p.strip() or p != p.strip() for p in parts):
+        return f"{condition!r} must be two non-empty parts joined by '+' (e.g. 'A+B' or 'A+ctrl')"
+    if parts == [CONTROL, CONTROL]:
+        return f"{condition!r}: write control cells as 'ctrl'"
+    return None

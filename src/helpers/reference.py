@@ -1,0 +1,77 @@
+"""The compact real reference files shipped in ``data/reference/`` (see its README for sources
+and licences): GEARS' Norman conditions and split, Norman's GI fits and clusters, GEARS' GI
+labels and high-mean genes, and org.Hs.eg.db GO annotations and aliases."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REFERENCE_DIR = REPO_ROOT / "data" / "reference"
+
+
+def reference_path(name: str) -> Path:
+    path = REFERENCE_DIR / name
+    if not path.exists():
+        raise FileNotFoundError(
+            f"reference file {path} is missing; it ships with the repository "
+            "(restore it with `git checkout -- data/reference`)")
+    return path
+
+
+def norman_conditions() -> pd.DataFrame:
+    """The 284 GEARS Norman conditions with their real cell counts (``condition,n_cells,kind``)."""
+    return pd.read_csv(reference_path("norman_conditions.csv"))
+
+
+def gears_split() -> dict:
+    """GEARS' own simulation split of Norman (seed 1, 0.75, 0.75), as produced by cell-gears."""
+    return json.loads(reference_path("gears_simulation_split_seed1.json").read_text())
+
+
+def gi_fits() -> pd.DataFrame:
+    """Norman's Theil–Sen GI fits for 125 combinations, in GEARS spelling.
+
+    ``c_a``/``c_b`` are the coefficients of ``gene_a``/``gene_b`` (the first/second gene of
+    ``condition``)."""
+    return pd.read_csv(reference_path("norman_gi_fits.csv"))
+
+
+def gi_types() -> dict[str, list[str]]:
+    """GEARS' verified GI labels: class name → combinations (order of genes as GEARS wrote them)."""
+    return json.loads(reference_path("gears_gi_types.json").read_text())
+
+
+def high_mean_genes() -> list[str]:
+    """The 2,967 genes GEARS used for GI model fits (high mean expression in Norman)."""
+    return reference_path("gears_genes_with_hi_mean.txt").read_text().split()
+
+
+def single_clusters() -> pd.DataFrame:
+    """Norman's GI-manifold cluster per perturbed gene (``-1`` = unclustered)."""
+    return pd.read_csv(reference_path("norman_single_clusters.csv"))
+
+
+@cache
+def _gene2go_table() -> pd.DataFrame:
+    return pd.read_csv(reference_path("gene2go.tsv.gz"), sep="\t")
+
+
+def gene2go() -> dict[str, frozenset[str]]:
+    """Direct GO annotations (all ontologies) per gene, keyed by the data's gene symbols."""
+    table = _gene2go_table()
+    return {gene: frozenset(terms) for gene, terms in table.groupby("gene")["go_id"]}
+
+
+def aliases() -> pd.DataFrame:
+    """Alias → current symbol (org.Hs.eg.db) for the genes the project uses."""
+    return pd.read_csv(reference_path("alias2symbol.tsv.gz"), sep="\t")
+
+
+def go_terms() -> pd.DataFrame:
+    """GO term names and ontologies for the terms annotated to the project's genes."""
+    return pd.read_csv(reference_path("go_terms.tsv.gz"), sep="\t")

@@ -1,0 +1,140 @@
+"""GEARS' simulation split (Roohani et al. 2023) and its test subgroups.
+
+The algorithm is cell-gears 0.1.2 ``DataSplitter(split_type='simulation')``, rewritten as pure
+functions with an explicit random state (the same Mersenne-Twister stream GEARS draws from
+``np.random.seed``), so it reproduces GEARS' Norman split exactly:
+
+1. conditions whose genes lack GO annotation are dropped (GEARS' ``filter_pert_in_go``);
+2. a share ``train_gene_set_size`` of the perturbed genes is drawn as *seen* genes; singles of
+   seen genes go to train, singles of the rest are ``unseen_single`` test perturbations;
+3. combinations with exactly one seen gene are ``combo_seen1``, with none ``combo_seen0``;
+   of those with two seen genes a share ``combo_seen2_train_frac`` trains and the rest are
+   ``combo_seen2`` test perturbations;
+4. validation is carved from train by the same procedure with shares 0.9 and 0.9;
+5. control cells (``ctrl``) are added to train.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.conditions import CONTROL, condition_genes, genes_of, is_combo, is_single
+
+SUBGROUPS = ("combo_seen0", "combo_seen1", "combo_seen2", "unseen_single")
+# Easiest first: both genes of a combo seen as singles in training, then one, then none.
+SUBGROUPS_BY_DIFFICULTY = ("combo_seen2", "combo_seen1", "combo_seen0", "unseen_single")
+SPLIT_NAMES = ("simulation",)
+
+
+@dataclass(frozen=True)
+class SimulationSplit:
+    """Train/validation/test perturbations and the subgroups of test and validation."""
+
+    train: list[str]
+    val: list[str]
+    test: list[str]
+    test_subgroup: dict[str, list[str]]
+    val_subgroup: dict[str, list[str]]
+    excluded_not_in_go: list[str]
+    seed: int
+    train_gene_set_size: float
+    combo_seen2_train_frac: float
+
+    def set_of(self, condition: str) -> str:
+        """``train``, ``val`` or ``test`` (``excluded`` for conditions dropped for lack of GO)."""
+        for name in ("train", "val", "test"):
+            if condition in getattr(self, name):
+                return name
+        if condition in self.excluded_not_in_go:
+            return "excluded"
+        raise KeyError(f"condition {condition!r} is not part of this split")
+
+    def subgroup_of(self, condition: str) -> str:
+        """Test subgroup of a test condition (``combo_seen0`` … ``unseen_single``)."""
+        for name, members in self.test_subgroup.items():
+            if condition in members:
+                return name
+        raise KeyError(f"{condition!r} is not a test perturbation; test subgroups hold "
+                       f"{sum(map(len, self.test_subgroup.values()))} conditions")
+
+    def composition(self) -> pd.DataFrame:
+        """Number of test perturbations per subgroup (``subgroup,n_perturbations``)."""
+        return pd.DataFrame({"subgroup": list(SUBGROUPS),
+                             "n_perturbations": [len(self.test_subgroup[s]) for s in SUBGROUPS]})
+
+    def to_json(self, path: Path) -> None:
+        from helpers.runs import atomic_write_text  # runs imports nothing from here
+
+        atomic_write_text(path, json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def from_json(cls, path: Path) -> SimulationSplit:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def filter_conditions_in_go(conditions: Sequence[str],
+                            go_genes: Collection[str]) -> tuple[list[str], list[str]]:
+    """Split ``conditions`` into those whose every gene has GO annotation and those dropped."""
+    go_genes = set(go_genes)
+    kept, dropped = [], []
+    for condition in conditions:
+        (kept if all(g in go_genes for g in condition_genes(condition)) else dropped).append(condition)
+    return kept, dropped
+
+
+def _perts_with_any_gene(genes: Collection[str], perts: Sequence[str], kind: str) -> list[str]:
+    test = is_single if kind == "single" else is_combo
+    genes = set(genes)
+    return [p for p in perts if test(p) and any(g in genes for g in condition_genes(p))]
+
+
+def _split_once(perts: Sequence[str], train_gene_set_size: float, combo_seen2_train_frac: float,
+                seed: int) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """One round of GEARS' ``get_simulation_split`` on ``perts`` (no control among them)."""
+    unique_genes = np.array(genes_of(perts))
+    seen = np.random.RandomState(seed).choice(
+        unique_genes, int(len(unique_genes) * train_gene_set_size), replace=False)
+    seen_set = set(seen.tolist())
+    unseen = np.setdiff1d(unique_genes, seen)
+
+    def n_seen(p: str) -> int:
+        return sum(g in seen_set for g in condition_genes(p))
+
+    train = _perts_with_any_gene(seen_set, perts, "single")
+    combos_with_seen = _perts_with_any_gene(seen_set, perts, "combo")
+    combo_seen1 = [p for p in combos_with_seen if n_seen(p) == 1]
+    both_seen = np.setdiff1d(combos_with_seen, combo_seen1)  # sorted, as in GEARS
+    combo_train = np.random.RandomState(seed).choice(
+        both_seen, int(len(both_seen) * combo_seen2_train_frac), replace=False)
+    combo_seen2 = np.setdiff1d(both_seen, combo_train).tolist()
+    train.extend(combo_train.tolist())
+    unseen_single = _perts_with_any_gene(unseen, perts, "single")
+    combo_seen0 = [p for p in _perts_with_any_gene(unseen, perts, "combo") if n_seen(p) == 0]
+    test = combo_seen1 + combo_seen2 + unseen_single + combo_seen0
+    assert len(train) + len(test) == len(perts), "every perturbation lands in exactly one set"
+    return train, test, {"combo_seen0": combo_seen0, "combo_seen1": combo_seen1,
+                         "combo_seen2": combo_seen2, "unseen_single": unseen_single}
+
+
+def simulation_split(conditions: Sequence[str], go_genes: Collection[str], seed: int = 1,
+                     train_gene_set_size: float = 0.75,
+                     combo_seen2_train_frac: float = 0.75) -> SimulationSplit:
+    """GEARS' simulation split of ``conditions`` (unique condition strings, control included)."""
+    perts = list(dict.fromkeys(c for c in conditions if c != CONTROL))
+    kept, dropped = filter_conditions_in_go(perts, go_genes)
+    if not kept:
+        raise ValueError("no perturbation has GO annotation for all its genes; "
+                         "check that gene symbols in obs['condition'] match the GO table")
+    train, test, test_subgroup = _split_once(kept, train_gene_set_size, combo_seen2_train_frac, seed)
+    train, val, val_subgroup = _split_once(train, 0.9, 0.9, seed)
+    return SimulationSplit(train=train + [CONTROL], val=val, test=test,
+                           test_subgroup=test_subgroup, val_subgroup=val_subgroup,
+                           excluded_not_in_go=dropped, seed=seed,
+                           train_gene_set_size=train_gene_set_size,
+                           combo_seen2_train_frac=combo_seen2_train_frac)
