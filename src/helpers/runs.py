@@ -1,0 +1,157 @@
+"""Profiles, results folders, ``run.json`` and atomic writes.
+
+A *profile* is a named set of parameter values shared by every notebook: ``quick`` for tests and
+CI, ``default`` for ``make book`` on a laptop, ``full`` for the real Norman data on a GPU. Every
+profile keeps all 284 Norman conditions, so the split is the same in each; profiles shrink
+cells, genes and epochs. Explicit notebook parameters win over the profile's values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.reference import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Parameter values one profile gives every notebook (``None`` = no cap)."""
+
+    name: str
+    data_source: str  # 'simulated', 'dataverse' or a path to a GEARS-format .h5ad
+    max_cells_per_condition: int | None  # perturbed cells kept per condition
+    max_control_cells: int | None  # control cells kept
+    n_high_mean_genes: int | None  # simulated genes besides the 105 perturbed genes
+    epochs: int
+    seeds: tuple[int, ...]
+
+
+PROFILES: dict[str, Profile] = {
+    # CI and tests: a few hundred genes, ~10 cells per condition, one epoch.
+    "quick": Profile("quick", "simulated", max_cells_per_condition=10, max_control_cells=300,
+                     n_high_mean_genes=300, epochs=1, seeds=(1,)),
+    # `make book`: the full Norman scaffold (all 3,051 genes) at reduced cells per condition.
+    "default": Profile("default", "simulated", max_cells_per_condition=40,
+                       max_control_cells=1500, n_high_mean_genes=None, epochs=10, seeds=(1, 2, 3)),
+    # Real Norman at full size; meant for a GPU.
+    "full": Profile("full", "dataverse", max_cells_per_condition=None, max_control_cells=None,
+                    n_high_mean_genes=None, epochs=20, seeds=(1, 2, 3)),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+def resolve_parameters(profile: str, **explicit: Any) -> Profile:
+    """The profile's values, overridden by every explicit parameter that is not ``None``."""
+    base = get_profile(profile)
+    known = {f.name for f in fields(Profile)}
+    unknown = set(explicit) - known
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; profiles define {sorted(known)}")
+    overrides = {k: (tuple(v) if k == "seeds" else v) for k, v in explicit.items() if v is not None}
+    return replace(base, **overrides)
+
+
+def results_root() -> Path:
+    """``results/`` at the repository root, or ``$HELPERS_RESULTS_DIR`` when set (tests)."""
+    return Path(os.environ.get("HELPERS_RESULTS_DIR", REPO_ROOT / "results"))
+
+
+def step_dir(step: str) -> Path:
+    path = results_root() / step
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds,
+    so a crash never leaves a half-written result."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return Path(path)
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_write_csv(df: pd.DataFrame, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def atomic_savefig(fig: Any, path: Path, dpi: int = 150) -> Path:
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight",
+                                                      format=Path(path).suffix.lstrip(".")))
+
+
+_TRACKED_PACKAGES = ("helpers", "numpy", "scipy", "pandas", "anndata", "scanpy", "torch",
+                     "torch-geometric", "cell-gears", "scikit-learn", "matplotlib")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in _TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit, with ``+dirty`` when tracked files changed."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty.strip() else "")
+
+
+def write_run_json(step: str, parameters: dict[str, Any], outputs: list[str] | None = None) -> Path:
+    """Record a step's parameters, package versions and git commit beside its outputs."""
+    record = {
+        "step": step,
+        "parameters": {k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v)
+                       for k, v in parameters.items()},
+        "outputs": sorted(outputs or []),
+        "versions": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return atomic_write_text(step_dir(step) / "run.json", json.dumps(record, indent=1, default=str))
