@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from helpers.conditions import CONTROL, condition_genes, condition_problem, genes_of
+from helpers.reference import REPO_ROOT
 from helpers.runs import atomic_path
 
 NORMAN_DATAVERSE_URL = "https://dataverse.harvard.edu/api/access/datafile/6154020"
@@ -264,3 +265,42 @@ def perturbed_gene_summary(adata: ad.AnnData, go_genes: set[str]) -> pd.DataFram
              "n_conditions": sum(g in condition_genes(c) for c in conditions)}
             for g in genes_of(conditions)]
     return pd.DataFrame(rows)
+
+
+PREPARE_STEP = "01_prepare_data"
+DATASET_FILE = "perturb_processed.h5ad"
+TRUTH_FILE = "simulation_truth.h5ad"
+EXTERNAL_CACHE = REPO_ROOT / "data" / "external"
+
+
+def load_expression(data_source: str, max_cells_per_condition: int | None,
+                    max_control_cells: int | None, n_high_mean_genes: int | None = None,
+                    simulator_seed: int = 0,
+                    cache_dir: Path = EXTERNAL_CACHE) -> tuple[ad.AnnData, ad.AnnData | None]:
+    """Expression in GEARS format from ``data_source``, with the simulator's truth if simulated.
+
+    ``data_source`` is ``'simulated'`` (the Norman-scaffold simulator, the default),
+    ``'dataverse'`` (GEARS' processed Norman, downloaded once into ``cache_dir``) or the path
+    of a local GEARS-format ``.h5ad``. Cells are capped per condition as the profile asks.
+    """
+    if data_source == "simulated":
+        from helpers.simulator import SimulatorConfig, norman_scaffold, simulate_perturb_seq
+
+        adata, truth = simulate_perturb_seq(norman_scaffold(n_high_mean_genes),
+                                            SimulatorConfig(seed=simulator_seed),
+                                            max_cells_per_condition, max_control_cells)
+        validate_gears_adata(adata, "simulated data")
+        return adata, truth
+    path = download_norman(cache_dir) if data_source == "dataverse" else Path(data_source)
+    adata = read_gears_h5ad(path)
+    return subsample_cells(adata, max_cells_per_condition, max_control_cells, seed=simulator_seed), None
+
+
+def read_prepared(step_path: Path) -> tuple[ad.AnnData, ad.AnnData | None]:
+    """The processed dataset (and simulator truth, if any) written by the data step."""
+    dataset = Path(step_path) / DATASET_FILE
+    if not dataset.is_file():
+        raise FileNotFoundError(f"{dataset} does not exist; run notebooks/01_prepare_data.py first "
+                                "(`make book` runs every step in order)")
+    truth = Path(step_path) / TRUTH_FILE
+    return ad.read_h5ad(dataset), (ad.read_h5ad(truth) if truth.is_file() else None)

@@ -44,8 +44,8 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", "simulated", max_cells_per_condition=10, max_control_cells=300,
                      n_high_mean_genes=300, epochs=1, seeds=(1,)),
     # `make book`: the full Norman scaffold (all 3,051 genes) at reduced cells per condition.
-    "default": Profile("default", "simulated", max_cells_per_condition=40,
-                       max_control_cells=1500, n_high_mean_genes=None, epochs=10, seeds=(1, 2, 3)),
+    "default": Profile("default", "simulated", max_cells_per_condition=50,
+                       max_control_cells=2000, n_high_mean_genes=None, epochs=10, seeds=(1, 2, 3)),
     # Real Norman at full size; meant for a GPU.
     "full": Profile("full", "dataverse", max_cells_per_condition=None, max_control_cells=None,
                     n_high_mean_genes=None, epochs=20, seeds=(1, 2, 3)),
@@ -141,12 +141,26 @@ def git_commit() -> str | None:
     return head + ("+dirty" if dirty.strip() else "")
 
 
+def _jsonable(parameters: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps({k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v)
+                                  for k, v in parameters.items()}, default=str))
+
+
+def is_cached(step: str, parameters: dict[str, Any], outputs: list[str]) -> bool:
+    """Whether ``step`` already ran with exactly these parameters and all its outputs exist."""
+    record_path = results_root() / step / "run.json"
+    if not record_path.is_file():
+        return False
+    record = json.loads(record_path.read_text())
+    return (record.get("parameters") == _jsonable(parameters)
+            and all((results_root() / step / name).exists() for name in outputs))
+
+
 def write_run_json(step: str, parameters: dict[str, Any], outputs: list[str] | None = None) -> Path:
     """Record a step's parameters, package versions and git commit beside its outputs."""
     record = {
         "step": step,
-        "parameters": {k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v)
-                       for k, v in parameters.items()},
+        "parameters": _jsonable(parameters),
         "outputs": sorted(outputs or []),
         "versions": package_versions(),
         "python": platform.python_version(),

@@ -40,7 +40,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from helpers import reference
 from helpers.conditions import CONTROL, condition_genes, genes_of
@@ -62,13 +62,13 @@ class SimulatorConfig:
     nb_theta: float = 10.0  # inverse dispersion typical of highly expressed genes in 10x data
     # Gene programs
     n_programs: int = 30
-    program_density: float = 0.03  # share of genes each program moves
-    program_loading_sd: float = 0.7
+    program_density: float = 0.3  # share of genes each program moves (K562 differentiation and cell-cycle programs shift much of the transcriptome)
+    program_loading_sd: float = 0.5
     natural_program_sd: float = 0.3
     coexpression_strength: float = 0.6
     # Single perturbations
     programs_per_gene: int = 3
-    effect_strength_log_mean: float = float(np.log(0.8))
+    effect_strength_log_mean: float = float(np.log(1.2))
     effect_strength_log_sd: float = 0.7  # some CRISPRa targets barely act, a few act strongly
     cluster_weight: float = 1.0
     go_weight: float = 1.0

@@ -1,0 +1,120 @@
+"""Execute the book's notebooks in ``_toc.yml`` order with papermill.
+
+The ``notebooks/NN_verb_object.py`` files (py:percent) are the source of truth. Each is
+converted to a fresh ``.ipynb`` and executed into ``book/executed/NN_verb_object.ipynb``, which
+the book renders; nothing is written back into the ``.py``. Usage::
+
+    python -m helpers.book --profile quick            # every chapter
+    python -m helpers.book --only 01_prepare_data -p simulator_seed 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import papermill
+import yaml
+
+from helpers.reference import REPO_ROOT
+from helpers.runs import PROFILES, atomic_path
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+EXECUTED_DIR = REPO_ROOT / "book" / "executed"
+
+
+def toc_notebooks(toc_path: Path = REPO_ROOT / "_toc.yml") -> list[str]:
+    """Names of the executed notebooks the table of contents lists, in order."""
+    toc = yaml.safe_load(Path(toc_path).read_text())
+    files: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            file = node.get("file")
+            if isinstance(file, str) and file.startswith("book/executed/"):
+                files.append(Path(file).name)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return files
+
+
+def notebook_parameters(source: Path) -> dict[str, Any]:
+    """Names and defaults of the ``parameters`` cell of a py:percent notebook."""
+    notebook = jupytext.read(source)
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{source}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    tree = ast.parse(cells[0].source)
+    return {target.id: ast.literal_eval(node.value) for node in tree.body
+            if isinstance(node, ast.Assign) for target in node.targets if isinstance(target, ast.Name)}
+
+
+def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED_DIR) -> Path:
+    """Run ``notebooks/<name>.py`` with ``parameters`` into ``executed_dir/<name>.ipynb``.
+
+    Unknown parameter names are rejected (papermill would silently add them). A failed run is
+    kept as ``<name>.failed.ipynb`` for inspection and leaves the previous output untouched.
+    """
+    source = NOTEBOOK_DIR / f"{name}.py"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} does not exist; _toc.yml lists book/executed/{name}")
+    known = notebook_parameters(source)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ValueError(f"{source.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    output = executed_dir / f"{name}.ipynb"
+    with tempfile.TemporaryDirectory() as tmp:
+        unexecuted = Path(tmp) / f"{name}.ipynb"
+        jupytext.write(jupytext.read(source), unexecuted)
+        with atomic_path(output) as partial:
+            try:
+                papermill.execute_notebook(str(unexecuted), str(partial), parameters=parameters,
+                                           kernel_name="python3", cwd=str(REPO_ROOT),
+                                           progress_bar=False)
+            except papermill.PapermillExecutionError:
+                partial.replace(executed_dir / f"{name}.failed.ipynb")
+                raise
+    (executed_dir / f"{name}.failed.ipynb").unlink(missing_ok=True)
+    return output
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Execute the book's notebooks with papermill.")
+    parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
+    parser.add_argument("--only", action="append", help="run only this notebook (repeatable)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                        metavar=("NAME", "VALUE"), help="extra notebook parameter")
+    args = parser.parse_args(argv)
+    names = toc_notebooks()
+    if args.only:
+        missing = sorted(set(args.only) - set(names))
+        if missing:
+            parser.error(f"not in _toc.yml: {missing}; chapters are {names}")
+        names = [n for n in names if n in args.only]
+    extra = {name: _parse_value(value) for name, value in args.parameter}
+    for name in names:
+        print(f"[book] executing {name} (profile={args.profile})", flush=True)
+        execute(name, {"profile": args.profile, **extra})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
