@@ -1,0 +1,130 @@
+"""Loading, validating and processing GEARS-format AnnData."""
+
+import re
+import zipfile
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from conftest import make_gears_adata
+from helpers import data, simulator
+
+
+@pytest.fixture
+def small():
+    return make_gears_adata({"ctrl": 30, "A+ctrl": 10, "ctrl+B": 10, "A+B": 10, "C+ctrl": 8})
+
+
+def relabel(adata, change):
+    adata.obs = adata.obs.assign(condition=change(adata.obs.condition.astype(str)))
+
+
+def written(adata, path):
+    adata.write_h5ad(path)
+    return path
+
+
+def test_valid_adata_passes_and_reports_unexpressed_perturbed_genes(small):
+    assert data.validate_gears_adata(small) == ["A", "B", "C"]  # genes are G0..G29
+    small.var["gene_name"] = ["A", "B", "C"] + list(small.var.gene_name[3:])
+    assert data.validate_gears_adata(small) == []
+
+
+@pytest.mark.parametrize("break_it, field, hint", [
+    (lambda a: a.obs.drop(columns="condition", inplace=True), r"obs\['condition'\]", "GEARS spelling"),
+    (lambda a: a.var.drop(columns="gene_name", inplace=True), r"var\['gene_name'\]", "gene symbols"),
+    (lambda a: relabel(a, lambda c: c.str.replace("+", "_")), r"obs\['condition'\]", "'A\\+B'"),
+    (lambda a: relabel(a, lambda c: c.str.replace("A+B", "A|B", regex=False)),
+     r"obs\['condition'\]", "'A\\+B'"),
+    (lambda a: relabel(a, lambda c: c.str.replace("ctrl+", "", regex=False)),
+     r"obs\['condition'\]", "has no '\\+'"),
+    (lambda a: setattr(a, "X", sp.csr_matrix(np.where(a.X.toarray() > 2, np.nan, a.X.toarray()))),
+     "X", "NaN"),
+    (lambda a: setattr(a, "X", sp.csr_matrix(a.X.toarray() - 1)), "X", "negative"),
+    (lambda a: setattr(a, "X", sp.csr_matrix(np.round(np.expm1(a.X.toarray()) / 100))), "X", "raw counts"),
+    (lambda a: setattr(a, "X", sp.csr_matrix(np.expm1(a.X.toarray()))), "X", "log1p"),
+])
+def test_bad_adata_gets_an_error_naming_file_field_and_fix(small, break_it, field, hint):
+    break_it(small)
+    with pytest.raises(data.DataValidationError, match=field) as error:
+        data.validate_gears_adata(small, "my_screen.h5ad")
+    message = str(error.value)
+    assert message.startswith("my_screen.h5ad: ") and "What to do:" in message
+    assert re.search(hint, message)
+
+
+def test_missing_control_is_an_error(small):
+    small = small[small.obs.condition != "ctrl"].copy()
+    with pytest.raises(data.DataValidationError, match="no control cells"):
+        data.validate_gears_adata(small, "x.h5ad")
+
+
+def test_read_relabels_cell_type_and_warns_about_unexpressed_genes(small, tmp_path):
+    small.obs["cell_type"] = "A549"
+    with pytest.warns(UserWarning, match="3 perturbed gene"):
+        adata = data.read_gears_h5ad(written(small, tmp_path / "norman.h5ad"))
+    assert set(adata.obs.cell_type) == {"K562"} and set(adata.obs.cell_type_original) == {"A549"}
+
+
+def test_truncated_or_missing_file_is_a_clear_error(small, tmp_path):
+    path = written(small, tmp_path / "screen.h5ad")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    with pytest.raises(data.DataValidationError, match="truncated"):
+        data.read_gears_h5ad(path)
+    with pytest.raises(data.DataValidationError, match="file not found"):
+        data.read_gears_h5ad(tmp_path / "nope.h5ad")
+
+
+def test_subsample_caps_cells_per_condition(small):
+    capped = data.subsample_cells(small, max_cells_per_condition=4, max_control_cells=12, seed=0)
+    counts = capped.obs.condition.value_counts()
+    assert counts["ctrl"] == 12 and counts[["A+ctrl", "ctrl+B", "A+B", "C+ctrl"]].eq(4).all()
+    again = data.subsample_cells(small, 4, 12, seed=0)
+    assert list(again.obs_names) == list(capped.obs_names)
+
+
+def test_de_genes_equal_cell_gears():
+    from gears.data_utils import get_DE_genes, get_dropout_non_zero_genes
+
+    scaffold = simulator.norman_scaffold(n_high_mean_genes=60)
+    adata, _ = simulator.simulate_perturb_seq(scaffold, max_cells_per_condition=6,
+                                              max_control_cells=60, progress=False)
+    adata = adata[adata.obs.condition.isin(["ctrl", "KLF1+ctrl", "CEBPE+ctrl", "CEBPE+KLF1",
+                                            "ETS2+ctrl", "ETS2+CEBPE"])].copy()
+    theirs = adata.copy()
+    theirs.obs["condition"] = theirs.obs.condition.astype(str)
+    theirs = get_dropout_non_zero_genes(get_DE_genes(theirs, skip_calc_de=False))
+    ours = adata.copy()
+    data.add_de_genes(ours)
+    assert ours.uns["rank_genes_groups_cov_all"] == theirs.uns["rank_genes_groups_cov_all"]
+    for key in ("top_non_dropout_de_20", "top_non_zero_de_20", "non_zeros_gene_idx", "non_dropout_gene_idx"):
+        assert ours.uns[key].keys() == theirs.uns[key].keys()
+        for name in ours.uns[key]:
+            assert list(ours.uns[key][name]) == list(theirs.uns[key][name]), (key, name)
+    assert (ours.obs.condition_name.astype(str) == theirs.obs.condition_name.astype(str)).all()
+    assert data.top_de_genes(ours, "KLF1+ctrl")[0] == "KLF1"  # CRISPRa's own target leads
+
+
+def test_offline_download_fails_clearly_and_leaves_nothing(tmp_path):
+    with pytest.raises(data.DataSourceUnavailable, match="offline") as error:
+        data.download_norman(tmp_path, url="http://127.0.0.1:9/norman.zip", timeout=5)
+    assert "data_source=" in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_checks_size_and_unpacks(small, tmp_path):
+    source = tmp_path / "served"
+    source.mkdir()
+    h5ad = written(small, source / "perturb_processed.h5ad")
+    with zipfile.ZipFile(source / "norman.zip", "w") as archive:
+        archive.write(h5ad, data.NORMAN_H5AD_MEMBER)
+    url = (source / "norman.zip").as_uri()
+    size = (source / "norman.zip").stat().st_size
+    with pytest.raises(data.DataSourceUnavailable, match="expected"):
+        data.download_norman(tmp_path / "bad", url=url, expected_bytes=size + 1)
+    assert not any((tmp_path / "bad").rglob("*.zip"))
+    path = data.download_norman(tmp_path / "cache", url=url, expected_bytes=size)
+    assert ad.read_h5ad(path).n_obs == small.n_obs
+    assert data.download_norman(tmp_path / "cache", url="http://127.0.0.1:9/") == path  # cached

@@ -1,0 +1,48 @@
+"""The data chapter runs headlessly through papermill on the quick profile."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from helpers import book, splits
+
+
+def test_toc_lists_the_data_chapter_first():
+    assert book.toc_notebooks()[0] == "01_prepare_data"
+
+
+def test_every_notebook_has_literal_defaults_and_a_profile():
+    for name in book.toc_notebooks():
+        parameters = book.notebook_parameters(book.NOTEBOOK_DIR / f"{name}.py")
+        assert parameters["profile"] == "default", name
+
+
+def test_unknown_parameter_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown parameter.*profil"):
+        book.execute("01_prepare_data", {"profil": "quick"}, executed_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_prepare_data_notebook_quick_profile(tmp_path, isolated_results):
+    executed = book.execute("01_prepare_data", {"profile": "quick"}, executed_dir=tmp_path)
+    notebook = json.loads(executed.read_text())
+    errors = [o for c in notebook["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors
+    out = isolated_results / "01_prepare_data"
+    composition = pd.read_csv(out / "split_composition.csv")
+    assert composition.columns.tolist() == ["subgroup", "n_perturbations"]
+    assert dict(zip(composition.subgroup, composition.n_perturbations)) == {
+        "combo_seen0": 9, "combo_seen1": 43, "combo_seen2": 19, "unseen_single": 36}
+    split = splits.SimulationSplit.from_json(out / "split.json")
+    assert len(split.test) == 107
+    record = json.loads((out / "run.json").read_text())
+    assert record["parameters"]["settings"]["name"] == "quick"
+    for figure in ("split_composition.png", "gene_venn.png", "cells_per_condition.png",
+                   "simulation_recovery.png"):
+        assert (out / figure).stat().st_size > 10_000, figure
+    # A second run with the same parameters reuses the cached dataset
+    before = (out / "perturb_processed.h5ad").stat().st_mtime_ns
+    book.execute("01_prepare_data", {"profile": "quick"}, executed_dir=tmp_path)
+    assert (out / "perturb_processed.h5ad").stat().st_mtime_ns == before

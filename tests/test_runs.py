@@ -1,0 +1,56 @@
+"""Profiles, parameters, atomic writes and run records."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from helpers import runs
+
+
+def test_profiles_keep_every_condition_and_shrink_the_rest():
+    quick, default, full = (runs.get_profile(n) for n in ("quick", "default", "full"))
+    assert quick.n_high_mean_genes < 1000 and quick.max_cells_per_condition <= 10 and quick.epochs == 1
+    assert default.n_high_mean_genes is None and default.data_source == "simulated"
+    assert full.data_source == "dataverse" and full.max_cells_per_condition is None
+
+
+def test_explicit_parameters_win_and_unknown_ones_are_rejected():
+    settings = runs.resolve_parameters("quick", max_cells_per_condition=5, epochs=None)
+    assert settings.max_cells_per_condition == 5 and settings.epochs == 1
+    with pytest.raises(ValueError, match="unknown profile 'fast'.*quick"):
+        runs.get_profile("fast")
+    with pytest.raises(ValueError, match="max_cell_per_condition"):
+        runs.resolve_parameters("quick", max_cell_per_condition=5)
+
+
+def test_atomic_write_leaves_nothing_when_writing_fails(tmp_path):
+    target = tmp_path / "table.csv"
+
+    def explode(path):
+        path.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        runs.atomic_write(target, explode)
+    assert list(tmp_path.iterdir()) == []
+    runs.atomic_write_csv(pd.DataFrame({"a": [1]}), target)
+    assert pd.read_csv(target).a.tolist() == [1] and oct(target.stat().st_mode)[-3:] != "600"
+
+
+def test_run_json_records_parameters_versions_and_commit(isolated_results):
+    path = runs.write_run_json("99_example", {"settings": runs.get_profile("quick"), "seed": 3}, ["a.csv"])
+    record = json.loads(path.read_text())
+    assert path.parent == isolated_results / "99_example"
+    assert record["parameters"]["seed"] == 3 and record["parameters"]["settings"]["name"] == "quick"
+    assert record["versions"]["numpy"] and record["versions"]["helpers"]
+    assert record["git_commit"] is None or len(record["git_commit"]) >= 40
+
+
+def test_cache_hit_needs_same_parameters_and_outputs(isolated_results):
+    params = {"seed": 1}
+    runs.write_run_json("98_cached", params, ["out.csv"])
+    assert not runs.is_cached("98_cached", params, ["out.csv"])  # output missing
+    runs.atomic_write_text(isolated_results / "98_cached" / "out.csv", "x\n")
+    assert runs.is_cached("98_cached", params, ["out.csv"])
+    assert not runs.is_cached("98_cached", {"seed": 2}, ["out.csv"])

@@ -1,0 +1,101 @@
+"""The Norman-scaffold simulator: format, determinism, and that it carries what it was given."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import data, reference, simulator
+from helpers.conditions import genes_of
+
+
+@pytest.fixture(scope="module")
+def quick_screen():
+    scaffold = simulator.norman_scaffold(n_high_mean_genes=150)
+    adata, truth = simulator.simulate_perturb_seq(scaffold, max_cells_per_condition=8,
+                                                  max_control_cells=200, progress=False)
+    return scaffold, adata, truth
+
+
+def two_gene_scaffold(c_a: float, c_b: float, n_cells: int) -> simulator.Scaffold:
+    norman = simulator.norman_scaffold(n_high_mean_genes=400)
+    conditions = pd.DataFrame({"condition": ["ctrl", "CEBPE+ctrl", "KLF1+ctrl", "CEBPE+KLF1"],
+                               "n_cells": [3 * n_cells, n_cells, n_cells, n_cells]})
+    return simulator.Scaffold(conditions=conditions, genes=norman.genes,
+                              combo_coefficients={"CEBPE+KLF1": (c_a, c_b)},
+                              clusters=norman.clusters, gene2go=norman.gene2go)
+
+
+def test_output_is_gears_format_on_the_real_scaffold(quick_screen):
+    scaffold, adata, truth = quick_screen
+    assert data.validate_gears_adata(adata, "simulated") == []
+    real = reference.norman_conditions().set_index("condition").n_cells
+    counts = adata.obs.condition.value_counts()
+    assert set(counts.index) == set(real.index) and len(real) == 284
+    expected = np.minimum(real, 8)
+    expected["ctrl"] = 200
+    assert (counts[real.index] == expected[real.index]).all()
+    assert set(genes_of(real.index)) <= set(adata.var.gene_name)
+    assert adata.n_vars == len(scaffold.genes) == len(set(scaffold.genes))
+    # log1p of counts normalised to 10,000 per cell
+    np.testing.assert_allclose(np.expm1(adata.X[:50].toarray()).sum(axis=1), 1e4, rtol=1e-3)
+    assert truth.shape == (284, adata.n_vars)
+
+
+def test_same_seed_same_data_and_new_seed_new_data():
+    scaffold = simulator.norman_scaffold(n_high_mean_genes=50)
+    kwargs = dict(max_cells_per_condition=3, max_control_cells=20, progress=False)
+    a1, t1 = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=4), **kwargs)
+    a2, t2 = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=4), **kwargs)
+    a3, _ = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=5), **kwargs)
+    assert (a1.X != a2.X).nnz == 0 and np.array_equal(t1.X, t2.X)
+    assert (a1.obs.condition.astype(str) == a2.obs.condition.astype(str)).all()
+    assert (a1.X != a3.X).nnz > 0
+
+
+def test_truth_carries_norman_fits_and_gears_labels(quick_screen):
+    _, _, truth = quick_screen
+    fits = reference.gi_fits().set_index("condition")
+    assert truth.obs.loc["AHR+FEV", "c_a"] == pytest.approx(fits.loc["AHR+FEV", "c_a"])
+    assert truth.obs.loc["AHR+FEV", "c_b"] == pytest.approx(fits.loc["AHR+FEV", "c_b"])
+    no_fit = "BAK1+KLF1" if "BAK1+KLF1" in truth.obs.index else "KLF1+BAK1"
+    assert (truth.obs.loc[no_fit, "c_a"], truth.obs.loc[no_fit, "c_b"]) == (1.0, 1.0)
+    assert truth.obs.neomorphic.sum() == 13  # GEARS labels 13 pairs neomorphic
+    assert truth.obs.loc["CEBPE+KLF1", "neomorphic"]
+
+
+def test_crispra_raises_its_target(quick_screen):
+    _, adata, _ = quick_screen
+    means = data.condition_means(adata)
+    for gene in ("KLF1", "CEBPE", "ETS2"):
+        rise = means.loc[f"{gene}+ctrl", gene] - means.loc["ctrl", gene]
+        assert rise > 0.5
+        others = (means.loc[f"{gene}+ctrl"] - means.loc["ctrl"]).drop(gene).abs()
+        assert rise > 2 * others.median()
+
+
+def test_known_coefficients_are_recovered_from_cells():
+    c_a, c_b = 1.6, 0.5
+    scaffold = two_gene_scaffold(c_a, c_b, n_cells=1500)
+    config = simulator.SimulatorConfig(seed=2, effect_strength_log_sd=0.0,
+                                       effect_strength_log_mean=float(np.log(2.0)))
+    adata, _ = simulator.simulate_perturb_seq(scaffold, config, progress=False)
+    means = data.condition_means(adata)
+    delta = means - means.loc["ctrl"]
+    genes = [g for g in adata.var_names if g not in ("CEBPE", "KLF1")]  # targets: not GI evidence
+    X = np.c_[delta.loc["CEBPE+ctrl", genes], delta.loc["KLF1+ctrl", genes]]
+    fitted, *_ = np.linalg.lstsq(X, delta.loc["CEBPE+KLF1", genes].to_numpy(), rcond=None)
+    assert fitted == pytest.approx([c_a, c_b], abs=0.2)
+
+
+def test_similar_genes_have_similar_true_effects(quick_screen):
+    scaffold, _, truth = quick_screen
+    singles = {c.split("+")[0]: c for c in truth.obs_names if c.endswith("+ctrl")}
+    lfc = truth.to_df()
+    clusters = {g: c for g, c in scaffold.clusters.items() if c >= 0 and g in singles}
+    within, between = [], []
+    genes = sorted(clusters)
+    for i, a in enumerate(genes):
+        for b in genes[i + 1:]:
+            r = np.corrcoef(lfc.loc[singles[a]].drop([a, b]), lfc.loc[singles[b]].drop([a, b]))[0, 1]
+            (within if clusters[a] == clusters[b] else between).append(r)
+    assert np.mean(within) > np.mean(between) + 0.2
