@@ -66,3 +66,37 @@ def write_gears_go_csv(edges: pd.DataFrame, path: Path) -> Path:
     if missing:
         raise ValueError(f"GO edge table lacks columns {sorted(missing)}; expected {GO_EDGE_COLUMNS}")
     return atomic_write_csv(edges[GO_EDGE_COLUMNS], path)
+
+
+def coexpression_edges(X: np.ndarray, gene_names: Sequence[str], k: int = 20,
+                       threshold: float = 0.4) -> pd.DataFrame:
+    """GEARS' gene co-expression graph (``gears.utils.get_coexpression_network_from_train``).
+
+    ``X`` holds the cells GEARS uses: training cells whose condition contains ``ctrl`` (control
+    and training singles), cells × genes. For every target gene, the ``k + 1`` genes with the
+    largest absolute Pearson correlation (itself included) become sources, and edges with
+    ``|r| <= threshold`` are dropped.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    centred = X - X.mean(axis=0)
+    norms = np.sqrt((centred**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = (centred.T @ centred) / np.outer(norms, norms)
+    corr = np.abs(np.nan_to_num(corr, nan=0.0))
+    order = np.argsort(corr, axis=1)[:, -(k + 1):]  # as GEARS: ascending, last k+1
+    values = np.take_along_axis(corr, order, axis=1)
+    names = np.asarray(gene_names, dtype=object)
+    targets = np.repeat(np.arange(len(names)), order.shape[1])
+    edges = pd.DataFrame({"source": names[order.ravel()], "target": names[targets],
+                          "importance": values.ravel()})
+    return edges[edges.importance > threshold].reset_index(drop=True)
+
+
+def edge_tensors(edges: pd.DataFrame, nodes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(edge_index (2, E), edge_weight (E,))`` of the edges among ``nodes``, indexed by position
+    in ``nodes`` (what GEARS' ``GeneSimNetwork`` hands to its graph convolutions)."""
+    index = {n: i for i, n in enumerate(nodes)}
+    kept = edges[edges.source.isin(index) & edges.target.isin(index)]
+    kept = kept.drop_duplicates(["source", "target"], keep="last")
+    edge_index = np.vstack([kept.source.map(index).to_numpy(), kept.target.map(index).to_numpy()])
+    return edge_index.astype(np.int64), kept.importance.to_numpy(np.float32)
