@@ -1,219 +1,208 @@
-"""GEARS (Roohani, Huang & Leskovec 2023) as a dense PyTorch module, equal to cell-gears 0.1.2.
+"""GEARS on GEARS-format AnnData: data preparation, training and prediction (the edges).
 
-cell-gears' ``GEARS_Model`` runs on PyTorch-Geometric batches in which every cell is a graph of
-all genes, so it recomputes the same gene embeddings for each of the B cells of a batch. Here
-they are computed once per batch and the per-cell perturbation term is broadcast, which is the
-same maths; batch normalisation over the B identical copies is computed from one copy with the
-copy count (:func:`_repeated_batch_norm`), so outputs, gradients and running statistics agree
-with cell-gears (``tests/test_gears_equivalence.py`` loads a cell-gears state dict and checks).
-
-Glossary (code → paper / cell-gears):
-
-- ``gene_emb`` → gene embedding h_g; ``emb_pos`` + ``layers_emb_pos`` → co-expression GNN
-  (SGConv on the gene co-expression graph); ``emb_trans_v2`` → MLP after adding 0.2 × GNN term.
-- ``pert_emb`` + ``sim_layers`` → perturbation embedding z_p from the GO-graph GNN;
-  ``pert_fuse`` → MLP that fuses the embeddings of the (one or two) perturbed genes of a cell.
-- ``recovery_w`` → shared decoder MLP; ``indv_w1``/``indv_b1`` → gene-specific layer;
-  ``cross_gene_state`` → MLP over all genes' outputs; ``indv_w2``/``indv_b2`` → final
-  gene-specific layer that sees the cross-gene state. The output is added to the control cell.
-
-One cell-gears quirk is kept on purpose: its co-expression graph indexes the genes of the first
-graph of a batch only, so the GNN term reaches the first cell of each batch and every other cell
-sees ``emb_pos`` through the SGConv's linear map alone (its graph has only self-loops).
+The pure PyTorch module lives in :mod:`helpers.models.gears_module`; this module feeds it cells,
+seeds, devices and the training loop of cell-gears 0.1.2's ``GEARS.train``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+import time
 from dataclasses import dataclass
 
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from torch_geometric.nn import SGConv
+from tqdm import tqdm
+
+from helpers.conditions import CONTROL, condition_genes
+from helpers.graphs import coexpression_edges, edge_tensors
+from helpers.models.gears_module import DenseGEARS, GearsConfig, gears_loss
+from helpers.splits import SimulationSplit
 
 
-@dataclass(frozen=True)
-class GearsConfig:
-    """GEARS hyper-parameters; the defaults are cell-gears' ``model_initialize`` / ``train``."""
-
-    hidden_size: int = 64
-    num_go_gnn_layers: int = 1
-    num_gene_gnn_layers: int = 1
-    num_similar_genes_go_graph: int = 20
-    num_similar_genes_co_express_graph: int = 20
-    coexpress_threshold: float = 0.4
-    direction_lambda: float = 0.1
-    lr: float = 1e-3
-    weight_decay: float = 5e-4
-    batch_size: int = 32
-    n_control_samples: int = 300  # control cells averaged per prediction (cell-gears' predict)
+def resolve_device(device: str = "auto") -> torch.device:
+    """``'auto'``: CUDA when present, else CPU; anything else is passed to ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
-class MLP(nn.Module):
-    """cell-gears' MLP: Linear → BatchNorm → ReLU blocks, without the last ReLU."""
-
-    def __init__(self, sizes: Sequence[int]):
-        super().__init__()
-        layers: list[nn.Module] = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU()]
-        self.network = nn.Sequential(*layers[:-1])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)
+def _dense(X) -> np.ndarray:
+    return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32)
 
 
-def _repeated_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor,
-                         copies: torch.Tensor) -> torch.Tensor:
-    """BatchNorm of a batch holding ``copies[v]`` copies of each ``variants[v]`` (V, G, H),
-    without materialising the copies. In eval mode it is the ordinary row-wise map."""
-    n_variants, n_rows, hidden = variants.shape
-    if not bn.training:
-        return bn(variants.reshape(-1, hidden)).reshape(n_variants, n_rows, hidden)
-    weights = (copies / copies.sum()).to(variants.dtype)[:, None]  # (V, 1)
-    mean = (weights * variants.mean(dim=1)).sum(dim=0)  # (H,)
-    var = (weights * ((variants - mean) ** 2).mean(dim=1)).sum(dim=0)  # biased, as BN normalises
-    n = float(copies.sum()) * n_rows
-    with torch.no_grad():
-        momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked + 1)
-        bn.running_mean.mul_(1 - momentum).add_(momentum * mean)
-        bn.running_var.mul_(1 - momentum).add_(momentum * var * n / max(n - 1, 1))
-        bn.num_batches_tracked.add_(1)
-    return (variants - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias
+@dataclass
+class GearsData:
+    """Everything GEARS needs from a processed dataset, as dense arrays.
 
-
-def _repeated_mlp(mlp: MLP, variants: torch.Tensor, copies: torch.Tensor) -> torch.Tensor:
-    for layer in mlp.network:
-        variants = (_repeated_batch_norm(layer, variants, copies)
-                    if isinstance(layer, nn.BatchNorm1d) else layer(variants))
-    return variants
-
-
-class DenseGEARS(nn.Module):
-    """GEARS on dense tensors. Parameter names match cell-gears' ``GEARS_Model``.
-
-    Args:
-        num_genes, num_perts: genes of the expression matrix; nodes of the GO graph.
-        coexpress_graph, go_graph: ``(edge_index (2, E), edge_weight (E,))``.
-        gene_prior: optional fixed embedding per gene (G, D); it enters the gene embedding
-            through a trainable projection, beside the trainable ``gene_emb`` (a residual).
-        pert_prior: the same for the perturbation embedding (P, D).
+    ``pert_names`` are the GO-graph nodes (genes with GO annotation among the dataset's genes and
+    the perturbed genes: cell-gears' ``default_pert_graph=False``), sorted as in cell-gears.
     """
 
-    def __init__(self, num_genes: int, num_perts: int,
-                 coexpress_graph: tuple[torch.Tensor, torch.Tensor],
-                 go_graph: tuple[torch.Tensor, torch.Tensor], hidden_size: int = 64,
-                 num_go_gnn_layers: int = 1, num_gene_gnn_layers: int = 1,
-                 gene_prior: torch.Tensor | None = None, pert_prior: torch.Tensor | None = None):
-        super().__init__()
-        self.num_genes, self.num_perts = num_genes, num_perts
-        h = hidden_size
-        self.pert_w = nn.Linear(1, h)  # unused by cell-gears' forward; kept so state dicts match
-        self.gene_emb = nn.Embedding(num_genes, h, max_norm=True)
-        self.pert_emb = nn.Embedding(num_perts, h, max_norm=True)
-        self.emb_trans_v2 = MLP([h, h, h])
-        self.pert_fuse = MLP([h, h, h])
-        self.emb_pos = nn.Embedding(num_genes, h, max_norm=True)
-        self.layers_emb_pos = nn.ModuleList(SGConv(h, h, 1) for _ in range(num_gene_gnn_layers))
-        self.sim_layers = nn.ModuleList(SGConv(h, h, 1) for _ in range(num_go_gnn_layers))
-        self.recovery_w = MLP([h, 2 * h, h])
-        self.indv_w1 = nn.Parameter(torch.empty(num_genes, h, 1))
-        self.indv_b1 = nn.Parameter(torch.empty(num_genes, 1))
-        self.cross_gene_state = MLP([num_genes, h, h])
-        self.indv_w2 = nn.Parameter(torch.empty(1, num_genes, h + 1))
-        self.indv_b2 = nn.Parameter(torch.empty(1, num_genes))
-        for weight in (self.indv_w1, self.indv_b1, self.indv_w2, self.indv_b2):
-            nn.init.xavier_normal_(weight)
-        self.bn_emb = nn.BatchNorm1d(h)
-        self.bn_pert_base = nn.BatchNorm1d(h)
-        self.bn_pert_base_trans = nn.BatchNorm1d(h)  # unused by cell-gears' forward, as above
-        self.register_buffer("coexpress_index", coexpress_graph[0].long(), persistent=False)
-        self.register_buffer("coexpress_weight", coexpress_graph[1].float(), persistent=False)
-        self.register_buffer("go_index", go_graph[0].long(), persistent=False)
-        self.register_buffer("go_weight", go_graph[1].float(), persistent=False)
-        self.gene_prior_proj = self.pert_prior_proj = None
-        if gene_prior is not None:
-            self.register_buffer("gene_prior", gene_prior.float())
-            self.gene_prior_proj = nn.Linear(gene_prior.shape[1], h)
-        if pert_prior is not None:
-            self.register_buffer("pert_prior", pert_prior.float())
-            self.pert_prior_proj = nn.Linear(pert_prior.shape[1], h)
+    genes: list[str]
+    pert_names: list[str]
+    X: np.ndarray  # cells × genes
+    conditions: np.ndarray  # condition per cell
+    control_mean: np.ndarray  # genes
+    coexpress_graph: tuple[torch.Tensor, torch.Tensor]
+    go_graph: tuple[torch.Tensor, torch.Tensor]
+    retain: dict[str, np.ndarray]  # condition → genes kept by the loss (non-zero mean)
+    rank_de: dict[str, np.ndarray]  # condition → first 20 genes of the DE ranking (validation)
 
-    def _gene_variants(self, batch_size: int) -> torch.Tensor:
-        """Gene embeddings after ``emb_trans_v2``: (2, G, H) = [first cell, every other cell]."""
-        genes = torch.arange(self.num_genes, device=self.indv_w1.device)
-        emb = self.gene_emb(genes)  # (G, H)
-        if self.gene_prior_proj is not None:
-            emb = emb + self.gene_prior_proj(self.gene_prior)
-        batch = torch.tensor([batch_size], device=emb.device)
-        base = F.relu(_repeated_batch_norm(self.bn_emb, emb[None], batch)[0])
-        pos_first = pos_rest = self.emb_pos(genes)
-        for i, layer in enumerate(self.layers_emb_pos):
-            pos_first = layer(pos_first, self.coexpress_index, self.coexpress_weight)
-            pos_rest = layer.lin(pos_rest)  # a graph with self-loops only: Â = I
-            if i < len(self.layers_emb_pos) - 1:
-                pos_first, pos_rest = pos_first.relu(), pos_rest.relu()
-        variants = torch.stack([base + 0.2 * pos_first, base + 0.2 * pos_rest])
-        copies = torch.tensor([1, batch_size - 1], device=emb.device)
-        if batch_size == 1:
-            variants, copies = variants[:1], copies[:1]
-        return _repeated_mlp(self.emb_trans_v2, variants, copies)
+    @classmethod
+    def from_adata(cls, adata: ad.AnnData, split: SimulationSplit, go_edges: pd.DataFrame,
+                   config: GearsConfig = GearsConfig()) -> GearsData:
+        genes = adata.var["gene_name"].astype(str).tolist()
+        conditions = adata.obs["condition"].astype(str).to_numpy()
+        X = _dense(adata.X)
+        pert_names = sorted(set(go_edges.target) | set(go_edges.source))
+        train = set(split.train)
+        coexpress_cells = np.isin(conditions, [c for c in train if CONTROL in c])
+        coexpress = coexpression_edges(X[coexpress_cells], genes,
+                                       k=config.num_similar_genes_co_express_graph,
+                                       threshold=config.coexpress_threshold)
+        go = go_edges.groupby("target", sort=True).head(config.num_similar_genes_go_graph + 1)
+        name_to_condition = dict(zip(adata.obs["condition_name"].astype(str), conditions))
+        var_position = pd.Series(np.arange(adata.n_vars), index=adata.var_names)
+        retain = {name_to_condition[k]: np.asarray(v) for k, v in adata.uns["non_zeros_gene_idx"].items()}
+        rank_de = {name_to_condition[k]: np.sort(var_position[list(v[:20])].to_numpy())
+                   for k, v in adata.uns["rank_genes_groups_cov_all"].items()}
+        coexpress_index, coexpress_weight = edge_tensors(coexpress, genes)
+        go_index, go_weight = edge_tensors(go, pert_names)
+        return cls(genes=genes, pert_names=pert_names, X=X, conditions=conditions,
+                   control_mean=X[conditions == CONTROL].mean(axis=0),
+                   coexpress_graph=(torch.from_numpy(coexpress_index), torch.from_numpy(coexpress_weight)),
+                   go_graph=(torch.from_numpy(go_index), torch.from_numpy(go_weight)),
+                   retain=retain, rank_de=rank_de)
 
-    def _pert_embeddings(self) -> torch.Tensor:
-        """GO-graph perturbation embeddings (P, H)."""
-        emb = self.pert_emb(torch.arange(self.num_perts, device=self.indv_w1.device))
-        if self.pert_prior_proj is not None:
-            emb = emb + self.pert_prior_proj(self.pert_prior)
-        for i, layer in enumerate(self.sim_layers):
-            emb = layer(emb, self.go_index, self.go_weight)
-            if i < len(self.sim_layers) - 1:
-                emb = emb.relu()
-        return emb
-
-    def forward(self, x: torch.Tensor, perts: Sequence[Sequence[int]]) -> torch.Tensor:
-        """Predicted expression (B, G) of B control cells ``x`` (B, G) after perturbing, in cell
-        b, the GO-graph nodes ``perts[b]`` (empty or ``[-1]`` for a control cell)."""
-        batch_size, n_genes = x.shape
-        variants = self._gene_variants(batch_size)  # (V, G, H)
-        which = torch.ones(batch_size, dtype=torch.long, device=x.device)
-        which[0] = 0
-        base = variants[which.clamp(max=variants.shape[0] - 1)]  # (B, G, H)
-
-        pert_nodes = self._pert_embeddings()
-        cells = [b for b, p in enumerate(perts) if any(i != -1 for i in p)]
-        if cells:
-            tracks = torch.stack([pert_nodes[[i for i in perts[b] if i != -1]].sum(dim=0) for b in cells])
-            # BatchNorm needs two rows: cell-gears feeds a lone perturbed cell twice
-            fused = self.pert_fuse(tracks if len(cells) > 1 else tracks.repeat(2, 1))[: len(cells)]
-            base = base.index_add(0, torch.tensor(cells, device=x.device),
-                                  fused[:, None, :].expand(-1, n_genes, -1))
-
-        hidden = base.shape[-1]
-        h = self.recovery_w(F.relu(self.bn_pert_base(base.reshape(-1, hidden))))
-        out = torch.einsum("bgh,gh->bg", h.reshape(batch_size, n_genes, hidden),
-                           self.indv_w1[..., 0]) + self.indv_b1[:, 0]  # (B, G)
-        cross = self.cross_gene_state(out)  # (B, H)
-        w2 = self.indv_w2[0]  # (G, H + 1)
-        out = out * w2[:, 0] + cross @ w2[:, 1:].T + self.indv_b2[0]
-        return out + x
+    def pert_nodes(self, condition: str) -> list[int]:
+        """GO-graph nodes a condition perturbs (``[-1]`` for control)."""
+        index = {g: i for i, g in enumerate(self.pert_names)}
+        genes = condition_genes(condition)
+        missing = [g for g in genes if g not in index]
+        if missing:
+            raise KeyError(f"{condition!r}: gene(s) {missing} are not in the GO graph, so GEARS "
+                           "cannot perturb them (conditions without GO are dropped by the split)")
+        return [index[g] for g in genes] or [-1]
 
 
-def gears_loss(pred: torch.Tensor, y: torch.Tensor, control_mean: torch.Tensor,
-               condition_codes: torch.Tensor, retain_mask: torch.Tensor,
-               direction_lambda: float = 0.1) -> torch.Tensor:
-    """cell-gears' training loss: per condition in the batch, the mean 4th power of the error
-    plus ``direction_lambda`` × the mean squared sign disagreement of the change over control,
-    over the genes that are non-zero in that condition (all genes for control), averaged over
-    the conditions of the batch. Not an evaluation metric (see ``helpers.metrics``).
+def build_model(data: GearsData, config: GearsConfig, gene_prior: torch.Tensor | None = None,
+                pert_prior: torch.Tensor | None = None) -> DenseGEARS:
+    return DenseGEARS(len(data.genes), len(data.pert_names), data.coexpress_graph, data.go_graph,
+                      hidden_size=config.hidden_size, num_go_gnn_layers=config.num_go_gnn_layers,
+                      num_gene_gnn_layers=config.num_gene_gnn_layers,
+                      gene_prior=gene_prior, pert_prior=pert_prior)
 
-    ``condition_codes`` (B,) labels each cell's condition; ``retain_mask`` (B, G) marks the
-    genes each cell's condition keeps.
+
+@torch.no_grad()
+def predict_means(model: DenseGEARS, data: GearsData, conditions: list[str], seed: int,
+                  n_control_samples: int = 300) -> pd.DataFrame:
+    """Mean predicted expression per condition (conditions × genes), as cell-gears' ``predict``:
+    ``n_control_samples`` random control cells perturbed in one batch and averaged.
+
+    In eval mode GEARS' output is ``f(perturbation) + x`` (the control cell enters only at the
+    end), with one ``f`` for the first cell of a batch and one for the rest (see the module
+    docstring), so the mean is computed exactly from two rows per condition.
     """
-    _, codes, counts = torch.unique(condition_codes, return_inverse=True, return_counts=True)
-    mask = retain_mask.to(pred.dtype)
-    per_cell_weight = 1.0 / (counts[codes] * mask.sum(dim=1))  # 1 / (cells × genes) of its group
-    error = (pred - y) ** 4
-    direction = (torch.sign(y - control_mean) - torch.sign(pred - control_mean)) ** 2
-    per_cell = ((error + direction_lambda * direction) * mask).sum(dim=1) * per_cell_weight
-    return per_cell.sum() / len(counts)
+    model.eval()
+    device = model.indv_w1.device
+    rng = np.random.default_rng(seed)
+    control = data.X[data.conditions == CONTROL]
+    rows = []
+    for condition in conditions:
+        sample = control[rng.integers(0, len(control), n_control_samples)]
+        nodes = data.pert_nodes(condition)
+        f = model(torch.zeros(2, len(data.genes), device=device), [nodes, nodes]).cpu().numpy()
+        rows.append((f[0] + (n_control_samples - 1) * f[1]) / n_control_samples + sample.mean(axis=0))
+    return pd.DataFrame(np.vstack(rows), index=conditions, columns=data.genes)
+
+
+def train_gears(data: GearsData, split: SimulationSplit, config: GearsConfig, epochs: int,
+                seed: int, device: str = "auto", cells_per_epoch: int | None = None,
+                gene_prior: torch.Tensor | None = None,
+                pert_prior: torch.Tensor | None = None,
+                progress: bool = True) -> tuple[DenseGEARS, pd.DataFrame]:
+    """Train GEARS as cell-gears' ``GEARS.train`` does and return the best-validation model.
+
+    Each training cell is paired once with a random control cell (control cells with
+    themselves); batches are shuffled each epoch (last partial batch dropped); Adam with weight
+    decay, gradients clipped at 1.0 by value, the learning rate halved after every epoch; the
+    model with the lowest validation MSE on the top-20 DE genes is kept.
+
+    ``cells_per_epoch`` (None = all, as cell-gears) makes each epoch a fresh random subset of the
+    training cells: the one deviation from cell-gears, used to fit CPU budgets.
+    """
+    torch_device = resolve_device(device)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_model(data, config, gene_prior, pert_prior).to(torch_device)
+
+    in_train = np.isin(data.conditions, split.train)
+    y_all = torch.from_numpy(data.X[in_train])
+    cell_conditions = data.conditions[in_train]
+    control_rows = np.flatnonzero(data.conditions == CONTROL)
+    is_control = cell_conditions == CONTROL
+    partner = np.where(is_control, np.flatnonzero(in_train),
+                       rng.choice(control_rows, in_train.sum()))  # input cell for each target
+    x_all = torch.from_numpy(data.X[partner])
+    names = sorted(set(cell_conditions))
+    codes_all = torch.tensor([names.index(c) for c in cell_conditions])
+    masks = {c: np.ones(len(data.genes), bool) if c == CONTROL else np.isin(np.arange(len(data.genes)), data.retain[c])
+             for c in names}
+    nodes = {c: data.pert_nodes(c) for c in names}
+    control_mean = torch.from_numpy(data.control_mean).to(torch_device)
+
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=1, gamma=0.5)
+    generator = torch.Generator().manual_seed(seed)
+    epoch_size = len(y_all) if cells_per_epoch is None else min(cells_per_epoch, len(y_all))
+    n_batches = epoch_size // config.batch_size
+    if n_batches == 0:
+        raise ValueError(f"{epoch_size} training cells per epoch make no batch of {config.batch_size}")
+    history, best_state, best_val = [], None, np.inf
+    bar = tqdm(total=epochs * n_batches, desc="GEARS", disable=not progress, mininterval=2)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        start, losses = time.perf_counter(), []
+        order = torch.randperm(len(y_all), generator=generator)
+        for b in range(n_batches):
+            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+            batch_conditions = [cell_conditions[i] for i in idx.tolist()]
+            x, y = x_all[idx].to(torch_device), y_all[idx].to(torch_device)
+            mask = torch.from_numpy(np.stack([masks[c] for c in batch_conditions])).to(torch_device)
+            optimiser.zero_grad()
+            pred = model(x, [nodes[c] for c in batch_conditions])
+            loss = gears_loss(pred, y, control_mean, codes_all[idx].to(torch_device), mask,
+                              config.direction_lambda)
+            loss.backward()
+            nn.utils.clip_grad_value_(model.parameters(), clip_value=1.0)
+            optimiser.step()
+            losses.append(loss.item())
+            bar.update()
+        scheduler.step()
+        val_mse_de, val_mse = validation_mse(model, data, split.val, seed)
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mse_top20_de": val_mse_de,
+                        "val_mse_all": val_mse, "seconds": time.perf_counter() - start})
+        bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses):.4f}", val_mse_de=f"{val_mse_de:.4f}")
+        if val_mse_de < best_val:
+            best_val, best_state = val_mse_de, copy.deepcopy(model.state_dict())
+    bar.close()
+    model.load_state_dict(best_state)
+    return model, pd.DataFrame(history)
+
+
+def validation_mse(model: DenseGEARS, data: GearsData, conditions: list[str], seed: int) -> tuple[float, float]:
+    """Mean over ``conditions`` of the MSE of the mean prediction on the top-20 DE genes of the
+    ranking (cell-gears' ``mse_de`` selection criterion) and on all genes."""
+    predicted = predict_means(model, data, list(conditions), seed)
+    de, full = [], []
+    for condition in conditions:
+        truth = data.X[data.conditions == condition].mean(axis=0)
+        error = (predicted.loc[condition].to_numpy() - truth) ** 2
+        de.append(error[data.rank_de[condition]].mean())
+        full.append(error.mean())
+    return float(np.mean(de)), float(np.mean(full))

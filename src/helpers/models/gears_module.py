@@ -1,0 +1,230 @@
+"""GEARS (Roohani, Huang & Leskovec 2023) as a dense PyTorch module, equal to cell-gears 0.1.2.
+
+cell-gears' ``GEARS_Model`` runs on PyTorch-Geometric batches in which every cell is a graph of
+all genes, so it recomputes the same gene embeddings for each of the B cells of a batch. Here
+they are computed once per batch and the per-cell perturbation term is broadcast, which is the
+same maths; batch normalisation over the B identical copies is computed from one copy with the
+copy count (:func:`_repeated_batch_norm`), so outputs, gradients and running statistics agree
+with cell-gears (``tests/test_gears_equivalence.py`` loads a cell-gears state dict and checks).
+
+Glossary (code → paper / cell-gears):
+
+- ``gene_emb`` → gene embedding h_g; ``emb_pos`` + ``layers_emb_pos`` → co-expression GNN
+  (SGConv on the gene co-expression graph); ``emb_trans_v2`` → MLP after adding 0.2 × GNN term.
+- ``pert_emb`` + ``sim_layers`` → perturbation embedding z_p from the GO-graph GNN;
+  ``pert_fuse`` → MLP that fuses the embeddings of the (one or two) perturbed genes of a cell.
+- ``recovery_w`` → shared decoder MLP; ``indv_w1``/``indv_b1`` → gene-specific layer;
+  ``cross_gene_state`` → MLP over all genes' outputs; ``indv_w2``/``indv_b2`` → final
+  gene-specific layer that sees the cross-gene state. The output is added to the control cell.
+
+One cell-gears quirk is kept on purpose: its co-expression graph indexes the genes of the first
+graph of a batch only, so the GNN term reaches the first cell of each batch and every other cell
+sees ``emb_pos`` through the SGConv's linear map alone (its graph has only self-loops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch_geometric.nn import SGConv
+
+
+@dataclass(frozen=True)
+class GearsConfig:
+    """GEARS hyper-parameters; the defaults are cell-gears' ``model_initialize`` / ``train``."""
+
+    hidden_size: int = 64
+    num_go_gnn_layers: int = 1
+    num_gene_gnn_layers: int = 1
+    num_similar_genes_go_graph: int = 20
+    num_similar_genes_co_express_graph: int = 20
+    coexpress_threshold: float = 0.4
+    direction_lambda: float = 0.1
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    batch_size: int = 32
+    n_control_samples: int = 300  # control cells averaged per prediction (cell-gears' predict)
+
+
+class MLP(nn.Module):
+    """cell-gears' MLP: Linear → BatchNorm → ReLU blocks, without the last ReLU."""
+
+    def __init__(self, sizes: Sequence[int]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU()]
+        self.network = nn.Sequential(*layers[:-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+
+def _repeated_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor,
+                         copies: torch.Tensor) -> torch.Tensor:
+    """BatchNorm of a batch holding ``copies[v]`` copies of each ``variants[v]`` (V, G, H),
+    without materialising the copies. In eval mode it is the ordinary row-wise map."""
+    n_variants, n_rows, hidden = variants.shape
+    if not bn.training:
+        return bn(variants.reshape(-1, hidden)).reshape(n_variants, n_rows, hidden)
+    weights = (copies / copies.sum()).to(variants.dtype)[:, None]  # (V, 1)
+    mean = (weights * variants.mean(dim=1)).sum(dim=0)  # (H,)
+    var = (weights * ((variants - mean) ** 2).mean(dim=1)).sum(dim=0)  # biased, as BN normalises
+    n = float(copies.sum()) * n_rows
+    with torch.no_grad():
+        momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked + 1)
+        bn.running_mean.mul_(1 - momentum).add_(momentum * mean)
+        bn.running_var.mul_(1 - momentum).add_(momentum * var * n / max(n - 1, 1))
+        bn.num_batches_tracked.add_(1)
+    return (variants - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias
+
+
+def _renormed_table(embedding: nn.Embedding) -> torch.Tensor:
+    """The whole table of an ``nn.Embedding(max_norm=...)``, renormalised in place the way a
+    lookup of every row renormalises it (rows with norm > max_norm scaled to max_norm), in one
+    vectorised step instead of torch's per-row loop."""
+    with torch.no_grad():
+        norms = embedding.weight.norm(p=embedding.norm_type, dim=1, keepdim=True)
+        scale = torch.where(norms > embedding.max_norm, embedding.max_norm / (norms + 1e-7),
+                            torch.ones_like(norms))
+        embedding.weight.mul_(scale)
+    return embedding.weight
+
+
+def _repeated_mlp(mlp: MLP, variants: torch.Tensor, copies: torch.Tensor) -> torch.Tensor:
+    for layer in mlp.network:
+        variants = (_repeated_batch_norm(layer, variants, copies)
+                    if isinstance(layer, nn.BatchNorm1d) else layer(variants))
+    return variants
+
+
+class DenseGEARS(nn.Module):
+    """GEARS on dense tensors. Parameter names match cell-gears' ``GEARS_Model``.
+
+    Args:
+        num_genes, num_perts: genes of the expression matrix; nodes of the GO graph.
+        coexpress_graph, go_graph: ``(edge_index (2, E), edge_weight (E,))``.
+        gene_prior: optional fixed embedding per gene (G, D); it enters the gene embedding
+            through a trainable projection, beside the trainable ``gene_emb`` (a residual).
+        pert_prior: the same for the perturbation embedding (P, D).
+    """
+
+    def __init__(self, num_genes: int, num_perts: int,
+                 coexpress_graph: tuple[torch.Tensor, torch.Tensor],
+                 go_graph: tuple[torch.Tensor, torch.Tensor], hidden_size: int = 64,
+                 num_go_gnn_layers: int = 1, num_gene_gnn_layers: int = 1,
+                 gene_prior: torch.Tensor | None = None, pert_prior: torch.Tensor | None = None):
+        super().__init__()
+        self.num_genes, self.num_perts = num_genes, num_perts
+        h = hidden_size
+        self.pert_w = nn.Linear(1, h)  # unused by cell-gears' forward; kept so state dicts match
+        self.gene_emb = nn.Embedding(num_genes, h, max_norm=True)
+        self.pert_emb = nn.Embedding(num_perts, h, max_norm=True)
+        self.emb_trans_v2 = MLP([h, h, h])
+        self.pert_fuse = MLP([h, h, h])
+        self.emb_pos = nn.Embedding(num_genes, h, max_norm=True)
+        self.layers_emb_pos = nn.ModuleList(SGConv(h, h, 1) for _ in range(num_gene_gnn_layers))
+        self.sim_layers = nn.ModuleList(SGConv(h, h, 1) for _ in range(num_go_gnn_layers))
+        self.recovery_w = MLP([h, 2 * h, h])
+        self.indv_w1 = nn.Parameter(torch.empty(num_genes, h, 1))
+        self.indv_b1 = nn.Parameter(torch.empty(num_genes, 1))
+        self.cross_gene_state = MLP([num_genes, h, h])
+        self.indv_w2 = nn.Parameter(torch.empty(1, num_genes, h + 1))
+        self.indv_b2 = nn.Parameter(torch.empty(1, num_genes))
+        for weight in (self.indv_w1, self.indv_b1, self.indv_w2, self.indv_b2):
+            nn.init.xavier_normal_(weight)
+        self.bn_emb = nn.BatchNorm1d(h)
+        self.bn_pert_base = nn.BatchNorm1d(h)
+        self.bn_pert_base_trans = nn.BatchNorm1d(h)  # unused by cell-gears' forward, as above
+        self.register_buffer("coexpress_index", coexpress_graph[0].long(), persistent=False)
+        self.register_buffer("coexpress_weight", coexpress_graph[1].float(), persistent=False)
+        self.register_buffer("go_index", go_graph[0].long(), persistent=False)
+        self.register_buffer("go_weight", go_graph[1].float(), persistent=False)
+        self.gene_prior_proj = self.pert_prior_proj = None
+        if gene_prior is not None:
+            self.register_buffer("gene_prior", gene_prior.float())
+            self.gene_prior_proj = nn.Linear(gene_prior.shape[1], h)
+        if pert_prior is not None:
+            self.register_buffer("pert_prior", pert_prior.float())
+            self.pert_prior_proj = nn.Linear(pert_prior.shape[1], h)
+
+    def _gene_variants(self, batch_size: int) -> torch.Tensor:
+        """Gene embeddings after ``emb_trans_v2``: (2, G, H) = [first cell, every other cell]."""
+        emb = _renormed_table(self.gene_emb)  # (G, H)
+        if self.gene_prior_proj is not None:
+            emb = emb + self.gene_prior_proj(self.gene_prior)
+        batch = torch.tensor([batch_size], device=emb.device)
+        base = F.relu(_repeated_batch_norm(self.bn_emb, emb[None], batch)[0])
+        pos_first = pos_rest = _renormed_table(self.emb_pos)
+        for i, layer in enumerate(self.layers_emb_pos):
+            pos_first = layer(pos_first, self.coexpress_index, self.coexpress_weight)
+            pos_rest = layer.lin(pos_rest)  # a graph with self-loops only: Â = I
+            if i < len(self.layers_emb_pos) - 1:
+                pos_first, pos_rest = pos_first.relu(), pos_rest.relu()
+        variants = torch.stack([base + 0.2 * pos_first, base + 0.2 * pos_rest])
+        copies = torch.tensor([1, batch_size - 1], device=emb.device)
+        if batch_size == 1:
+            variants, copies = variants[:1], copies[:1]
+        return _repeated_mlp(self.emb_trans_v2, variants, copies)
+
+    def _pert_embeddings(self) -> torch.Tensor:
+        """GO-graph perturbation embeddings (P, H)."""
+        emb = _renormed_table(self.pert_emb)  # (P, H)
+        if self.pert_prior_proj is not None:
+            emb = emb + self.pert_prior_proj(self.pert_prior)
+        for i, layer in enumerate(self.sim_layers):
+            emb = layer(emb, self.go_index, self.go_weight)
+            if i < len(self.sim_layers) - 1:
+                emb = emb.relu()
+        return emb
+
+    def forward(self, x: torch.Tensor, perts: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Predicted expression (B, G) of B control cells ``x`` (B, G) after perturbing, in cell
+        b, the GO-graph nodes ``perts[b]`` (empty or ``[-1]`` for a control cell)."""
+        batch_size, n_genes = x.shape
+        variants = self._gene_variants(batch_size)  # (V, G, H)
+        which = torch.ones(batch_size, dtype=torch.long, device=x.device)
+        which[0] = 0
+        base = variants[which.clamp(max=variants.shape[0] - 1)]  # (B, G, H)
+
+        pert_nodes = self._pert_embeddings()
+        cells = [b for b, p in enumerate(perts) if any(i != -1 for i in p)]
+        if cells:
+            tracks = torch.stack([pert_nodes[[i for i in perts[b] if i != -1]].sum(dim=0) for b in cells])
+            # BatchNorm needs two rows: cell-gears feeds a lone perturbed cell twice
+            fused = self.pert_fuse(tracks if len(cells) > 1 else tracks.repeat(2, 1))[: len(cells)]
+            base = base.index_add(0, torch.tensor(cells, device=x.device),
+                                  fused[:, None, :].expand(-1, n_genes, -1))
+
+        hidden = base.shape[-1]
+        h = self.recovery_w(F.relu(self.bn_pert_base(base.reshape(-1, hidden))))
+        out = torch.einsum("bgh,gh->bg", h.reshape(batch_size, n_genes, hidden),
+                           self.indv_w1[..., 0]) + self.indv_b1[:, 0]  # (B, G)
+        cross = self.cross_gene_state(out)  # (B, H)
+        w2 = self.indv_w2[0]  # (G, H + 1)
+        out = out * w2[:, 0] + cross @ w2[:, 1:].T + self.indv_b2[0]
+        return out + x
+
+
+def gears_loss(pred: torch.Tensor, y: torch.Tensor, control_mean: torch.Tensor,
+               condition_codes: torch.Tensor, retain_mask: torch.Tensor,
+               direction_lambda: float = 0.1) -> torch.Tensor:
+    """cell-gears' training loss: per condition in the batch, the mean 4th power of the error
+    plus ``direction_lambda`` × the mean squared sign disagreement of the change over control,
+    over the genes that are non-zero in that condition (all genes for control), averaged over
+    the conditions of the batch. Not an evaluation metric (see ``helpers.metrics``).
+
+    ``condition_codes`` (B,) labels each cell's condition; ``retain_mask`` (B, G) marks the
+    genes each cell's condition keeps.
+    """
+    _, codes, counts = torch.unique(condition_codes, return_inverse=True, return_counts=True)
+    mask = retain_mask.to(pred.dtype)
+    per_cell_weight = 1.0 / (counts[codes] * mask.sum(dim=1))  # 1 / (cells × genes) of its group
+    error = (pred - y) ** 4
+    direction = (torch.sign(y - control_mean) - torch.sign(pred - control_mean)) ** 2
+    per_cell = ((error + direction_lambda * direction) * mask).sum(dim=1) * per_cell_weight
+    return per_cell.sum() / len(counts)
