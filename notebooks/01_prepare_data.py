@@ -29,10 +29,10 @@
 
 # %% tags=["parameters"]
 profile = "default"  # 'quick' (tests), 'default' (make book), 'full' (real Norman, GPU)
-data_source = None  # None = from the profile; or 'simulated', 'dataverse', a GEARS .h5ad path
-max_cells_per_condition = None  # None = cap on perturbed cells per condition from the profile
-max_control_cells = None  # None = cap on control cells from the profile
-n_high_mean_genes = None  # None = simulated high-mean genes from the profile
+data_source = None  # None: from the profile; or 'simulated', 'dataverse', a GEARS .h5ad path
+max_cells_per_condition = None  # None: cap on perturbed cells per condition from the profile
+max_control_cells = None  # None: cap on control cells from the profile
+n_high_mean_genes = None  # None: from the profile (simulated genes besides the perturbed ones)
 simulator_seed = 0  # seed of the simulator (and of cell subsampling on real data)
 split_seed = 1  # seed of the split (1 reproduces the published GEARS Norman split)
 train_gene_set_size = 0.75  # share of perturbed genes seen in training
@@ -53,7 +53,11 @@ settings = runs.resolve_parameters(profile, data_source=data_source,
                                    max_cells_per_condition=max_cells_per_condition,
                                    max_control_cells=max_control_cells,
                                    n_high_mean_genes=n_high_mean_genes)
-parameters = {"settings": settings, "simulator_seed": simulator_seed, "split_seed": split_seed,
+parameters = {"data_source": settings.data_source,
+              "max_cells_per_condition": settings.max_cells_per_condition,
+              "max_control_cells": settings.max_control_cells,
+              "n_high_mean_genes": settings.n_high_mean_genes,
+              "simulator_seed": simulator_seed, "split_seed": split_seed,
               "train_gene_set_size": train_gene_set_size,
               "combo_seen2_train_frac": combo_seen2_train_frac, "go_top_k": go_top_k}
 out = runs.step_dir(data.PREPARE_STEP)

@@ -38,7 +38,7 @@ def test_prepare_data_notebook_quick_profile(tmp_path, isolated_results):
     split = splits.SimulationSplit.from_json(out / "split.json")
     assert len(split.test) == 107
     record = json.loads((out / "run.json").read_text())
-    assert record["parameters"]["settings"]["name"] == "quick"
+    assert record["parameters"]["max_cells_per_condition"] == 10  # the quick profile's cap
     for figure in ("split_composition.png", "gene_venn.png", "cells_per_condition.png",
                    "simulation_recovery.png"):
         assert (out / figure).stat().st_size > 10_000, figure

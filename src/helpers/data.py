@@ -250,6 +250,21 @@ def top_de_genes(adata: ad.AnnData, condition: str, n: int = 20) -> list[str]:
     return adata.var.loc[list(ids), "gene_name"].astype(str).tolist()
 
 
+def top_de_positions(adata: ad.AnnData) -> dict[str, np.ndarray]:
+    """Condition → column positions of its top-20 non-drop-out DE genes (evaluation genes)."""
+    name_to_condition = dict(zip(adata.obs["condition_name"].astype(str), adata.obs["condition"].astype(str)))
+    position = pd.Series(np.arange(adata.n_vars), index=adata.var_names)
+    return {name_to_condition[name]: position[list(ids)].to_numpy()
+            for name, ids in adata.uns["top_non_dropout_de_20"].items()}
+
+
+def cells_by_condition(adata: ad.AnnData) -> dict[str, np.ndarray]:
+    """Condition → its cells as a dense array (cells × genes)."""
+    X = adata.X
+    return {condition: np.asarray(X[index].toarray() if sp.issparse(X) else X[index], dtype=np.float32)
+            for condition, index in adata.obs.groupby("condition", observed=True).indices.items()}
+
+
 def write_h5ad(adata: ad.AnnData, path: Path) -> Path:
     """Write ``adata`` atomically (a crash leaves no half-written file)."""
     with atomic_path(path) as tmp:

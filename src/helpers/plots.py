@@ -77,3 +77,76 @@ def true_vs_observed_scatter(table: pd.DataFrame, x: str, y: str, hue: str | Non
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def training_curves(history: pd.DataFrame) -> Figure:
+    """Training loss and validation top-20-DE MSE per epoch, one line per seed."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for seed, group in history.groupby("seed"):
+        axes[0].plot(group.epoch, group.train_loss, marker="o", label=f"seed {seed}")
+        axes[1].plot(group.epoch, group.val_mse_top20_de, marker="o", label=f"seed {seed}")
+    axes[0].set(xlabel="epoch", ylabel="training loss (GEARS)", title="Training loss")
+    axes[1].set(xlabel="epoch", ylabel="MSE, top-20 DE genes", title="Validation")
+    for ax in axes:
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[1].legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+MODEL_ORDER = ("no_change", "train_mean", "additive", "linear", "gears")
+
+
+def _ordered_models(models) -> list[str]:
+    models = [m for m in dict.fromkeys(models) if m != "noise_ceiling"]
+    return sorted(models, key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else len(MODEL_ORDER), m))
+
+
+def metric_by_subgroup(summary: pd.DataFrame, metric: str,
+                       subgroups: tuple[str, ...] = ("combo_seen2", "combo_seen1", "combo_seen0", "unseen_single"),
+                       ylabel: str | None = None) -> Figure:
+    """Mean ± bootstrap CI of one metric per subgroup (x) and model (dodged points), with the
+    noise ceiling as a grey band."""
+    rows = summary[(summary.metric == metric) & summary.subgroup.isin(subgroups)]
+    models = _ordered_models(rows.model)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    x = np.arange(len(subgroups))
+    width = 0.8 / max(len(models), 1)
+    ceiling = rows[rows.model == "noise_ceiling"].set_index("subgroup")
+    for i, s in enumerate(subgroups):
+        if s in ceiling.index:
+            ax.fill_between([i - 0.45, i + 0.45], ceiling.at[s, "ci_low"], ceiling.at[s, "ci_high"],
+                            color="grey", alpha=0.25, lw=0, label="noise ceiling" if i == 0 else None)
+            ax.hlines(ceiling.at[s, "mean"], i - 0.45, i + 0.45, color="grey", lw=1)
+    for j, model in enumerate(models):
+        part = rows[rows.model == model].set_index("subgroup").reindex(subgroups)
+        offsets = x - 0.4 + width * (j + 0.5)
+        ax.errorbar(offsets, part["mean"], yerr=[part["mean"] - part.ci_low, part.ci_high - part["mean"]],
+                    fmt="o", capsize=3, label=model)
+    ax.set_xticks(x, [f"{s}\n(n={int(rows[rows.subgroup == s].n.max()) if (rows.subgroup == s).any() else 0})"
+                      for s in subgroups])
+    ax.set_ylabel(ylabel or metric)
+    ax.set_title(f"{metric} by test subgroup (easiest → hardest)")
+    ax.legend(frameon=False, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(summary: pd.DataFrame, metrics: list[str], ylabel: str = "") -> Figure:
+    """Grouped bars (mean ± CI) of several metrics per model, noise ceiling included."""
+    rows = summary[summary.metric.isin(metrics)]
+    models = _ordered_models(rows.model) + (["noise_ceiling"] if (rows.model == "noise_ceiling").any() else [])
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    x = np.arange(len(models))
+    width = 0.8 / len(metrics)
+    for j, metric in enumerate(metrics):
+        part = rows[rows.metric == metric].set_index("model").reindex(models)
+        ax.bar(x - 0.4 + width * (j + 0.5), part["mean"], width,
+               yerr=[part["mean"] - part.ci_low, part.ci_high - part["mean"]], capsize=2, label=metric)
+    ax.set_xticks(x, models, rotation=20)
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -36,19 +36,21 @@ class Profile:
     max_control_cells: int | None  # control cells kept
     n_high_mean_genes: int | None  # simulated genes besides the 105 perturbed genes
     epochs: int
+    cells_per_epoch: int | None  # training cells drawn per epoch (None = all, as cell-gears)
     seeds: tuple[int, ...]
 
 
 PROFILES: dict[str, Profile] = {
     # CI and tests: a few hundred genes, ~10 cells per condition, one epoch.
     "quick": Profile("quick", "simulated", max_cells_per_condition=10, max_control_cells=300,
-                     n_high_mean_genes=300, epochs=1, seeds=(1,)),
+                     n_high_mean_genes=300, epochs=1, cells_per_epoch=256, seeds=(1,)),
     # `make book`: the full Norman scaffold (all 3,051 genes) at reduced cells per condition.
     "default": Profile("default", "simulated", max_cells_per_condition=50,
-                       max_control_cells=2000, n_high_mean_genes=None, epochs=10, seeds=(1, 2, 3)),
+                       max_control_cells=2000, n_high_mean_genes=None, epochs=5, cells_per_epoch=2048,
+                       seeds=(1, 2, 3)),
     # Real Norman at full size; meant for a GPU.
     "full": Profile("full", "dataverse", max_cells_per_condition=None, max_control_cells=None,
-                    n_high_mean_genes=None, epochs=20, seeds=(1, 2, 3)),
+                    n_high_mean_genes=None, epochs=20, cells_per_epoch=None, seeds=(1, 2, 3)),
 }
 
 

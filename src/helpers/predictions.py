@@ -1,0 +1,61 @@
+"""One prediction format for every model: predicted mean expression per condition.
+
+``results/predictions/<model>/seed=<k>/predictions.h5ad``: ``X`` conditions × genes (mean
+log-normalised expression), ``obs_names`` the conditions (GEARS spelling), ``var_names`` the
+genes, ``uns`` the model name, seed and training parameters. Evaluation reads only these files,
+so it never needs to know which model made them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from helpers.runs import atomic_path, results_root
+
+PREDICTIONS = "predictions"
+FILE = "predictions.h5ad"
+
+
+def prediction_path(model: str, seed: int) -> Path:
+    return results_root() / PREDICTIONS / model / f"seed={seed}" / FILE
+
+
+def write_predictions(model: str, seed: int, means: pd.DataFrame,
+                      parameters: dict[str, Any] | None = None) -> Path:
+    if means.isna().any().any():
+        raise ValueError(f"{model} (seed {seed}) predicted NaN for "
+                         f"{means.index[means.isna().any(axis=1)].tolist()[:5]}")
+    adata = ad.AnnData(X=means.to_numpy(np.float32),
+                       obs=pd.DataFrame(index=means.index.astype(str)),
+                       var=pd.DataFrame(index=means.columns.astype(str)))
+    adata.uns["model"], adata.uns["seed"] = model, int(seed)
+    adata.uns["parameters"] = {k: str(v) for k, v in (parameters or {}).items()}
+    path = prediction_path(model, seed)
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp)
+    return path
+
+
+def read_predictions(model: str, seed: int) -> pd.DataFrame:
+    path = prediction_path(model, seed)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; train {model!r} with seed {seed} first")
+    adata = ad.read_h5ad(path)
+    return pd.DataFrame(adata.X, index=adata.obs_names, columns=adata.var_names)
+
+
+def available_predictions() -> pd.DataFrame:
+    """Every stored prediction (``model,seed``), sorted."""
+    root = results_root() / PREDICTIONS
+    rows = []
+    for path in root.glob(f"*/seed=*/{FILE}"):
+        match = re.fullmatch(r"seed=(\d+)", path.parent.name)
+        if match:
+            rows.append({"model": path.parent.parent.name, "seed": int(match.group(1))})
+    return pd.DataFrame(rows, columns=["model", "seed"]).sort_values(["model", "seed"], ignore_index=True)
