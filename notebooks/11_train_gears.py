@@ -117,11 +117,12 @@ runs.write_run_json(STEP, {"settings": settings, "engine": engine, "device": dev
 # ## 3. Training curves
 
 # %%
-fig = plots.training_curves(history)
-runs.atomic_savefig(fig, out / "training_curves.png")
-plt.show()
-display(history.groupby("seed").agg(best_val_mse_top20_de=("val_mse_top20_de", "min"),
-                                    seconds=("seconds", "sum")).round(4))
+if "val_mse_top20_de" in history:  # cell-gears prints its curves instead of returning them
+    fig = plots.training_curves(history)
+    runs.atomic_savefig(fig, out / "training_curves.png")
+    plt.show()
+    display(history.groupby("seed").agg(best_val_mse_top20_de=("val_mse_top20_de", "min"),
+                                        seconds=("seconds", "sum")).round(4))
 
 # %% [markdown]
 # ## What we found

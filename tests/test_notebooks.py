@@ -46,3 +46,21 @@ def test_prepare_data_notebook_quick_profile(tmp_path, isolated_results):
     before = (out / "perturb_processed.h5ad").stat().st_mtime_ns
     book.execute("01_prepare_data", {"profile": "quick"}, executed_dir=tmp_path)
     assert (out / "perturb_processed.h5ad").stat().st_mtime_ns == before
+
+    # The model and evaluation chapters, in book order, on the same quick data
+    for name in ("10_train_baselines", "11_train_gears", "20_evaluate_perturbations"):
+        executed = book.execute(name, {"profile": "quick"}, executed_dir=tmp_path)
+        notebook = json.loads(executed.read_text())
+        assert not [o for c in notebook["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
+    per_perturbation = pd.read_csv(isolated_results / "metrics" / "per_perturbation.csv")
+    assert per_perturbation.columns.tolist() == ["model", "seed", "perturbation", "subgroup", "metric", "value"]
+    assert set(per_perturbation.model) == {"no_change", "train_mean", "additive", "linear", "gears",
+                                           "noise_ceiling"}
+    assert per_perturbation.groupby("model").perturbation.nunique().eq(107).all()
+    summary = pd.read_csv(isolated_results / "metrics" / "summary.csv")
+    assert summary.columns.tolist() == ["model", "subgroup", "metric", "mean", "ci_low", "ci_high", "n"]
+    no_change = summary.query("model == 'no_change' and metric == 'mse_top20_de'").set_index("subgroup")
+    additive = summary.query("model == 'additive' and metric == 'mse_top20_de'").set_index("subgroup")
+    # knowing both single effects must beat predicting no change on pairs seen as singles
+    assert additive.at["combo_seen2", "mean"] < no_change.at["combo_seen2", "mean"]
+    assert (isolated_results / "20_evaluate_perturbations" / "mse_top20_de_by_subgroup.png").stat().st_size > 10_000

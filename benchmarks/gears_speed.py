@@ -1,0 +1,110 @@
+"""Dense GEARS engine vs cell-gears 0.1.2: time per training epoch and peak memory, same data.
+
+Simulates the Norman scaffold at a size a CPU can run through cell-gears, then trains one epoch
+with each engine in its own process (so peak memory is each engine's own). An epoch is what
+each engine's ``train`` does per epoch: the optimisation steps plus its per-epoch evaluation.
+
+    python benchmarks/gears_speed.py                      # 1,000 genes, 20 cells per condition
+    python benchmarks/gears_speed.py --genes 2967 --cells-per-condition 50
+
+The last line reads ``speedup_vs_cell_gears: <ratio>`` (cell-gears epoch time / dense).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+def prepare(workdir: Path, genes: int, cells: int, control: int, seed: int) -> None:
+    from helpers import data, graphs, reference, simulator, splits
+
+    scaffold = simulator.norman_scaffold(n_high_mean_genes=genes)
+    adata, _ = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=seed), cells, control,
+                                              progress=False)
+    data.add_de_genes(adata)
+    gene2go = reference.gene2go()
+    split = splits.simulation_split(adata.obs.condition.astype(str).unique(), set(gene2go), seed=1)
+    nodes = sorted(g for g in set(adata.var.gene_name) | set(scaffold.perturbed_genes) if g in gene2go)
+    go = graphs.go_perturbation_graph(gene2go, nodes)
+    data.write_h5ad(adata, workdir / "data.h5ad")
+    split.to_json(workdir / "split.json")
+    go.to_csv(workdir / "go.csv", index=False)
+
+
+def worker(engine: str, workdir: Path, seed: int) -> dict:
+    import anndata as ad
+
+    from helpers.models.gears_module import GearsConfig
+    from helpers.splits import SimulationSplit
+
+    adata = ad.read_h5ad(workdir / "data.h5ad")
+    split = SimulationSplit.from_json(workdir / "split.json")
+    go = pd.read_csv(workdir / "go.csv")
+    config = GearsConfig()
+    start = time.perf_counter()
+    if engine == "dense":
+        from helpers.models.gears import GearsData, train_gears
+
+        gears_data = GearsData.from_adata(adata, split, go, config)
+        setup = time.perf_counter() - start
+        _, history = train_gears(gears_data, split, config, epochs=1, seed=seed, device="cpu", progress=False)
+        epoch = float(history.seconds.iloc[0])
+        n_batches = int(pd.Series(gears_data.conditions).isin(split.train).sum()) // config.batch_size
+    else:
+        from helpers.models.cell_gears import build_cell_gears
+
+        model = build_cell_gears(adata, split, go, config, seed, "cpu", workdir / "cell_gears")
+        setup = time.perf_counter() - start
+        n_batches = len(model.dataloader["train_loader"])
+        with contextlib.chdir(workdir / "cell_gears"):
+            tic = time.perf_counter()
+            model.train(epochs=1, lr=config.lr, weight_decay=config.weight_decay)
+            epoch = time.perf_counter() - tic
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"engine": engine, "setup_s": setup, "epoch_s": epoch, "batches": n_batches,
+            "s_per_batch": epoch / max(n_batches, 1), "peak_rss_mib": peak_mib,
+            "genes": adata.n_vars, "cells": adata.n_obs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--genes", type=int, default=1000, help="high-mean genes simulated (plus the perturbed)")
+    parser.add_argument("--cells-per-condition", type=int, default=20)
+    parser.add_argument("--control-cells", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--worker", choices=["dense", "cell-gears"], help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.workdir, args.seed)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        prepare(workdir, args.genes, args.cells_per_condition, args.control_cells, args.seed)
+        rows = []
+        for engine in ("dense", "cell-gears"):
+            result = subprocess.run([sys.executable, __file__, "--worker", engine, "--workdir", str(workdir),
+                                     "--seed", str(args.seed)], capture_output=True, text=True, check=True)
+            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    table = pd.DataFrame(rows).set_index("engine")
+    print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}, "
+          f"torch threads {__import__('torch').get_num_threads()}")
+    print(table.round(3).to_string())
+    memory_ratio = table.at["cell-gears", "peak_rss_mib"] / table.at["dense", "peak_rss_mib"]
+    print(f"peak_memory_ratio_vs_cell_gears: {memory_ratio:.2f}")
+    print(f"speedup_vs_cell_gears: {table.at['cell-gears', 'epoch_s'] / table.at['dense', 'epoch_s']:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Baselines on constructed condition means with known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.models import baselines
+from helpers.predictions import available_predictions, read_predictions, write_predictions
+
+
+@pytest.fixture
+def means():
+    genes = ["A", "B", "C", "D"]
+    rows = {"ctrl": [1.0, 1.0, 1.0, 1.0], "A+ctrl": [3.0, 1.0, 2.0, 1.0], "ctrl+B": [1.0, 0.0, 1.0, 2.0],
+            "A+B": [4.0, 0.0, 1.0, 1.0], "C+ctrl": [1.0, 1.0, 5.0, 1.0]}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=genes)
+
+
+def test_no_change_and_train_mean(means):
+    train = ["ctrl", "A+ctrl", "ctrl+B"]
+    assert baselines.no_change(means, ["A+B"]).loc["A+B"].tolist() == [1.0, 1.0, 1.0, 1.0]
+    expected = 1.0 + np.array([(2 + 0) / 2, (0 - 1) / 2, (1 + 0) / 2, (0 + 1) / 2])
+    np.testing.assert_allclose(baselines.train_mean(means, train, ["A+B"]).loc["A+B"], expected)
+
+
+def test_additive_sums_single_changes_and_ignores_unseen_genes(means):
+    predicted = baselines.additive(means, ["ctrl", "A+ctrl", "ctrl+B"], ["A+B", "A+C", "C+ctrl"])
+    np.testing.assert_allclose(predicted.loc["A+B"], [3.0, 0.0, 2.0, 2.0])
+    np.testing.assert_allclose(predicted.loc["A+C"], [3.0, 1.0, 2.0, 1.0])  # C never seen alone
+    np.testing.assert_allclose(predicted.loc["C+ctrl"], [1.0, 1.0, 1.0, 1.0])
+
+
+def test_linear_model_recovers_a_low_rank_truth():
+    rng = np.random.default_rng(0)
+    n_genes, rank = 60, 3
+    genes = [f"g{i}" for i in range(n_genes)]
+    basis = rng.normal(size=(n_genes, rank))
+    W = rng.normal(size=(rank, rank))
+    perturbed = genes[:20]
+
+    def effect(gs):
+        return sum(basis @ W @ basis[genes.index(g)] for g in gs)
+
+    conditions = ["ctrl"] + [f"{g}+ctrl" for g in perturbed]
+    table = {"ctrl": np.zeros(n_genes), **{f"{g}+ctrl": effect([g]) for g in perturbed}}
+    means = pd.DataFrame.from_dict(table, orient="index", columns=genes)
+    train, held_out = conditions[:16], conditions[16:]
+    predicted = baselines.linear(means, train, held_out, genes, n_components=rank, ridge=1e-6)
+    truth = means.loc[held_out]
+    r = np.corrcoef(predicted.to_numpy().ravel(), truth.to_numpy().ravel())[0, 1]
+    assert r > 0.95  # an unseen gene's effect is predicted from its own expression loadings
+
+
+def test_unknown_baseline_is_rejected(means):
+    with pytest.raises(ValueError, match="unknown baseline 'mean'"):
+        baselines.predict_baseline("mean", means, ["ctrl"], ["A+B"], list(means.columns))
+
+
+def test_predictions_round_trip(means, isolated_results):
+    path = write_predictions("additive", 0, means, {"profile": "quick"})
+    assert path == isolated_results / "predictions" / "additive" / "seed=0" / "predictions.h5ad"
+    pd.testing.assert_frame_equal(read_predictions("additive", 0), means.astype(np.float32), check_dtype=False)
+    assert available_predictions().to_dict("records") == [{"model": "additive", "seed": 0}]
+    with pytest.raises(ValueError, match="NaN"):
+        write_predictions("broken", 1, means.replace(4.0, np.nan))
+    assert not (isolated_results / "predictions" / "broken" / "seed=1" / "predictions.h5ad").exists()

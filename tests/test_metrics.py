@@ -1,0 +1,72 @@
+"""Evaluation metrics: exact values on cases worked out by hand."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import metrics
+
+
+def test_mse_of_identical_profiles_is_zero_and_known_case():
+    x = np.array([0.5, 1.0, 2.0])
+    assert metrics.mse(x, x) == 0.0
+    assert metrics.mse([1.0, 2.0], [0.0, 0.0]) == pytest.approx(2.5)
+
+
+def test_pearson_handles_known_and_constant_cases():
+    assert metrics.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert metrics.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(metrics.pearson([1, 1, 1], [1, 2, 3]))
+
+
+def test_direction_accuracy():
+    assert metrics.direction_accuracy(np.array([1.0, -2.0, 0.5, -0.1]), np.array([2.0, -1.0, -0.5, 0.3])) == 0.5
+
+
+def test_quantile_share_on_a_constructed_distribution():
+    true_cells = np.tile(np.arange(101.0)[:, None], (1, 3))  # 0..100 in every gene
+    true_cells[:, 2] = 0.0  # an all-zero gene is left out
+    pred = np.array([50.0, 70.0, 0.0])  # gene 0 inside [45, 55]; gene 1 outside
+    assert metrics.fraction_in_quantile_range(pred, true_cells, 0.45, 0.55) == 0.5
+    assert metrics.fraction_in_quantile_range(pred, true_cells, 0.25, 0.75) == 1.0
+    assert np.isnan(metrics.fraction_in_quantile_range(pred, np.zeros((5, 3)), 0.45, 0.55))
+
+
+def test_perturbation_metrics_on_a_perfect_and_a_no_change_prediction():
+    rng = np.random.default_rng(0)
+    control = rng.uniform(1, 2, 50)
+    effect = np.zeros(50)
+    effect[:20] = rng.choice([-1.0, 1.0], 20)
+    cells = control + effect + rng.normal(0, 0.05, (200, 50))
+    de = np.arange(20)
+    perfect = metrics.perturbation_metrics(cells.mean(axis=0), cells, control, de)
+    assert perfect["mse_all"] == 0.0 and perfect["mse_top20_de"] == 0.0
+    assert perfect["pearson_delta_top20_de"] == pytest.approx(1.0)
+    assert perfect["direction_accuracy_top20_de"] == 1.0 and perfect["frac_in_range_45_55"] == 1.0
+    unchanged = metrics.perturbation_metrics(control, cells, control, de)
+    assert unchanged["mse_top20_de"] == pytest.approx(1.0, abs=0.02)  # every DE gene off by ±1
+    assert unchanged["mse_top20_de"] == pytest.approx(unchanged["mse_top20_de_delta"])
+    assert unchanged["frac_in_range_45_55"] == 0.0
+    assert set(unchanged) == set(metrics.METRICS)
+
+
+def test_split_half_ceiling_is_near_perfect_for_many_clean_cells():
+    rng = np.random.default_rng(1)
+    control = np.ones(30)
+    cells = control + np.r_[np.ones(20), np.zeros(10)] + rng.normal(0, 0.01, (400, 30))
+    ceiling = metrics.split_half_metrics(cells, control, np.arange(20), rng)
+    assert ceiling["mse_top20_de"] < 1e-5 and ceiling["direction_accuracy_top20_de"] == 1.0
+
+
+def test_summary_averages_seeds_then_bootstraps_over_perturbations():
+    per_pert = pd.DataFrame({
+        "model": "m", "metric": "mse_all", "subgroup": ["a", "a", "a", "a", "b", "b"],
+        "perturbation": ["p1", "p1", "p2", "p2", "p3", "p3"], "seed": [1, 2, 1, 2, 1, 2],
+        "value": [1.0, 3.0, 4.0, 4.0, 10.0, 10.0]})
+    summary = metrics.summarise(per_pert, n_boot=200).set_index("subgroup")
+    assert summary.loc["a", "mean"] == pytest.approx(3.0) and summary.loc["a", "n"] == 2
+    assert summary.loc["all", "mean"] == pytest.approx((2 + 4 + 10) / 3) and summary.loc["all", "n"] == 3
+    assert summary.loc["a", "ci_low"] >= 2.0 and summary.loc["a", "ci_high"] <= 4.0
+    spread = metrics.seed_spread(per_pert).set_index("subgroup")
+    assert spread.loc["a", "seed_mean"] == pytest.approx(3.0)
+    assert spread.loc["a", "seed_sd"] == pytest.approx(np.std([2.5, 3.5], ddof=1))
