@@ -4,8 +4,7 @@ cell-gears' ``GEARS_Model`` runs on PyTorch-Geometric batches in which every cel
 all genes, so it recomputes the same gene embeddings for each of the B cells of a batch. Here
 they are computed once per batch and the per-cell perturbation term is broadcast, which is the
 same maths; batch normalisation over the B identical copies is computed from one copy with the
-copy count (:func:`_repeated_batch_norm`). Likewise cells of a batch that share a perturbation
-are computed once. Outputs, gradients and running statistics agree
+copy count (:func:`_repeated_batch_norm`), so outputs, gradients and running statistics agree
 with cell-gears (``tests/test_gears_equivalence.py`` loads a cell-gears state dict and checks).
 
 Glossary (code → paper / cell-gears):
@@ -185,40 +184,30 @@ class DenseGEARS(nn.Module):
 
     def forward(self, x: torch.Tensor, perts: Sequence[Sequence[int]]) -> torch.Tensor:
         """Predicted expression (B, G) of B control cells ``x`` (B, G) after perturbing, in cell
-        b, the GO-graph nodes ``perts[b]`` (empty or ``[-1]`` for a control cell).
-
-        Before the control cell is added at the very end, a cell's output depends only on its
-        perturbation (and on being first in the batch), so cells that share one are computed
-        once and batch statistics count them with their multiplicity: U groups instead of B.
-        """
+        b, the GO-graph nodes ``perts[b]`` (empty or ``[-1]`` for a control cell)."""
         batch_size, n_genes = x.shape
         variants = self._gene_variants(batch_size)  # (V, G, H)
-        keys = [(b == 0, tuple(i for i in p if i != -1)) for b, p in enumerate(perts)]
-        unique = list(dict.fromkeys(keys))
-        position = {key: u for u, key in enumerate(unique)}
-        group = torch.tensor([position[k] for k in keys], device=x.device)  # (B,) cell → group
-        copies = torch.bincount(group, minlength=len(unique))  # (U,)
-        variant = torch.tensor([0 if first else 1 for first, _ in unique], device=x.device)
-        base = variants[variant.clamp(max=variants.shape[0] - 1)]  # (U, G, H)
+        which = torch.ones(batch_size, dtype=torch.long, device=x.device)
+        which[0] = 0
+        base = variants[which.clamp(max=variants.shape[0] - 1)]  # (B, G, H)
 
-        perturbed = [u for u, (_, nodes) in enumerate(unique) if nodes]
-        if perturbed:
-            pert_nodes = self._pert_embeddings()
-            tracks = torch.stack([pert_nodes[list(unique[u][1])].sum(dim=0) for u in perturbed])  # (K, H)
-            track_copies = copies[perturbed]
-            if int(track_copies.sum()) == 1:  # cell-gears feeds a lone perturbed cell twice
-                track_copies = track_copies * 2
-            fused = _repeated_mlp(self.pert_fuse, tracks[:, None, :], track_copies)[:, 0]  # (K, H)
-            base = base.index_add(0, torch.tensor(perturbed, device=x.device),
+        pert_nodes = self._pert_embeddings()
+        cells = [b for b, p in enumerate(perts) if any(i != -1 for i in p)]
+        if cells:
+            tracks = torch.stack([pert_nodes[[i for i in perts[b] if i != -1]].sum(dim=0) for b in cells])
+            # BatchNorm needs two rows: cell-gears feeds a lone perturbed cell twice
+            fused = self.pert_fuse(tracks if len(cells) > 1 else tracks.repeat(2, 1))[: len(cells)]
+            base = base.index_add(0, torch.tensor(cells, device=x.device),
                                   fused[:, None, :].expand(-1, n_genes, -1))
 
-        h = F.relu(_repeated_batch_norm(self.bn_pert_base, base, copies))
-        h = _repeated_mlp(self.recovery_w, h, copies)  # (U, G, H)
-        out = torch.einsum("ugh,gh->ug", h, self.indv_w1[..., 0]) + self.indv_b1[:, 0]  # (U, G)
-        cross = _repeated_mlp(self.cross_gene_state, out[:, None, :], copies)[:, 0]  # (U, H)
+        hidden = base.shape[-1]
+        h = self.recovery_w(F.relu(self.bn_pert_base(base.reshape(-1, hidden))))
+        out = torch.einsum("bgh,gh->bg", h.reshape(batch_size, n_genes, hidden),
+                           self.indv_w1[..., 0]) + self.indv_b1[:, 0]  # (B, G)
+        cross = self.cross_gene_state(out)  # (B, H)
         w2 = self.indv_w2[0]  # (G, H + 1)
         out = out * w2[:, 0] + cross @ w2[:, 1:].T + self.indv_b2[0]
-        return out[group] + x
+        return out + x
 
 
 def gears_loss(pred: torch.Tensor, y: torch.Tensor, control_mean: torch.Tensor,
