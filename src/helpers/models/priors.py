@@ -1,0 +1,110 @@
+"""Fixed gene embeddings ("priors") for GEARS: from GO annotations or from a file.
+
+A prior is a table gene symbol → vector. It enters the dense GEARS engine through a trainable
+projection beside GEARS' own trainable embedding (as scELMo plugged language-model embeddings
+into GEARS); genes the table lacks get zeros and are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+PRIOR_TARGETS = ("gene", "perturbation", "both")
+
+
+class EmbeddingFileError(ValueError):
+    """An embedding table that cannot be used; the message names the file and the fix."""
+
+
+def go_svd_embeddings(gene2go: Mapping[str, frozenset[str] | set[str]], genes: Sequence[str],
+                      n_components: int = 64, seed: int = 0) -> pd.DataFrame:
+    """Truncated SVD of the binary gene × GO-term matrix (rows L2-normalised first), for the
+    ``genes`` with annotation: genes sharing GO terms get nearby vectors. No pretraining."""
+    from sklearn.decomposition import TruncatedSVD
+
+    annotated = [g for g in dict.fromkeys(genes) if gene2go.get(g)]
+    terms = sorted({t for g in annotated for t in gene2go[g]})
+    index = {t: i for i, t in enumerate(terms)}
+    rows = [i for i, g in enumerate(annotated) for _ in gene2go[g]]
+    cols = [index[t] for g in annotated for t in gene2go[g]]
+    membership = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(annotated), len(terms)))
+    norms = np.sqrt(np.asarray(membership.sum(axis=1))).ravel()
+    membership = sp.diags(1 / norms) @ membership
+    k = min(n_components, min(membership.shape) - 1)
+    vectors = TruncatedSVD(n_components=k, random_state=seed).fit_transform(membership)
+    return pd.DataFrame(vectors, index=annotated, columns=[f"go_svd_{i}" for i in range(k)])
+
+
+def read_embedding_table(path: Path | str) -> pd.DataFrame:
+    """Read a gene-embedding table: CSV/TSV (first column the gene symbol), Parquet (index or
+    first column the symbol) or NPZ (arrays ``genes`` and ``embeddings``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmbeddingFileError(f"{path}: file not found. What to do: pass the path of a CSV, TSV, "
+                                 "Parquet or NPZ table of gene symbol → vector")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    if suffix in (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt"):
+        table = pd.read_csv(path, sep="\t" if ".tsv" in suffix or suffix == ".txt" else ",", index_col=0)
+    elif suffix == ".parquet":
+        table = pd.read_parquet(path)
+        if isinstance(table.index, pd.RangeIndex):  # symbols stored as the first column
+            table = table.set_index(table.columns[0])
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            if not {"genes", "embeddings"} <= set(archive.files):
+                raise EmbeddingFileError(f"{path}: NPZ needs arrays 'genes' and 'embeddings', found "
+                                         f"{archive.files}. What to do: np.savez(path, genes=..., embeddings=...)")
+            table = pd.DataFrame(archive["embeddings"], index=archive["genes"].astype(str))
+    else:
+        raise EmbeddingFileError(f"{path}: unknown format {suffix!r}. What to do: use .csv, .tsv, "
+                                 ".parquet or .npz")
+    table.index = table.index.astype(str)
+    duplicated = table.index[table.index.duplicated()].unique().tolist()
+    if duplicated:
+        raise EmbeddingFileError(f"{path}: {len(duplicated)} gene(s) appear more than once "
+                                 f"({', '.join(duplicated[:5])}). What to do: keep one row per gene")
+    try:
+        table = table.astype(np.float32)
+    except (TypeError, ValueError) as error:
+        raise EmbeddingFileError(f"{path}: embedding values must be numbers ({error}). What to do: "
+                                 "one row per gene, its symbol first, then only numeric columns") from error
+    if not np.isfinite(table.to_numpy()).all():
+        raise EmbeddingFileError(f"{path}: contains NaN or infinite values. What to do: drop or fix those rows")
+    return table
+
+
+def match_genes(wanted: Sequence[str], available: Sequence[str], aliases: pd.DataFrame) -> dict[str, str]:
+    """For each wanted gene, the name it has in ``available``: the same symbol, else its current
+    symbol (when ``wanted`` is an alias), else one of its aliases. ``aliases`` has columns
+    ``symbol`` (current) and ``alias_symbol``."""
+    have = set(available)
+    current_of = aliases.groupby("alias_symbol")["symbol"].agg(list).to_dict()
+    aliases_of = aliases.groupby("symbol")["alias_symbol"].agg(list).to_dict()
+    matched = {}
+    for gene in wanted:
+        candidates = [gene, *current_of.get(gene, [])]
+        candidates += [a for c in list(candidates) for a in aliases_of.get(c, [])]
+        hit = next((c for c in candidates if c in have), None)
+        if hit is not None:
+            matched[gene] = hit
+    return matched
+
+
+def align_embeddings(table: pd.DataFrame, genes: Sequence[str],
+                     aliases: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """``(matrix (len(genes), D), report)``: the table's vector for each gene (zeros when it has
+    none) and, per gene, whether and under which name it was found."""
+    matched = match_genes(genes, table.index, aliases)
+    matrix = np.zeros((len(genes), table.shape[1]), dtype=np.float32)
+    for i, gene in enumerate(genes):
+        if gene in matched:
+            matrix[i] = table.loc[matched[gene]].to_numpy()
+    report = pd.DataFrame({"gene": list(genes), "matched_as": [matched.get(g) for g in genes]})
+    report["found"] = report.matched_as.notna()
+    report["via_alias"] = report.found & (report.matched_as != report.gene)
+    return matrix, report

@@ -1,0 +1,66 @@
+"""Gene-embedding priors: GO-SVD, embedding files, alias matching."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.models import priors
+
+
+@pytest.fixture
+def aliases():
+    return pd.DataFrame({"symbol": ["CBARP", "MIDEAS", "KLF1"], "alias_symbol": ["C19orf26", "ELMSAN1", "EKLF"]})
+
+
+def test_go_svd_puts_genes_with_shared_terms_together():
+    gene2go = {"A": {"t1", "t2", "t3"}, "B": {"t1", "t2", "t3", "t4"}, "C": {"t7", "t8"}, "D": {"t8", "t9"},
+               "E": {"t5"}, "N": set()}
+    table = priors.go_svd_embeddings(gene2go, ["A", "B", "C", "D", "E", "N"], n_components=3)
+    assert list(table.index) == ["A", "B", "C", "D", "E"]  # N has no annotation
+    cos = lambda a, b: float(table.loc[a] @ table.loc[b] / np.linalg.norm(table.loc[a]) / np.linalg.norm(table.loc[b]))  # noqa: E731
+    assert cos("A", "B") > 0.9 and abs(cos("A", "C")) < 0.2
+
+
+def test_alias_matching_both_ways(aliases):
+    # the data says C19orf26 while the table uses the current symbol; the data says KLF1 while
+    # the table uses an old alias
+    matched = priors.match_genes(["C19orf26", "KLF1", "GATA1"], ["CBARP", "EKLF", "TP53"], aliases)
+    assert matched == {"C19orf26": "CBARP", "KLF1": "EKLF"}
+
+
+def test_align_counts_missing_genes_as_zeros(aliases):
+    table = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], index=["CBARP", "KLF1"])
+    matrix, report = priors.align_embeddings(table, ["C19orf26", "KLF1", "GATA1"], aliases)
+    np.testing.assert_array_equal(matrix, [[1, 2], [3, 4], [0, 0]])
+    assert report.found.tolist() == [True, True, False] and report.via_alias.tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".npz"])
+def test_embedding_files_round_trip(tmp_path, suffix):
+    table = pd.DataFrame(np.arange(6, dtype=np.float32).reshape(3, 2), index=["A", "B", "C"])
+    path = tmp_path / f"emb{suffix}"
+    if suffix == ".npz":
+        np.savez(path, genes=np.array(table.index, dtype=str), embeddings=table.to_numpy())
+    elif suffix == ".parquet":
+        table.rename(columns=str).rename_axis("gene").reset_index().to_parquet(path)
+    else:
+        table.to_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    read = priors.read_embedding_table(path)
+    np.testing.assert_array_equal(read.to_numpy(), table.to_numpy())
+    assert list(read.index) == ["A", "B", "C"]
+
+
+def test_bad_embedding_files_are_clear_errors(tmp_path):
+    dup = tmp_path / "dup.csv"
+    pd.DataFrame([[1.0], [2.0]], index=["A", "A"]).to_csv(dup)
+    with pytest.raises(priors.EmbeddingFileError, match="more than once.*A"):
+        priors.read_embedding_table(dup)
+    text = tmp_path / "text.csv"
+    pd.DataFrame([["x"], ["y"]], index=["A", "B"]).to_csv(text)
+    with pytest.raises(priors.EmbeddingFileError, match="must be numbers"):
+        priors.read_embedding_table(text)
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(priors.EmbeddingFileError, match="unknown format"):
+        priors.read_embedding_table(tmp_path / "x.json")
+    with pytest.raises(priors.EmbeddingFileError, match="file not found"):
+        priors.read_embedding_table(tmp_path / "missing.csv")
