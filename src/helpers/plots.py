@@ -150,3 +150,25 @@ def metric_bars(summary: pd.DataFrame, metrics: list[str], ylabel: str = "") -> 
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def embedding_pca(table: pd.DataFrame, labels: pd.Series, title: str = "") -> Figure:
+    """First two principal components of the rows of ``table``, coloured by integer ``labels``
+    (``-1`` grey), each point named."""
+    values = table.to_numpy(dtype=float)
+    centred = values - values.mean(axis=0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    coords = u[:, :2] * s[:2]
+    explained = s[:2] ** 2 / max((s**2).sum(), 1e-12)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    cmap = plt.get_cmap("tab20")
+    colours = ["lightgrey" if c < 0 else cmap(int(c) % 20) for c in labels]
+    ax.scatter(coords[:, 0], coords[:, 1], c=colours, s=30, edgecolor="black", linewidth=0.3)
+    for (x, y), gene in zip(coords, table.index):
+        ax.annotate(gene, (x, y), fontsize=6, alpha=0.8, xytext=(2, 2), textcoords="offset points")
+    ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
+    ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
+    ax.set_title(title + "\ncolour: Norman GI-manifold cluster (grey: none)")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig

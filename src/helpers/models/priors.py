@@ -108,3 +108,17 @@ def align_embeddings(table: pd.DataFrame, genes: Sequence[str],
     report["found"] = report.matched_as.notna()
     report["via_alias"] = report.found & (report.matched_as != report.gene)
     return matrix, report
+
+
+def nearest_neighbours(table: pd.DataFrame, queries: Sequence[str], k: int = 5) -> pd.DataFrame:
+    """The ``k`` rows of ``table`` most cosine-similar to each query row (``query,rank,gene,cosine``)."""
+    vectors = table.to_numpy(dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    rows = []
+    for query in queries:
+        similarity = unit @ unit[table.index.get_loc(query)]
+        order = [i for i in np.argsort(-similarity, kind="stable") if table.index[i] != query][:k]
+        rows += [{"query": query, "rank": r + 1, "gene": table.index[i], "cosine": float(similarity[i])}
+                 for r, i in enumerate(order)]
+    return pd.DataFrame(rows)
