@@ -73,7 +73,8 @@ for name in baselines.BASELINES:
         continue
     predicted = (baselines.linear(means, train, targets, gene_names, n_components, ridge) if name == "linear"
                  else baselines.predict_baseline(name, means, train, targets, gene_names))
-    written.append(predictions.write_predictions(name, SEED, predicted, {"profile": profile}))
+    written.append(predictions.write_predictions(name, SEED, predicted, runs.parameters_fingerprint(data.PREPARE_STEP),
+                                                 {"profile": profile}))
 runs.write_run_json(STEP, parameters, [str(p.relative_to(runs.results_root())) for p in written])
 print(f"wrote {len(written)} prediction files" if written else "all baseline predictions reused from cache")
 

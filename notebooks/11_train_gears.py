@@ -104,7 +104,8 @@ for seed in settings.seeds:
                                      cells_per_epoch=settings.cells_per_epoch)
         runs.atomic_write(runs.step_dir(run_name) / checkpoint, lambda p: torch.save(model.state_dict(), p))
         predicted = predict_means(model, gears_data, targets, seed, config.n_control_samples)
-    predictions.write_predictions(MODEL, seed, predicted, {"profile": profile, "engine": engine})
+    predictions.write_predictions(MODEL, seed, predicted, runs.parameters_fingerprint(data.PREPARE_STEP),
+                                  {"profile": profile, "engine": engine})
     history = history.assign(model=MODEL, seed=seed)
     runs.atomic_write_csv(history, runs.step_dir(run_name) / "history.csv")
     runs.write_run_json(run_name, parameters, ["history.csv"])

@@ -110,7 +110,7 @@ for name in names:
                                      gene_prior=gene_prior, pert_prior=pert_prior)
         runs.atomic_write(runs.step_dir(run_name) / "model.pt", lambda p: torch.save(model.state_dict(), p))
         predicted = predict_means(model, gears_data, targets, seed, config.n_control_samples)
-        predictions.write_predictions(model_name, seed, predicted,
+        predictions.write_predictions(model_name, seed, predicted, runs.parameters_fingerprint(data.PREPARE_STEP),
                                       {"profile": profile, "prior": name, "prior_target": prior_target})
         history = history.assign(model=model_name, seed=seed)
         runs.atomic_write_csv(history, runs.step_dir(run_name) / "history.csv")

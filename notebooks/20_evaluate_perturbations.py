@@ -55,7 +55,7 @@ runs.get_profile(profile)
 prepared = runs.results_root() / data.PREPARE_STEP
 adata, _ = data.read_prepared(prepared)
 split = splits.SimulationSplit.from_json(prepared / "split.json")
-stored = predictions.available_predictions()
+stored = predictions.available_predictions(runs.parameters_fingerprint(data.PREPARE_STEP))
 if stored.empty:
     raise FileNotFoundError("no predictions under results/predictions; run the training chapters first")
 display(stored.groupby("model").seed.apply(list).rename("seeds").to_frame())

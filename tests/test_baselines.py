@@ -57,10 +57,13 @@ def test_unknown_baseline_is_rejected(means):
 
 
 def test_predictions_round_trip(means, isolated_results):
-    path = write_predictions("additive", 0, means, {"profile": "quick"})
+    path = write_predictions("additive", 0, means, "data-1", {"profile": "quick"})
     assert path == isolated_results / "predictions" / "additive" / "seed=0" / "predictions.h5ad"
     pd.testing.assert_frame_equal(read_predictions("additive", 0), means.astype(np.float32), check_dtype=False)
     assert available_predictions().to_dict("records") == [{"model": "additive", "seed": 0}]
+    assert available_predictions("data-1").to_dict("records") == [{"model": "additive", "seed": 0}]
+    with pytest.warns(UserWarning, match="made from other data: additive seed 0"):
+        assert available_predictions("data-2").empty
     with pytest.raises(ValueError, match="NaN"):
-        write_predictions("broken", 1, means.replace(4.0, np.nan))
+        write_predictions("broken", 1, means.replace(4.0, np.nan), "data-1")
     assert not (isolated_results / "predictions" / "broken" / "seed=1" / "predictions.h5ad").exists()

@@ -9,6 +9,7 @@ so it never needs to know which model made them.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ def prediction_path(model: str, seed: int) -> Path:
     return results_root() / PREDICTIONS / model / f"seed={seed}" / FILE
 
 
-def write_predictions(model: str, seed: int, means: pd.DataFrame,
+def write_predictions(model: str, seed: int, means: pd.DataFrame, data_fingerprint: str,
                       parameters: dict[str, Any] | None = None) -> Path:
+    """Store a model's predicted means; ``data_fingerprint`` identifies the prepared data they
+    were made from (``runs.parameters_fingerprint('01_prepare_data')``)."""
     if means.isna().any().any():
         raise ValueError(f"{model} (seed {seed}) predicted NaN for "
                          f"{means.index[means.isna().any(axis=1)].tolist()[:5]}")
@@ -35,6 +38,7 @@ def write_predictions(model: str, seed: int, means: pd.DataFrame,
                        obs=pd.DataFrame(index=means.index.astype(str)),
                        var=pd.DataFrame(index=means.columns.astype(str)))
     adata.uns["model"], adata.uns["seed"] = model, int(seed)
+    adata.uns["data_fingerprint"] = data_fingerprint
     adata.uns["parameters"] = {k: str(v) for k, v in (parameters or {}).items()}
     path = prediction_path(model, seed)
     with atomic_path(path) as tmp:
@@ -50,12 +54,23 @@ def read_predictions(model: str, seed: int) -> pd.DataFrame:
     return pd.DataFrame(adata.X, index=adata.obs_names, columns=adata.var_names)
 
 
-def available_predictions() -> pd.DataFrame:
-    """Every stored prediction (``model,seed``), sorted."""
+def available_predictions(data_fingerprint: str | None = None) -> pd.DataFrame:
+    """Stored predictions (``model,seed``), sorted; with ``data_fingerprint``, only those made
+    from that prepared data (predictions left over from other data are skipped with a warning)."""
     root = results_root() / PREDICTIONS
-    rows = []
+    rows, stale = [], []
     for path in root.glob(f"*/seed=*/{FILE}"):
         match = re.fullmatch(r"seed=(\d+)", path.parent.name)
-        if match:
-            rows.append({"model": path.parent.parent.name, "seed": int(match.group(1))})
+        if not match:
+            continue
+        row = {"model": path.parent.parent.name, "seed": int(match.group(1))}
+        if data_fingerprint is not None:
+            made_from = ad.read_h5ad(path).uns.get("data_fingerprint")
+            if made_from != data_fingerprint:
+                stale.append(f"{row['model']} seed {row['seed']}")
+                continue
+        rows.append(row)
+    if stale:
+        warnings.warn(f"skipping {len(stale)} prediction(s) made from other data: {', '.join(stale)}; "
+                      "retrain those models to include them", stacklevel=2)
     return pd.DataFrame(rows, columns=["model", "seed"]).sort_values(["model", "seed"], ignore_index=True)

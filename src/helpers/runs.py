@@ -161,6 +161,18 @@ def is_cached(step: str, parameters: dict[str, Any], outputs: list[str]) -> bool
             and all((results_root() / step / name).exists() for name in outputs))
 
 
+def parameters_fingerprint(step: str) -> str:
+    """A short hash of the parameters a step last ran with (from its ``run.json``), so outputs
+    made from that step's results can be told apart from stale ones."""
+    import hashlib
+
+    record_path = results_root() / step / "run.json"
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{record_path} does not exist; run the {step} step first")
+    parameters = json.loads(record_path.read_text())["parameters"]
+    return hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def write_run_json(step: str, parameters: dict[str, Any], outputs: list[str] | None = None) -> Path:
     """Record a step's parameters, package versions and git commit beside its outputs."""
     record = {
