@@ -17,10 +17,6 @@ def condition_genes(condition: str) -> tuple[str, ...]:
     return tuple(part for part in condition.split("+") if part != CONTROL)
 
 
-def is_control(condition: str) -> bool:
-    return condition == CONTROL
-
-
 def is_single(condition: str) -> bool:
     return len(condition_genes(condition)) == 1
 

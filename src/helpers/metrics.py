@@ -16,7 +16,6 @@ QUANTILE_RANGES = {"45_55": (0.45, 0.55), "40_60": (0.40, 0.60), "25_75": (0.25,
 METRICS = ("mse_all", "mse_top20_de", "mse_top20_de_delta", "pearson_delta_all",
            "pearson_delta_top20_de", "direction_accuracy_top20_de",
            *(f"frac_in_range_{k}" for k in QUANTILE_RANGES))
-LOWER_IS_BETTER = {"mse_all", "mse_top20_de", "mse_top20_de_delta"}
 
 
 def mse(pred: np.ndarray, true: np.ndarray) -> float:

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from helpers.splits import SUBGROUPS_BY_DIFFICULTY
+
 SUBGROUP_COLOURS = {"combo_seen2": "#4c72b0", "combo_seen1": "#55a868", "combo_seen0": "#c44e52",
                     "unseen_single": "#8172b2"}
 
@@ -103,7 +105,7 @@ def _ordered_models(models) -> list[str]:
 
 
 def metric_by_subgroup(summary: pd.DataFrame, metric: str,
-                       subgroups: tuple[str, ...] = ("combo_seen2", "combo_seen1", "combo_seen0", "unseen_single"),
+                       subgroups: tuple[str, ...] = SUBGROUPS_BY_DIFFICULTY,
                        ylabel: str | None = None) -> Figure:
     """Mean ± bootstrap CI of one metric per subgroup (x) and model (dodged points), with the
     noise ceiling as a grey band."""

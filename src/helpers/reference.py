@@ -70,8 +70,3 @@ def gene2go() -> dict[str, frozenset[str]]:
 def aliases() -> pd.DataFrame:
     """Alias → current symbol (org.Hs.eg.db) for the genes the project uses."""
     return pd.read_csv(reference_path("alias2symbol.tsv.gz"), sep="\t")
-
-
-def go_terms() -> pd.DataFrame:
-    """GO term names and ontologies for the terms annotated to the project's genes."""
-    return pd.read_csv(reference_path("go_terms.tsv.gz"), sep="\t")

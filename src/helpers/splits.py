@@ -29,7 +29,6 @@ from helpers.conditions import CONTROL, condition_genes, genes_of, is_combo, is_
 SUBGROUPS = ("combo_seen0", "combo_seen1", "combo_seen2", "unseen_single")
 # Easiest first: both genes of a combo seen as singles in training, then one, then none.
 SUBGROUPS_BY_DIFFICULTY = ("combo_seen2", "combo_seen1", "combo_seen0", "unseen_single")
-SPLIT_NAMES = ("simulation",)
 
 
 @dataclass(frozen=True)

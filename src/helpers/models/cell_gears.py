@@ -24,6 +24,7 @@ import torch
 
 from helpers import reference
 from helpers.conditions import condition_genes
+from helpers.graphs import write_gears_go_csv
 from helpers.models.gears import resolve_device
 from helpers.models.gears_module import GearsConfig
 from helpers.splits import SimulationSplit
@@ -49,7 +50,7 @@ def build_cell_gears(adata: ad.AnnData, split: SimulationSplit, go_edges: pd.Dat
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / "gene2go_all.pkl", "wb") as handle:
         pickle.dump({g: set(t) for g, t in reference.gene2go().items()}, handle)
-    go_edges[["source", "target", "importance"]].to_csv(data_dir / f"go_essential_{DATASET_NAME}.csv", index=False)
+    write_gears_go_csv(go_edges, data_dir / f"go_essential_{DATASET_NAME}.csv")
     keep = adata.obs["condition"].astype(str).isin(set(split.train) | set(split.val) | set(split.test))
     subset = adata[keep].copy()
     subset.obs = subset.obs[["condition", "cell_type"]].astype(str)
