@@ -83,8 +83,8 @@ def prior_matrices(name: str) -> tuple[torch.Tensor | None, torch.Tensor | None,
     return (torch.from_numpy(gene) if use_gene else None, torch.from_numpy(pert) if use_pert else None, counts)
 
 
-coverage = pd.DataFrame({name: prior_matrices(name)[2] for name in names}).T
-display(coverage)
+aligned = {name: prior_matrices(name) for name in names}
+display(pd.DataFrame({name: counts for name, (_, _, counts) in aligned.items()}).T)
 
 # %% [markdown]
 # ## 2. Train GEARS + prior per seed
@@ -93,7 +93,7 @@ display(coverage)
 histories = []
 for name in names:
     model_name = f"gears+{name}"
-    gene_prior, pert_prior, _ = prior_matrices(name)
+    gene_prior, pert_prior, _ = aligned[name]
     for seed in settings.seeds:
         run_name = f"{STEP}/{model_name}/seed={seed}"
         parameters = {"data_run": (prepared / "run.json").read_text(),
