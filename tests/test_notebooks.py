@@ -65,3 +65,15 @@ def test_prepare_data_notebook_quick_profile(tmp_path, isolated_results):
     # knowing both single effects must beat predicting no change on pairs seen as singles
     assert additive.at["combo_seen2", "mean"] < no_change.at["combo_seen2", "mean"]
     assert (isolated_results / "20_evaluate_perturbations" / "mse_top20_de_by_subgroup.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_same_parameters_give_identical_metrics(tmp_path, monkeypatch):
+    """Two clean quick-profile runs of the whole book give byte-identical metric tables."""
+    tables = []
+    for run in ("first", "second"):
+        monkeypatch.setenv("HELPERS_RESULTS_DIR", str(tmp_path / run / "results"))
+        for name in book.toc_notebooks():
+            book.execute(name, {"profile": "quick"}, executed_dir=tmp_path / run / "executed")
+        tables.append((tmp_path / run / "results" / "metrics" / "per_perturbation.csv").read_bytes())
+    assert tables[0] == tables[1]

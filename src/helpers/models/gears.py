@@ -6,6 +6,7 @@ seeds, devices and the training loop of cell-gears 0.1.2's ``GEARS.train``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass
@@ -29,6 +30,19 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def deterministic_torch():
+    """Run the block with PyTorch's deterministic kernels (graph convolutions' scatter-adds are
+    otherwise summed in a thread-dependent order, so two runs differ in the last bits)."""
+    previous, previous_warn_only = (torch.are_deterministic_algorithms_enabled(),
+                                    torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)
 
 
 def _dense(X) -> np.ndarray:
@@ -99,6 +113,7 @@ def build_model(data: GearsData, config: GearsConfig, gene_prior: torch.Tensor |
 
 
 @torch.no_grad()
+@deterministic_torch()
 def predict_means(model: DenseGEARS, data: GearsData, conditions: list[str], seed: int,
                   n_control_samples: int = 300) -> pd.DataFrame:
     """Mean predicted expression per condition (conditions × genes), as cell-gears' ``predict``:
@@ -121,6 +136,7 @@ def predict_means(model: DenseGEARS, data: GearsData, conditions: list[str], see
     return pd.DataFrame(np.vstack(rows), index=conditions, columns=data.genes)
 
 
+@deterministic_torch()
 def train_gears(data: GearsData, split: SimulationSplit, config: GearsConfig, epochs: int,
                 seed: int, device: str = "auto", cells_per_epoch: int | None = None,
                 gene_prior: torch.Tensor | None = None,
@@ -134,7 +150,8 @@ def train_gears(data: GearsData, split: SimulationSplit, config: GearsConfig, ep
     model with the lowest validation MSE on the top-20 DE genes is kept.
 
     ``cells_per_epoch`` (None = all, as cell-gears) makes each epoch a fresh random subset of the
-    training cells: the one deviation from cell-gears, used to fit CPU budgets.
+    training cells: the one deviation from cell-gears, used to fit CPU budgets. Kernels are
+    deterministic, so the same seed gives the same model bit for bit.
     """
     torch_device = resolve_device(device)
     torch.manual_seed(seed)
