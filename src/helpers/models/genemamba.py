@@ -1,0 +1,267 @@
+"""GeneMamba's building blocks in pure PyTorch: rank tokens and a bidirectional Mamba-2 stack.
+
+GeneMamba (Qi et al. 2025, arXiv 2504.16956) reads a cell as its genes ranked by normalised
+expression and runs Mamba-2 blocks whose weights read the sequence forward and, on a
+padding-aware reversed copy, backward; the two reads are averaged (BiMamba). Its gene embedding
+is the token embedding table. mamba-ssm's fused kernels need CUDA and mambapy's Mamba-2 imports
+them, so the state-space scan is written out here: a slow, obvious recurrence
+(:func:`ssd_scan_reference`) beside the matrix form used for speed (:func:`ssd_scan`).
+
+Glossary (code → Mamba-2 paper, Dao & Gu 2024):
+
+====================  =========================================================================
+``D``                 model width (d_model)
+``ED``                inner width, ``expand × D``
+``H``, ``P``          heads and head dimension, ``H × P = ED``
+``N``                 state size (d_state)
+``dt``                step Δ per position and head, ``softplus(raw + dt_bias)``
+``A``                 per-head decay rate, ``-exp(A_log)`` (scalar-identity A of Mamba-2)
+``B``, ``C``          input and output projections of the state, per position (one group)
+``h``                 state per head, (P, N): ``h_t = exp(Δ_t A) h_{t-1} + Δ_t x_t B_tᵀ``
+``y``                 ``y_t = h_t C_t + D_skip x_t``
+====================  =========================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PAD, MASK, CLS = 0, 1, 2
+N_SPECIAL_TOKENS = 3
+
+
+def rank_tokens(X: np.ndarray, gene_token_ids: np.ndarray, context_length: int) -> np.ndarray:
+    """Rank tokenisation: per cell, ``<cls>`` then the tokens of its expressed genes from highest
+    to lowest expression (ties broken by gene order), cut to ``context_length`` and padded.
+
+    Args:
+        X: cells × genes, normalised expression.
+        gene_token_ids: token id of each gene column (≥ ``N_SPECIAL_TOKENS``).
+        context_length: tokens per cell, ``<cls>`` included.
+    Returns:
+        cells × context_length int64 token ids (``PAD`` = 0 after the last expressed gene).
+    """
+    X = np.asarray(X)
+    if X.shape[1] != len(gene_token_ids):
+        raise ValueError(f"X has {X.shape[1]} genes but {len(gene_token_ids)} token ids were given")
+    if context_length < 2:
+        raise ValueError("context_length must leave room for <cls> and one gene")
+    order = np.argsort(-X, axis=1, kind="stable")[:, : context_length - 1]  # cells × (L-1)
+    expressed = np.take_along_axis(X, order, axis=1) > 0
+    tokens = np.where(expressed, np.asarray(gene_token_ids)[order], PAD)
+    out = np.full((X.shape[0], context_length), PAD, dtype=np.int64)
+    out[:, 0] = CLS
+    out[:, 1: 1 + tokens.shape[1]] = tokens
+    return out
+
+
+def ssd_scan_reference(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                       C: torch.Tensor) -> torch.Tensor:
+    """The state-space recurrence, one position at a time (slow; the definition).
+
+    Shapes: x (b, L, H, P), dt (b, L, H), A (H,), B and C (b, L, N) → y (b, L, H, P), without
+    the skip term.
+    """
+    batch, length, heads, head_dim = x.shape
+    h = x.new_zeros(batch, heads, head_dim, B.shape[-1])  # (b, H, P, N)
+    ys = []
+    for t in range(length):
+        decay = torch.exp(dt[:, t] * A)[:, :, None, None]  # (b, H, 1, 1)
+        h = decay * h + (dt[:, t, :, None] * x[:, t])[..., None] * B[:, t, None, None, :]
+        ys.append((h * C[:, t, None, None, :]).sum(-1))  # (b, H, P)
+    return torch.stack(ys, dim=1)
+
+
+def ssd_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+             C: torch.Tensor) -> torch.Tensor:
+    """The same map in Mamba-2's matrix ("dual") form: ``y = (M ∘ C Bᵀ) (Δ x)`` with the causal
+    decay matrix ``M[t, s] = exp(Σ_{s<r≤t} Δ_r A)`` for s ≤ t. Quadratic in L, but plain
+    matrix products, which the CPU runs fast for the context lengths used here."""
+    a = dt * A  # (b, L, H) log-decay per step
+    cumulative = torch.cumsum(a, dim=1).transpose(1, 2)  # (b, H, L)
+    log_decay = cumulative[:, :, :, None] - cumulative[:, :, None, :]  # (b, H, t, s)
+    causal = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()
+    decay = torch.exp(log_decay.masked_fill(~causal, float("-inf")))
+    scores = torch.einsum("btn,bsn->bts", C, B)[:, None] * decay  # (b, H, t, s)
+    return torch.einsum("bhts,bshp->bthp", scores, x * dt[..., None])
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, width: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+@dataclass(frozen=True)
+class GeneMambaConfig:
+    vocab_size: int
+    d_model: int = 128
+    n_layers: int = 2
+    d_state: int = 16
+    head_dim: int = 32
+    expand: int = 2
+    d_conv: int = 4
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.d_model
+
+    @property
+    def n_heads(self) -> int:
+        if self.d_inner % self.head_dim:
+            raise ValueError(f"expand × d_model = {self.d_inner} is not a multiple of head_dim {self.head_dim}")
+        return self.d_inner // self.head_dim
+
+
+class Mamba2Mixer(nn.Module):
+    """One Mamba-2 mixer (causal): in-projection, short causal convolution, SSD scan, gated
+    RMSNorm, out-projection. (b, L, D) → (b, L, D)."""
+
+    def __init__(self, config: GeneMambaConfig):
+        super().__init__()
+        self.config = config
+        ed, n, h = config.d_inner, config.d_state, config.n_heads
+        self.in_proj = nn.Linear(config.d_model, 2 * ed + 2 * n + h, bias=False)
+        self.conv1d = nn.Conv1d(ed + 2 * n, ed + 2 * n, config.d_conv, groups=ed + 2 * n,
+                                padding=config.d_conv - 1)
+        dt = torch.exp(torch.empty(h).uniform_(np.log(1e-3), np.log(1e-1)))
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹(dt)
+        self.A_log = nn.Parameter(torch.log(torch.empty(h).uniform_(1, 16)))
+        self.D = nn.Parameter(torch.ones(h))
+        self.norm = RMSNorm(ed)
+        self.out_proj = nn.Linear(ed, config.d_model, bias=False)
+
+    def forward(self, u: torch.Tensor, scan=ssd_scan) -> torch.Tensor:
+        cfg = self.config
+        batch, length, _ = u.shape
+        z, xBC, dt = torch.split(self.in_proj(u), [cfg.d_inner, cfg.d_inner + 2 * cfg.d_state, cfg.n_heads], -1)
+        xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :length].transpose(1, 2))  # causal
+        x, B, C = torch.split(xBC, [cfg.d_inner, cfg.d_state, cfg.d_state], -1)
+        dt = F.softplus(dt + self.dt_bias)  # (b, L, H)
+        x = x.reshape(batch, length, cfg.n_heads, cfg.head_dim)
+        y = scan(x, dt, -torch.exp(self.A_log), B, C) + x * self.D[:, None]
+        y = self.norm(y.reshape(batch, length, cfg.d_inner) * F.silu(z))
+        return self.out_proj(y)
+
+
+def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence's first ``lengths[b]`` positions, leaving its padding in place
+    (an involution: applying it twice restores ``x``). x (b, L, ...)."""
+    positions = torch.arange(x.shape[1], device=x.device)[None, :]
+    index = torch.where(positions < lengths[:, None], lengths[:, None] - 1 - positions, positions)
+    return torch.gather(x, 1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+class BiMambaBlock(nn.Module):
+    """Pre-norm residual block whose mixer reads forward and padding-aware reversed, averaged."""
+
+    def __init__(self, config: GeneMambaConfig):
+        super().__init__()
+        self.norm = RMSNorm(config.d_model)
+        self.mixer = Mamba2Mixer(config)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        forward = self.mixer(h)
+        backward = reverse_valid(self.mixer(reverse_valid(h, lengths)), lengths)
+        return x + 0.5 * (forward + backward)
+
+
+class GeneMamba(nn.Module):
+    """Token embedding → BiMamba blocks → RMSNorm; ``gene_embeddings`` is the embedding table."""
+
+    def __init__(self, config: GeneMambaConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.d_model, padding_idx=PAD)
+        self.blocks = nn.ModuleList(BiMambaBlock(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.d_model)
+
+    def causal_hidden(self, tokens: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+        """Hidden states of one direction only (every block's mixer reads causally): position t
+        sees positions ≤ t of the forward read, or of the padding-aware reversed read."""
+        lengths = (tokens != PAD).sum(dim=1)
+        x = self.embedding(reverse_valid(tokens, lengths) if reverse else tokens)
+        for block in self.blocks:
+            x = x + block.mixer(block.norm(x))
+        return self.norm(x)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Hidden states (b, L, D) of token ids (b, L) padded with ``PAD`` at the end."""
+        lengths = (tokens != PAD).sum(dim=1)
+        x = self.embedding(tokens)
+        for block in self.blocks:
+            x = block(x, lengths)
+        return self.norm(x)
+
+    @property
+    def gene_embeddings(self) -> torch.Tensor:
+        """The gene token embeddings (vocabulary without special tokens) × D."""
+        return self.embedding.weight[N_SPECIAL_TOKENS:]
+
+
+def language_model_loss(model: GeneMamba, tokens: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy taken on each direction's own causal read (forward: the next
+    gene in rank order; reversed: the previous one), with the shared weights and the tied
+    embedding as output layer. Averaging the two reads inside the blocks would let a position
+    see the token it predicts, so the loss is computed before any mixing."""
+    lengths = (tokens != PAD).sum(dim=1)
+    losses = []
+    for reverse in (False, True):
+        target_tokens = reverse_valid(tokens, lengths) if reverse else tokens
+        logits = model.causal_hidden(tokens, reverse) @ model.embedding.weight.T  # (b, L, V)
+        losses.append(F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                      target_tokens[:, 1:].reshape(-1), ignore_index=PAD))
+    return 0.5 * (losses[0] + losses[1])
+
+
+def coexpression_infonce(model: GeneMamba, anchors: torch.Tensor, partners: torch.Tensor,
+                         temperature: float = 0.1) -> torch.Tensor:
+    """InfoNCE over gene pairs: each anchor gene's embedding should be closer to its
+    co-expressed partner than to every other gene (indices into the gene vocabulary)."""
+    genes = F.normalize(model.gene_embeddings, dim=-1)
+    logits = genes[anchors] @ genes.T / temperature
+    return F.cross_entropy(logits, partners)
+
+
+def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, steps: int,
+             batch_size: int, seed: int, lr: float = 1e-3, infonce_weight: float = 0.1,
+             device: str = "cpu", progress: bool = True) -> "pd.DataFrame":
+    """Pretrain on ``tokens`` (cells × L) with the language-model loss plus ``infonce_weight`` ×
+    the InfoNCE over ``coexpressed`` gene pairs (pairs × 2, gene indices). Returns the loss
+    per step with the tokens per second."""
+    import time
+
+    import pandas as pd
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model.to(device).train()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    rows = []
+    for step in tqdm(range(1, steps + 1), desc="GeneMamba", disable=not progress, mininterval=2):
+        start = time.perf_counter()
+        batch = torch.from_numpy(tokens[rng.integers(0, len(tokens), batch_size)]).to(device)
+        pairs = torch.from_numpy(coexpressed[rng.integers(0, len(coexpressed), 4 * batch_size)]).to(device)
+        lm = language_model_loss(model, batch)
+        contrastive = coexpression_infonce(model, pairs[:, 0], pairs[:, 1])
+        loss = lm + infonce_weight * contrastive
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        seconds = time.perf_counter() - start
+        rows.append({"step": step, "loss": loss.item(), "lm_loss": lm.item(),
+                     "infonce_loss": contrastive.item(),
+                     "tokens_per_s": int((batch != PAD).sum()) / seconds})
+    return pd.DataFrame(rows)
