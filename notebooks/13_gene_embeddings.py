@@ -18,6 +18,8 @@
 # learned ones, and look at what they know: which genes they cover and whether genes that act
 # alike in the screen sit close together.
 #
+# - `genemamba`: the token embedding table of the GeneMamba pretrained in the previous chapter
+#   (one vector per gene of the expression matrix).
 # - `go_svd`: a truncated SVD of the gene × GO-term matrix of the shipped annotations. It needs
 #   no pretraining and encodes exactly the GO knowledge GEARS' perturbation graph already uses,
 #   so it is the control prior: an embedding that adds no new information.
@@ -40,7 +42,7 @@ from IPython.display import display
 
 from helpers import data, plots, reference, runs
 from helpers.conditions import genes_of
-from helpers.models import priors
+from helpers.models import genemamba, priors
 
 STEP = "13_gene_embeddings"
 runs.get_profile(profile)
@@ -57,6 +59,9 @@ vocabulary_needed = sorted(set(dataset_genes) | set(go_graph.target))
 
 # %%
 tables = {"go_svd": priors.go_svd_embeddings(reference.gene2go(), vocabulary_needed, go_svd_components)}
+genemamba_checkpoint = runs.results_root() / "12_pretrain_genemamba" / "genemamba.pt"
+if genemamba_checkpoint.is_file():
+    tables["genemamba"] = genemamba.embedding_table(genemamba_checkpoint)
 if embedding_file is not None:
     tables["file"] = priors.read_embedding_table(embedding_file)
 coverage = []
@@ -69,7 +74,9 @@ for name, table in tables.items():
 coverage = pd.concat(coverage, ignore_index=True)
 runs.atomic_write_csv(coverage, out / "coverage.csv")
 runs.write_run_json(STEP, {"data_run": (prepared / "run.json").read_text(), "go_svd_components": go_svd_components,
-                           "embedding_file": embedding_file}, [f"{n}.parquet" for n in tables] + ["coverage.csv"]);
+                           "embedding_file": embedding_file,
+                           "genemamba_run": runs.parameters_fingerprint("12_pretrain_genemamba")
+                           if "genemamba" in tables else None}, [f"{n}.parquet" for n in tables] + ["coverage.csv"]);
 display(coverage.groupby("prior").agg(genes=("gene", "size"), found=("found", "sum"),
                                       found_via_alias=("via_alias", "sum"),
                                       perturbed_found=("perturbed", lambda p: int((p & coverage.loc[p.index, "found"]).sum()))))
@@ -110,6 +117,8 @@ for name in tables:
 # %% [markdown]
 # ## What we found
 #
+# - GeneMamba's table covers every gene of the expression matrix (its vocabulary is the data's
+#   genes), including the perturbed genes that have no GO annotation.
 # - GO-SVD covers every GO-annotated gene of the data and all perturbed genes but the three that
 #   GEARS also drops for lack of GO (IER5L, KIAA1804, RHOXF2BB).
 # - Its neighbourhoods are GO neighbourhoods, which GEARS' perturbation graph already encodes:

@@ -88,3 +88,15 @@ def test_pretraining_lowers_the_loss_on_a_learnable_corpus():
     history = gm.pretrain(model, tokens, pairs, steps=60, batch_size=8, seed=0, lr=3e-3, progress=False)
     assert history.lm_loss.iloc[-5:].mean() < 0.5 * history.lm_loss.iloc[:5].mean()
     assert (history.tokens_per_s > 0).all()
+
+
+def test_pretraining_data_never_includes_validation_or_test_perturbations():
+    from helpers import reference, splits
+
+    conditions = reference.norman_conditions().condition.to_numpy()
+    split = splits.simulation_split(conditions, set(reference.gene2go()))
+    per_cell = np.repeat(conditions, 3)
+    seen = set(per_cell[gm.pretraining_cells(per_cell, split.train)])
+    assert "ctrl" in seen and seen <= set(split.train)
+    assert not seen & (set(split.val) | set(split.test) | set(split.excluded_not_in_go))
+    assert len(seen) == len(split.train)

@@ -48,15 +48,15 @@ def test_prepare_data_notebook_quick_profile(tmp_path, isolated_results):
     assert (out / "perturb_processed.h5ad").stat().st_mtime_ns == before
 
     # The model and evaluation chapters, in book order, on the same quick data
-    for name in ("10_train_baselines", "11_train_gears", "13_gene_embeddings", "14_train_gears_priors",
-                 "20_evaluate_perturbations"):
+    for name in ("10_train_baselines", "11_train_gears", "12_pretrain_genemamba", "13_gene_embeddings",
+                 "14_train_gears_priors", "20_evaluate_perturbations"):
         executed = book.execute(name, {"profile": "quick"}, executed_dir=tmp_path)
         notebook = json.loads(executed.read_text())
         assert not [o for c in notebook["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
     per_perturbation = pd.read_csv(isolated_results / "metrics" / "per_perturbation.csv")
     assert per_perturbation.columns.tolist() == ["model", "seed", "perturbation", "subgroup", "metric", "value"]
     assert set(per_perturbation.model) == {"no_change", "train_mean", "additive", "linear", "gears",
-                                           "gears+go_svd", "noise_ceiling"}
+                                           "gears+go_svd", "gears+genemamba", "noise_ceiling"}
     assert per_perturbation.groupby("model").perturbation.nunique().eq(107).all()
     summary = pd.read_csv(isolated_results / "metrics" / "summary.csv")
     assert summary.columns.tolist() == ["model", "subgroup", "metric", "mean", "ci_low", "ci_high", "n"]

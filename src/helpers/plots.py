@@ -174,3 +174,17 @@ def embedding_pca(table: pd.DataFrame, labels: pd.Series, title: str = "") -> Fi
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def pretraining_curve(history: pd.DataFrame, window: int = 10) -> Figure:
+    """Pretraining losses per step (light) and their running mean (dark)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for column, colour in (("lm_loss", "#4c72b0"), ("infonce_loss", "#dd8452")):
+        ax.plot(history.step, history[column], color=colour, alpha=0.3)
+        ax.plot(history.step, history[column].rolling(window, min_periods=1).mean(), color=colour,
+                label=column.replace("_", " "))
+    ax.set(xlabel="step", ylabel="loss", title="GeneMamba pretraining")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -38,19 +38,23 @@ class Profile:
     epochs: int
     cells_per_epoch: int | None  # training cells drawn per epoch (None = all, as cell-gears)
     seeds: tuple[int, ...]
+    pretrain_steps: int  # GeneMamba optimisation steps
+    context_length: int  # GeneMamba tokens per cell (<cls> + top-ranked genes)
 
 
 PROFILES: dict[str, Profile] = {
     # CI and tests: a few hundred genes, ~10 cells per condition, one epoch.
     "quick": Profile("quick", "simulated", max_cells_per_condition=10, max_control_cells=300,
-                     n_high_mean_genes=300, epochs=1, cells_per_epoch=256, seeds=(1,)),
+                     n_high_mean_genes=300, epochs=1, cells_per_epoch=256, seeds=(1,),
+                     pretrain_steps=10, context_length=64),
     # `make book`: the full Norman scaffold (all 3,051 genes) at reduced cells per condition.
     "default": Profile("default", "simulated", max_cells_per_condition=50,
                        max_control_cells=2000, n_high_mean_genes=None, epochs=5, cells_per_epoch=2048,
-                       seeds=(1, 2, 3)),
+                       seeds=(1, 2, 3), pretrain_steps=150, context_length=128),
     # Real Norman at full size; meant for a GPU.
     "full": Profile("full", "dataverse", max_cells_per_condition=None, max_control_cells=None,
-                    n_high_mean_genes=None, epochs=20, cells_per_epoch=None, seeds=(1, 2, 3)),
+                    n_high_mean_genes=None, epochs=20, cells_per_epoch=None, seeds=(1, 2, 3),
+                    pretrain_steps=20000, context_length=2048),
 }
 
 

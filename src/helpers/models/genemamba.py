@@ -60,6 +60,12 @@ def rank_tokens(X: np.ndarray, gene_token_ids: np.ndarray, context_length: int) 
     return out
 
 
+def pretraining_cells(conditions: np.ndarray, train_conditions: list[str]) -> np.ndarray:
+    """Mask of the cells GeneMamba may see: control cells and cells of training perturbations,
+    never a validation or test perturbation."""
+    return np.isin(np.asarray(conditions, dtype=str), list(train_conditions))
+
+
 def ssd_scan_reference(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                        C: torch.Tensor) -> torch.Tensor:
     """The state-space recurrence, one position at a time (slow; the definition).
@@ -87,8 +93,9 @@ def ssd_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor
     log_decay = cumulative[:, :, :, None] - cumulative[:, :, None, :]  # (b, H, t, s)
     causal = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()
     decay = torch.exp(log_decay.masked_fill(~causal, float("-inf")))
-    scores = torch.einsum("btn,bsn->bts", C, B)[:, None] * decay  # (b, H, t, s)
-    return torch.einsum("bhts,bshp->bthp", scores, x * dt[..., None])
+    scores = (C @ B.transpose(1, 2))[:, None] * decay  # (b, H, t, s)
+    values = (x * dt[..., None]).permute(0, 2, 1, 3)  # (b, H, s, P)
+    return (scores @ values).permute(0, 2, 1, 3)  # (b, t, H, P)
 
 
 class RMSNorm(nn.Module):
@@ -217,10 +224,10 @@ def language_model_loss(model: GeneMamba, tokens: torch.Tensor) -> torch.Tensor:
     lengths = (tokens != PAD).sum(dim=1)
     losses = []
     for reverse in (False, True):
-        target_tokens = reverse_valid(tokens, lengths) if reverse else tokens
-        logits = model.causal_hidden(tokens, reverse) @ model.embedding.weight.T  # (b, L, V)
-        losses.append(F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                      target_tokens[:, 1:].reshape(-1), ignore_index=PAD))
+        target_tokens = (reverse_valid(tokens, lengths) if reverse else tokens)[:, 1:]
+        keep = target_tokens != PAD
+        hidden = model.causal_hidden(tokens, reverse)[:, :-1][keep]  # (positions, D)
+        losses.append(F.cross_entropy(hidden @ model.embedding.weight.T, target_tokens[keep]))
     return 0.5 * (losses[0] + losses[1])
 
 
@@ -265,3 +272,15 @@ def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, step
                      "infonce_loss": contrastive.item(),
                      "tokens_per_s": int((batch != PAD).sum()) / seconds})
     return pd.DataFrame(rows)
+
+
+def embedding_table(checkpoint: "Path | str") -> "pd.DataFrame":
+    """Gene symbol × dimension table of a GeneMamba checkpoint's gene token embeddings."""
+    import pandas as pd
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    weights = saved["state_dict"]["embedding.weight"][N_SPECIAL_TOKENS:].numpy()
+    if len(weights) != len(saved["genes"]):
+        raise ValueError(f"{checkpoint}: {len(weights)} gene embeddings for {len(saved['genes'])} genes; "
+                         "the checkpoint is corrupt or from another gene set: pretrain again")
+    return pd.DataFrame(weights, index=saved["genes"], columns=[f"genemamba_{i}" for i in range(weights.shape[1])])
