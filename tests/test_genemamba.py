@@ -100,3 +100,16 @@ def test_pretraining_data_never_includes_validation_or_test_perturbations():
     assert "ctrl" in seen and seen <= set(split.train)
     assert not seen & (set(split.val) | set(split.test) | set(split.excluded_not_in_go))
     assert len(seen) == len(split.train)
+
+
+def test_embedding_table_from_checkpoint_and_mismatch(tmp_path):
+    config = gm.GeneMambaConfig(vocab_size=5 + gm.N_SPECIAL_TOKENS, d_model=16, head_dim=8)
+    model = gm.GeneMamba(config)
+    genes = ["A", "B", "C", "D", "E"]
+    torch.save({"config": config.__dict__, "genes": genes, "state_dict": model.state_dict()}, tmp_path / "ok.pt")
+    table = gm.embedding_table(tmp_path / "ok.pt")
+    assert list(table.index) == genes and table.shape == (5, 16)
+    torch.testing.assert_close(torch.from_numpy(table.to_numpy()), model.gene_embeddings.detach())
+    torch.save({"config": config.__dict__, "genes": genes[:4], "state_dict": model.state_dict()}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="another gene set"):
+        gm.embedding_table(tmp_path / "bad.pt")
