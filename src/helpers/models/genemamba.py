@@ -98,6 +98,22 @@ def ssd_scan(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor
     return (scores @ values).permute(0, 2, 1, 3)  # (b, t, H, P)
 
 
+def scan_for(device: torch.device):
+    """The scan to use on ``device``: mamba-ssm's fused Triton kernel on CUDA when the optional
+    ``gpu`` extra is installed, else :func:`ssd_scan` (CPU, or CUDA without mamba-ssm)."""
+    if device.type != "cuda":
+        return ssd_scan
+    try:
+        from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+    except ImportError:
+        return ssd_scan
+
+    def fused(x, dt, A, B, C):  # mamba-ssm wants a group axis on B and C
+        return mamba_chunk_scan_combined(x, dt, A, B[:, :, None], C[:, :, None], chunk_size=256)
+
+    return fused
+
+
 class RMSNorm(nn.Module):
     def __init__(self, width: int, eps: float = 1e-5):
         super().__init__()
@@ -147,8 +163,9 @@ class Mamba2Mixer(nn.Module):
         self.norm = RMSNorm(ed)
         self.out_proj = nn.Linear(ed, config.d_model, bias=False)
 
-    def forward(self, u: torch.Tensor, scan=ssd_scan) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, scan=None) -> torch.Tensor:
         cfg = self.config
+        scan = scan or scan_for(u.device)
         batch, length, _ = u.shape
         z, xBC, dt = torch.split(self.in_proj(u), [cfg.d_inner, cfg.d_inner + 2 * cfg.d_state, cfg.n_heads], -1)
         xBC = F.silu(self.conv1d(xBC.transpose(1, 2))[..., :length].transpose(1, 2))  # causal
