@@ -24,14 +24,18 @@ Glossary (code → Mamba-2 paper, Dao & Gu 2024):
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
-PAD, MASK, CLS = 0, 1, 2
+PAD, MASK, CLS = 0, 1, 2  # MASK is reserved in the vocabulary; the objective does not mask
 N_SPECIAL_TOKENS = 3
 
 
@@ -259,15 +263,10 @@ def coexpression_infonce(model: GeneMamba, anchors: torch.Tensor, partners: torc
 
 def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, steps: int,
              batch_size: int, seed: int, lr: float = 1e-3, infonce_weight: float = 0.1,
-             device: str = "cpu", progress: bool = True) -> "pd.DataFrame":
+             device: str = "cpu", progress: bool = True) -> pd.DataFrame:
     """Pretrain on ``tokens`` (cells × L) with the language-model loss plus ``infonce_weight`` ×
     the InfoNCE over ``coexpressed`` gene pairs (pairs × 2, gene indices). Returns the loss
     per step with the tokens per second."""
-    import time
-
-    import pandas as pd
-    from tqdm import tqdm
-
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model.to(device).train()
@@ -291,10 +290,8 @@ def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, step
     return pd.DataFrame(rows)
 
 
-def embedding_table(checkpoint: "Path | str") -> "pd.DataFrame":
+def embedding_table(checkpoint: Path | str) -> pd.DataFrame:
     """Gene symbol × dimension table of a GeneMamba checkpoint's gene token embeddings."""
-    import pandas as pd
-
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
     weights = saved["state_dict"]["embedding.weight"][N_SPECIAL_TOKENS:].numpy()
     if len(weights) != len(saved["genes"]):
