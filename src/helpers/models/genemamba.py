@@ -211,6 +211,12 @@ class GeneMamba(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.d_model, padding_idx=PAD)
+        # Small init (as GPT-2 for tied embeddings): with N(0, 1) rows the tied output layer
+        # starts with logits of s.d. ~√D, a near-one-hot softmax and denormal gradients that
+        # slow the CPU matmuls ~10×.
+        with torch.no_grad():
+            nn.init.normal_(self.embedding.weight, std=0.02)
+            self.embedding.weight[PAD].zero_()
         self.blocks = nn.ModuleList(BiMambaBlock(config) for _ in range(config.n_layers))
         self.norm = RMSNorm(config.d_model)
 
