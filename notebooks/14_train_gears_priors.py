@@ -36,6 +36,8 @@ device = "auto"  # 'auto' means CUDA when present, else CPU
 force = False  # retrain even if predictions for these parameters exist
 
 # %%
+import hashlib
+
 import pandas as pd
 import torch
 from IPython.display import display
@@ -97,7 +99,8 @@ for name in names:
     for seed in settings.seeds:
         run_name = f"{STEP}/{model_name}/seed={seed}"
         parameters = {"data_run": (prepared / "run.json").read_text(),
-                      "embedding_run": (EMBEDDINGS / "run.json").read_text(), "config": config,
+                      "prior_sha256": hashlib.sha256((EMBEDDINGS / f"{name}.parquet").read_bytes()).hexdigest(),
+                      "config": config,
                       "prior_target": prior_target, "epochs": settings.epochs,
                       "cells_per_epoch": settings.cells_per_epoch, "seed": seed}
         if not force and runs.is_cached(run_name, parameters, ["history.csv"]) \
