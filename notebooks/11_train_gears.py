@@ -45,7 +45,8 @@ from IPython.display import display
 
 from helpers import data, plots, predictions, runs, splits
 from helpers.conditions import CONTROL
-from helpers.models.gears import GearsData, predict_means, resolve_device, train_gears
+from helpers.models.gears import GearsData, predict_means, train_gears
+from helpers.models.torch_runtime import resolve_device
 from helpers.models.gears_module import GearsConfig
 
 STEP, MODEL = "11_train_gears", "gears"

@@ -54,7 +54,7 @@ from IPython.display import display
 
 from helpers import data, graphs, plots, runs, splits
 from helpers.models import genemamba as gm
-from helpers.models.gears import resolve_device
+from helpers.models.torch_runtime import resolve_device
 
 STEP = "12_pretrain_genemamba"
 settings = runs.resolve_parameters(profile, pretrain_steps=steps, context_length=context_length)
@@ -95,7 +95,7 @@ if not force and runs.is_cached(STEP, parameters, ["genemamba.pt", "loss.csv"]):
     history = pd.read_csv(out / "loss.csv")
     print("reused the cached checkpoint")
 else:
-    model = gm.GeneMamba(config)
+    model = gm.GeneMamba(config, seed=seed)
     history = gm.pretrain(model, tokens, coexpressed, settings.pretrain_steps, batch_size, seed,
                           lr=learning_rate, infonce_weight=infonce_weight, device=str(resolve_device(device)))
     runs.atomic_write(checkpoint, lambda p: torch.save({"config": config.__dict__, "genes": genes,

@@ -83,11 +83,20 @@ def test_pretraining_lowers_the_loss_on_a_learnable_corpus():
     orders = [np.arange(n_genes), np.arange(n_genes)[::-1]]
     X = np.vstack([np.argsort(orders[i % 2]).astype(float)[::-1].copy() + 1 for i in range(64)])
     tokens = gm.rank_tokens(X, np.arange(n_genes) + gm.N_SPECIAL_TOKENS, context_length=12)
-    model = gm.GeneMamba(gm.GeneMambaConfig(vocab_size=n_genes + gm.N_SPECIAL_TOKENS, d_model=32, head_dim=16))
+    config = gm.GeneMambaConfig(vocab_size=n_genes + gm.N_SPECIAL_TOKENS, d_model=32, head_dim=16)
     pairs = np.array([[i, (i + 1) % n_genes] for i in range(n_genes)])
-    history = gm.pretrain(model, tokens, pairs, steps=60, batch_size=8, seed=0, lr=3e-3, progress=False)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(len(runs))  # the global random state must not matter, only the seed
+        model = gm.GeneMamba(config, seed=0)
+        history = gm.pretrain(model, tokens, pairs, steps=60, batch_size=8, seed=0, lr=3e-3, progress=False)
+        runs.append((history, model.gene_embeddings.detach().clone()))
+    history = runs[0][0]
     assert history.lm_loss.iloc[-5:].mean() < 0.5 * history.lm_loss.iloc[:5].mean()
     assert (history.tokens_per_s > 0).all()
+    # same seed, same run: identical losses and embeddings
+    assert history.loss.tolist() == runs[1][0].loss.tolist()
+    assert torch.equal(runs[0][1], runs[1][1])
 
 
 def test_pretraining_data_never_includes_validation_or_test_perturbations():

@@ -25,7 +25,7 @@ import torch
 from helpers import reference
 from helpers.conditions import condition_genes
 from helpers.graphs import write_gears_go_csv
-from helpers.models.gears import resolve_device
+from helpers.models.torch_runtime import resolve_device
 from helpers.models.gears_module import GearsConfig
 from helpers.splits import SimulationSplit
 

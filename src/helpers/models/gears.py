@@ -6,7 +6,6 @@ seeds, devices and the training loop of cell-gears 0.1.2's ``GEARS.train``.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from dataclasses import dataclass
@@ -22,27 +21,8 @@ from tqdm import tqdm
 from helpers.conditions import CONTROL, condition_genes
 from helpers.graphs import coexpression_edges, edge_tensors
 from helpers.models.gears_module import DenseGEARS, GearsConfig, gears_loss
+from helpers.models.torch_runtime import deterministic_torch, resolve_device
 from helpers.splits import SimulationSplit
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``'auto'``: CUDA when present, else CPU; anything else is passed to ``torch.device``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-@contextlib.contextmanager
-def deterministic_torch():
-    """Run the block with PyTorch's deterministic kernels (graph convolutions' scatter-adds are
-    otherwise summed in a thread-dependent order, so two runs differ in the last bits)."""
-    previous, previous_warn_only = (torch.are_deterministic_algorithms_enabled(),
-                                    torch.is_deterministic_algorithms_warn_only_enabled())
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)
 
 
 def _dense(X) -> np.ndarray:

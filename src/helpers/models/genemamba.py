@@ -35,6 +35,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from helpers.models.torch_runtime import deterministic_torch
+
 PAD, MASK, CLS = 0, 1, 2  # MASK is reserved in the vocabulary; the objective does not mask
 N_SPECIAL_TOKENS = 3
 
@@ -207,18 +209,22 @@ class BiMambaBlock(nn.Module):
 class GeneMamba(nn.Module):
     """Token embedding → BiMamba blocks → RMSNorm; ``gene_embeddings`` is the embedding table."""
 
-    def __init__(self, config: GeneMambaConfig):
+    def __init__(self, config: GeneMambaConfig, seed: int | None = None):
+        """``seed`` fixes the initial weights without touching the global random state."""
         super().__init__()
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.d_model, padding_idx=PAD)
-        # Small init (as GPT-2 for tied embeddings): with N(0, 1) rows the tied output layer
-        # starts with logits of s.d. ~√D, a near-one-hot softmax and denormal gradients that
-        # slow the CPU matmuls ~10×.
-        with torch.no_grad():
-            nn.init.normal_(self.embedding.weight, std=0.02)
-            self.embedding.weight[PAD].zero_()
-        self.blocks = nn.ModuleList(BiMambaBlock(config) for _ in range(config.n_layers))
-        self.norm = RMSNorm(config.d_model)
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.embedding = nn.Embedding(config.vocab_size, config.d_model, padding_idx=PAD)
+            # Small init (as GPT-2 for tied embeddings): with N(0, 1) rows the tied output layer
+            # starts with logits of s.d. ~√D, a near-one-hot softmax and denormal gradients that
+            # slow the CPU matmuls ~10×.
+            with torch.no_grad():
+                nn.init.normal_(self.embedding.weight, std=0.02)
+                self.embedding.weight[PAD].zero_()
+            self.blocks = nn.ModuleList(BiMambaBlock(config) for _ in range(config.n_layers))
+            self.norm = RMSNorm(config.d_model)
 
     def causal_hidden(self, tokens: torch.Tensor, reverse: bool = False) -> torch.Tensor:
         """Hidden states of one direction only (every block's mixer reads causally): position t
@@ -273,26 +279,26 @@ def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, step
     """Pretrain on ``tokens`` (cells × L) with the language-model loss plus ``infonce_weight`` ×
     the InfoNCE over ``coexpressed`` gene pairs (pairs × 2, gene indices). Returns the loss
     per step with the tokens per second."""
-    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model.to(device).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     rows = []
-    for step in tqdm(range(1, steps + 1), desc="GeneMamba", disable=not progress, mininterval=2):
-        start = time.perf_counter()
-        batch = torch.from_numpy(tokens[rng.integers(0, len(tokens), batch_size)]).to(device)
-        pairs = torch.from_numpy(coexpressed[rng.integers(0, len(coexpressed), 4 * batch_size)]).to(device)
-        lm = language_model_loss(model, batch)
-        contrastive = coexpression_infonce(model, pairs[:, 0], pairs[:, 1])
-        loss = lm + infonce_weight * contrastive
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        seconds = time.perf_counter() - start
-        rows.append({"step": step, "loss": loss.item(), "lm_loss": lm.item(),
-                     "infonce_loss": contrastive.item(),
-                     "tokens_per_s": int((batch != PAD).sum()) / seconds})
+    with deterministic_torch():
+        for step in tqdm(range(1, steps + 1), desc="GeneMamba", disable=not progress, mininterval=2):
+            start = time.perf_counter()
+            batch = torch.from_numpy(tokens[rng.integers(0, len(tokens), batch_size)]).to(device)
+            pairs = torch.from_numpy(coexpressed[rng.integers(0, len(coexpressed), 4 * batch_size)]).to(device)
+            lm = language_model_loss(model, batch)
+            contrastive = coexpression_infonce(model, pairs[:, 0], pairs[:, 1])
+            loss = lm + infonce_weight * contrastive
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            seconds = time.perf_counter() - start
+            rows.append({"step": step, "loss": loss.item(), "lm_loss": lm.item(),
+                         "infonce_loss": contrastive.item(),
+                         "tokens_per_s": int((batch != PAD).sum()) / seconds})
     return pd.DataFrame(rows)
 
 
