@@ -96,23 +96,48 @@ for name, table in tables.items():
     plt.show()
 
 # %% [markdown]
-# ## 3. Do perturbed genes that act alike sit together?
+# ## 3. Do genes that share a function sit together?
 #
-# A PCA of each prior's vectors for the perturbed genes, coloured by Norman's GI-manifold
-# cluster (genes whose double perturbations behave alike; grey: unclustered), and each listed
-# gene's five nearest neighbours by cosine similarity.
+# A PCA of each prior's vectors for all genes of the data, coloured by a broad GO biological
+# process. The categories are picked from the annotations, not by hand: the largest BP terms
+# among the data's genes that overlap each other little (`helpers.models.priors.go_categories`).
+# GO-SVD is built from these very annotations, so it separates them by construction; the
+# question is whether GeneMamba, which never saw GO, does too.
+
+# %%
+categories = priors.go_categories(reference.gene2go(), dataset_genes,
+                                  reference.go_terms().query("ontology == 'BP'").set_index("go_id").term)
+for name in tables:
+    aligned = pd.read_parquet(out / f"{name}.parquet")
+    known = [g for g in dataset_genes if np.abs(aligned.loc[g]).sum() > 0]
+    fig = plots.embedding_pca(aligned.loc[known], categories, title=f"{name}: {len(known):,} genes (PCA)",
+                              legend_title="GO biological process")
+    runs.atomic_savefig(fig, out / f"pca_go_{name}.png")
+    plt.show()
+
+# %% [markdown]
+# ## 4. Do perturbed genes that act alike sit together?
+#
+# The same for the perturbed genes only, coloured by Norman's GI-manifold cluster (genes whose
+# perturbations move cells alike; grey: unclustered), and each listed gene's five nearest
+# perturbed neighbours by cosine similarity.
 
 # %%
 clusters = reference.single_clusters().set_index("gene").cluster
+cluster_labels = clusters[clusters >= 0].map(lambda c: f"cluster {c}")
+neighbour_tables = []
 for name in tables:
     aligned = pd.read_parquet(out / f"{name}.parquet")
     known = [g for g in perturbed if g in aligned.index and np.abs(aligned.loc[g]).sum() > 0]
-    fig = plots.embedding_pca(aligned.loc[known], clusters.reindex(known).fillna(-1).astype(int),
-                              title=f"{name}: perturbed genes (PCA)")
+    fig = plots.embedding_pca(aligned.loc[known], cluster_labels, title=f"{name}: perturbed genes (PCA)",
+                              legend_title="Norman GI cluster", background="unclustered", name_points=True)
     runs.atomic_savefig(fig, out / f"pca_{name}.png")
     plt.show()
     neighbours = priors.nearest_neighbours(aligned.loc[known], [g for g in neighbour_genes if g in known], k=5)
-    display(neighbours.assign(prior=name))
+    neighbour_tables.append(neighbours.assign(prior=name, query_cluster=neighbours["query"].map(clusters),
+                                              neighbour_cluster=neighbours.gene.map(clusters)))
+    display(neighbour_tables[-1])
+runs.atomic_write_csv(pd.concat(neighbour_tables, ignore_index=True), out / "neighbours.csv")
 
 # %% [markdown]
 # ## What we found

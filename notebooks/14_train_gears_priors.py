@@ -21,14 +21,15 @@
 # else (data, split, graphs, training, seeds) is exactly the GEARS chapter's, so any difference
 # in the evaluation chapter is the prior's doing.
 #
-# Where the prior enters is a parameter: the gene embedding (`"gene"`: every gene of the
-# expression matrix), the perturbation embedding (`"perturbation"`: the GO-graph nodes GEARS
-# perturbs), or `"both"`.
+# Where the prior enters is the question of section 2: the gene embedding (`"gene"`: every gene
+# of the expression matrix), the perturbation embedding (`"perturbation"`: the GO-graph nodes
+# GEARS perturbs) or `"both"`. Each candidate is trained on the first seed and the one with the
+# lowest validation error is kept for all seeds; the test set plays no part in the choice.
 
 # %% tags=["parameters"]
 profile = "default"  # 'quick', 'default' or 'full'
 prior_names = None  # None: every prior the embeddings chapter built, e.g. ['go_svd']
-prior_target = "gene"  # 'gene', 'perturbation' or 'both'
+prior_targets = ["gene", "perturbation", "both"]  # candidates compared on validation; one entry fixes it
 seeds = None  # None: the seeds of the profile
 epochs = None  # None: the epochs of the profile
 cells_per_epoch = None  # None: from the profile
@@ -38,11 +39,12 @@ force = False  # retrain even if predictions for these parameters exist
 # %%
 import hashlib
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import display
 
-from helpers import data, predictions, reference, runs, splits
+from helpers import data, plots, predictions, reference, runs, splits
 from helpers.conditions import CONTROL
 from helpers.models import priors
 from helpers.models.gears import GearsData, predict_means, train_gears
@@ -51,8 +53,10 @@ from helpers.models.gears_module import GearsConfig
 STEP = "14_train_gears_priors"
 EMBEDDINGS = runs.results_root() / "13_gene_embeddings"
 settings = runs.resolve_parameters(profile, seeds=seeds, epochs=epochs, cells_per_epoch=cells_per_epoch)
-if prior_target not in priors.PRIOR_TARGETS:
-    raise ValueError(f"prior_target must be one of {priors.PRIOR_TARGETS}, got {prior_target!r}")
+unknown_targets = sorted(set(prior_targets) - set(priors.PRIOR_TARGETS))
+if unknown_targets or not prior_targets:
+    raise ValueError(f"prior_targets must be a non-empty list drawn from {priors.PRIOR_TARGETS}, "
+                     f"got {prior_targets!r}")
 available = sorted(p.stem for p in EMBEDDINGS.glob("*.parquet"))
 names = available if prior_names is None else list(prior_names)
 missing = sorted(set(names) - set(available))
@@ -65,13 +69,15 @@ adata, _ = data.read_prepared(prepared)
 split = splits.SimulationSplit.from_json(prepared / "split.json")
 gears_data = GearsData.from_adata(adata, split, pd.read_csv(prepared / "go_graph.csv"), config)
 targets = [c for c in split.train + split.val + split.test if c != CONTROL]
-print(f"priors {names}, entering the {prior_target} embedding; seeds {settings.seeds}")
+selection_seed = settings.seeds[0]
+print(f"priors {names}; candidate targets {list(prior_targets)} compared on seed {selection_seed}; "
+      f"seeds {settings.seeds}")
 
 # %% [markdown]
 # ## 1. Align each prior to GEARS' genes and GO-graph nodes
 
 # %%
-def prior_matrices(name: str) -> tuple[torch.Tensor | None, torch.Tensor | None, dict]:
+def prior_matrices(name: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
     table = pd.read_parquet(EMBEDDINGS / f"{name}.parquet")
     aliases = reference.aliases()
     gene, gene_report = priors.align_embeddings(table, gears_data.genes, aliases)
@@ -81,54 +87,81 @@ def prior_matrices(name: str) -> tuple[torch.Tensor | None, torch.Tensor | None,
               "genes": len(gears_data.genes),
               "graph_nodes_with_vector": int(found.reindex(pert_report.matched_as.dropna()).sum()),
               "graph_nodes": len(gears_data.pert_names)}
-    use_gene, use_pert = prior_target in ("gene", "both"), prior_target in ("perturbation", "both")
-    return (torch.from_numpy(gene) if use_gene else None, torch.from_numpy(pert) if use_pert else None, counts)
+    return torch.from_numpy(gene), torch.from_numpy(pert), counts
 
 
 aligned = {name: prior_matrices(name) for name in names}
 display(pd.DataFrame({name: counts for name, (_, _, counts) in aligned.items()}).T)
 
+
+def train_or_reuse(name: str, target: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training history and predicted means of GEARS + ``name`` entering ``target``, from the
+    cache when these exact parameters (data, prior content, settings) were run before."""
+    run_name = f"{STEP}/gears+{name}/{target}/seed={seed}"
+    run_dir = runs.step_dir(run_name)
+    parameters = {"data_run": (prepared / "run.json").read_text(),
+                  "prior_sha256": hashlib.sha256((EMBEDDINGS / f"{name}.parquet").read_bytes()).hexdigest(),
+                  "config": config, "prior_target": target, "epochs": settings.epochs,
+                  "cells_per_epoch": settings.cells_per_epoch, "seed": seed}
+    outputs = ["history.csv", "predicted_means.parquet"]
+    if not force and runs.is_cached(run_name, parameters, outputs):
+        print(f"gears+{name} ({target}) seed {seed}: reused from cache")
+        return pd.read_csv(run_dir / "history.csv"), pd.read_parquet(run_dir / "predicted_means.parquet")
+    gene_prior, pert_prior, _ = aligned[name]
+    model, history = train_gears(gears_data, split, config, settings.epochs, seed, device,
+                                 cells_per_epoch=settings.cells_per_epoch,
+                                 gene_prior=gene_prior if target in ("gene", "both") else None,
+                                 pert_prior=pert_prior if target in ("perturbation", "both") else None)
+    predicted = predict_means(model, gears_data, targets, seed, config.n_control_samples)
+    history = history.assign(model=f"gears+{name}", prior=name, target=target, seed=seed)
+    runs.atomic_write(run_dir / "model.pt", lambda p: torch.save(model.state_dict(), p))
+    runs.atomic_write(run_dir / "predicted_means.parquet", predicted.to_parquet)
+    runs.atomic_write_csv(history, run_dir / "history.csv")
+    runs.write_run_json(run_name, parameters, outputs)
+    return history, predicted
+
+
 # %% [markdown]
-# ## 2. Train GEARS + prior per seed
+# ## 2. Where should the prior enter?
+#
+# Each candidate target, trained on the first seed; the chosen one has the lowest validation
+# MSE on the top-20 DE genes (of the epoch GEARS keeps, the best on validation).
+
+# %%
+selection = pd.concat([train_or_reuse(name, target, selection_seed)[0]
+                       .groupby(["prior", "target"], as_index=False).val_mse_top20_de.min()
+                       for name in names for target in prior_targets], ignore_index=True)
+choice = priors.choose_prior_target(selection).assign(seed=selection_seed)
+runs.atomic_write_csv(choice, runs.step_dir(STEP) / "prior_target_selection.csv")
+fig = plots.prior_target_comparison(choice)
+runs.atomic_savefig(fig, runs.step_dir(STEP) / "prior_target_selection.png")
+plt.show()
+chosen = choice.query("chosen").set_index("prior").target.to_dict()
+display(choice.round(4))
+
+# %% [markdown]
+# ## 3. Train GEARS + prior on every seed, entering where validation chose
 
 # %%
 histories = []
 for name in names:
-    model_name = f"gears+{name}"
-    gene_prior, pert_prior, _ = aligned[name]
     for seed in settings.seeds:
-        run_name = f"{STEP}/{model_name}/seed={seed}"
-        parameters = {"data_run": (prepared / "run.json").read_text(),
-                      "prior_sha256": hashlib.sha256((EMBEDDINGS / f"{name}.parquet").read_bytes()).hexdigest(),
-                      "config": config,
-                      "prior_target": prior_target, "epochs": settings.epochs,
-                      "cells_per_epoch": settings.cells_per_epoch, "seed": seed}
-        if not force and runs.is_cached(run_name, parameters, ["history.csv"]) \
-                and predictions.prediction_path(model_name, seed).is_file():
-            histories.append(pd.read_csv(runs.step_dir(run_name) / "history.csv"))
-            print(f"{model_name} seed {seed}: reused from cache")
-            continue
-        model, history = train_gears(gears_data, split, config, settings.epochs, seed, device,
-                                     cells_per_epoch=settings.cells_per_epoch,
-                                     gene_prior=gene_prior, pert_prior=pert_prior)
-        runs.atomic_write(runs.step_dir(run_name) / "model.pt", lambda p: torch.save(model.state_dict(), p))
-        predicted = predict_means(model, gears_data, targets, seed, config.n_control_samples)
-        predictions.write_predictions(model_name, seed, predicted, runs.parameters_fingerprint(data.PREPARE_STEP),
-                                      {"profile": profile, "prior": name, "prior_target": prior_target})
-        history = history.assign(model=model_name, seed=seed)
-        runs.atomic_write_csv(history, runs.step_dir(run_name) / "history.csv")
-        runs.write_run_json(run_name, parameters, ["history.csv"])
+        history, predicted = train_or_reuse(name, chosen[name], seed)
+        predictions.write_predictions(f"gears+{name}", seed, predicted,
+                                      runs.parameters_fingerprint(data.PREPARE_STEP),
+                                      {"profile": profile, "prior": name, "prior_target": chosen[name]})
         histories.append(history)
 history = pd.concat(histories, ignore_index=True)
 runs.atomic_write_csv(history, runs.step_dir(STEP) / "training_history.csv")
-runs.write_run_json(STEP, {"settings": settings, "priors": names, "prior_target": prior_target},
-                    ["training_history.csv"]);
+runs.write_run_json(STEP, {"settings": settings, "priors": names, "prior_targets": list(prior_targets),
+                           "chosen": chosen}, ["training_history.csv", "prior_target_selection.csv"]);
 display(history.groupby(["model", "seed"]).val_mse_top20_de.min().unstack().round(4))
 
 # %% [markdown]
 # ## What we found
 #
 # - Each prior trains in the same time as GEARS alone: the projection adds one small linear map.
-# - Their validation errors are shown above; the evaluation chapter compares them with GEARS and
-#   the baselines on the test subgroups, where the question is whether a prior helps on
-#   `combo_seen0` and `unseen_single`, the perturbations GEARS has to extrapolate to.
+# - Validation picks where each prior enters (table and figure of section 2); the evaluation
+#   chapter then compares the chosen GEARS + prior models with GEARS and the baselines on the
+#   test subgroups, where the question is whether a prior helps on `combo_seen0` and
+#   `unseen_single`, the perturbations GEARS has to extrapolate to.

@@ -64,3 +64,28 @@ def test_bad_embedding_files_are_clear_errors(tmp_path):
         priors.read_embedding_table(tmp_path / "x.json")
     with pytest.raises(priors.EmbeddingFileError, match="file not found"):
         priors.read_embedding_table(tmp_path / "missing.csv")
+
+
+def test_prior_target_is_chosen_on_validation_per_prior():
+    validation = pd.DataFrame({
+        "prior": ["a", "a", "a", "b", "b", "b", "b"],
+        "target": ["gene", "perturbation", "both", "gene", "gene", "perturbation", "both"],
+        "val_mse_top20_de": [0.30, 0.20, 0.25, 0.10, 0.30, 0.20, 0.19]})
+    choice = priors.choose_prior_target(validation)
+    assert choice.query("chosen").set_index("prior").target.to_dict() == {"a": "perturbation", "b": "both"}
+    assert choice.query("prior == 'b' and target == 'gene'").val_mse_top20_de.item() == pytest.approx(0.20)
+    tie = pd.DataFrame({"prior": ["c", "c"], "target": ["both", "gene"], "val_mse_top20_de": [0.1, 0.1]})
+    assert priors.choose_prior_target(tie).query("chosen").target.item() == "gene"
+    with pytest.raises(ValueError, match="unknown prior target.*genes"):
+        priors.choose_prior_target(tie.assign(target=["genes", "gene"]))
+
+
+def test_go_categories_pick_large_distinct_terms():
+    gene2go = {f"R{i}": {"ribo", "transl"} for i in range(12)}  # transl ~ ribo: not both
+    gene2go |= {f"C{i}": {"cycle"} for i in range(11)} | {"X": {"rare"}, "B": {"ribo", "cycle"}}
+    names = {"ribo": "ribosome", "transl": "translation", "cycle": "cell cycle", "rare": "rare"}
+    genes = list(gene2go) + ["U"]
+    labels = priors.go_categories(gene2go, genes, names, n_categories=3, min_genes=10)
+    assert set(labels) == {"ribosome", "cell cycle", "other"}  # rare is too small, transl redundant
+    assert labels["R0"] == "ribosome" and labels["C3"] == "cell cycle" and labels["U"] == "other"
+    assert labels["B"] == "cell cycle"  # the smaller (more specific) of its two chosen terms

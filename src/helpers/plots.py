@@ -154,23 +154,34 @@ def metric_bars(summary: pd.DataFrame, metrics: list[str], ylabel: str = "") -> 
     return fig
 
 
-def embedding_pca(table: pd.DataFrame, labels: pd.Series, title: str = "") -> Figure:
-    """First two principal components of the rows of ``table``, coloured by integer ``labels``
-    (``-1`` grey), each point named."""
+def embedding_pca(table: pd.DataFrame, labels: pd.Series, title: str = "", legend_title: str = "",
+                  background: str = "other", name_points: bool = False) -> Figure:
+    """First two principal components of the rows of ``table``, coloured by the string
+    ``labels`` (the ``background`` label in light grey, drawn first); ``name_points`` writes each
+    row's gene name beside it (for a few dozen points)."""
     values = table.to_numpy(dtype=float)
     centred = values - values.mean(axis=0)
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     coords = u[:, :2] * s[:2]
     explained = s[:2] ** 2 / max((s**2).sum(), 1e-12)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    cmap = plt.get_cmap("tab20")
-    colours = ["lightgrey" if c < 0 else cmap(int(c) % 20) for c in labels]
-    ax.scatter(coords[:, 0], coords[:, 1], c=colours, s=30, edgecolor="black", linewidth=0.3)
-    for (x, y), gene in zip(coords, table.index):
-        ax.annotate(gene, (x, y), fontsize=6, alpha=0.8, xytext=(2, 2), textcoords="offset points")
+    labels = labels.reindex(table.index).fillna(background).astype(str).to_numpy()
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    cmap = plt.get_cmap("tab10" if len(set(labels)) <= 11 else "tab20")
+    categories = sorted(set(labels) - {background})
+    for label in ([background] if background in labels else []) + categories:
+        mask = labels == label
+        colour = "lightgrey" if label == background else cmap(categories.index(label) % cmap.N)
+        ax.scatter(coords[mask, 0], coords[mask, 1], color=colour, s=30 if name_points else 8,
+                   edgecolor="black" if name_points else "none", linewidth=0.3, label=label,
+                   alpha=1.0 if name_points else 0.7)
+    if name_points:
+        for (x, y), gene in zip(coords, table.index):
+            ax.annotate(gene, (x, y), fontsize=6, alpha=0.8, xytext=(2, 2), textcoords="offset points")
     ax.set_xlabel(f"PC1 ({explained[0]:.0%})")
     ax.set_ylabel(f"PC2 ({explained[1]:.0%})")
-    ax.set_title(title + "\ncolour: Norman GI-manifold cluster (grey: none)")
+    ax.set_title(title)
+    ax.legend(title=legend_title, frameon=False, fontsize=7, title_fontsize=8, markerscale=1.5,
+              loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
@@ -185,6 +196,29 @@ def pretraining_curve(history: pd.DataFrame, window: int = 10) -> Figure:
                 label=column.replace("_", " "))
     ax.set(xlabel="step", ylabel="loss", title="GeneMamba pretraining")
     ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def prior_target_comparison(choice: pd.DataFrame) -> Figure:
+    """Validation top-20-DE MSE per prior (columns) and target (points); the chosen one ringed.
+    Points, not bars: the differences are small next to the MSE itself."""
+    priors = sorted(choice.prior.unique())
+    targets = [t for t in ("gene", "perturbation", "both") if t in set(choice.target)]
+    fig, ax = plt.subplots(figsize=(2.5 + 1.5 * len(priors), 3.5))
+    for j, target in enumerate(targets):
+        rows = choice[choice.target == target].set_index("prior").reindex(priors)
+        x = np.arange(len(priors)) + (j - (len(targets) - 1) / 2) * 0.2
+        ax.scatter(x, rows.val_mse_top20_de, color=plt.get_cmap("tab10")(j), s=40, label=target, zorder=3)
+        picked = rows.chosen.fillna(False).astype(bool).to_numpy()
+        ax.scatter(x[picked], rows.val_mse_top20_de[picked], facecolor="none", edgecolor="black",
+                   s=160, linewidth=1.5, zorder=4)
+    ax.set_xticks(np.arange(len(priors)), priors)
+    ax.set_xlim(-0.6, len(priors) - 0.4)
+    ax.set_ylabel("validation MSE, top-20 DE genes")
+    ax.set_title("Where the prior enters GEARS (ringed: chosen)")
+    ax.legend(title="prior enters", frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig

@@ -70,3 +70,8 @@ def gene2go() -> dict[str, frozenset[str]]:
 def aliases() -> pd.DataFrame:
     """Alias → current symbol (org.Hs.eg.db) for the genes the project uses."""
     return pd.read_csv(reference_path("alias2symbol.tsv.gz"), sep="\t")
+
+
+def go_terms() -> pd.DataFrame:
+    """Name (``term``) and ontology (``BP``, ``MF``, ``CC``) of every GO term annotated above."""
+    return pd.read_csv(reference_path("go_terms.tsv.gz"), sep="\t")

@@ -122,3 +122,44 @@ def nearest_neighbours(table: pd.DataFrame, queries: Sequence[str], k: int = 5) 
         rows += [{"query": query, "rank": r + 1, "gene": table.index[i], "cosine": float(similarity[i])}
                  for r, i in enumerate(order)]
     return pd.DataFrame(rows)
+
+
+def choose_prior_target(validation: pd.DataFrame) -> pd.DataFrame:
+    """Per prior, the target (``gene``, ``perturbation`` or ``both``) with the lowest validation
+    error; ``validation`` has columns ``prior, target, val_mse_top20_de`` (one row per run; seeds
+    are averaged). Ties go to the earlier target in :data:`PRIOR_TARGETS`. The test set is never
+    looked at. Returns ``prior, target, val_mse_top20_de, chosen`` for every candidate."""
+    unknown = sorted(set(validation.target) - set(PRIOR_TARGETS))
+    if unknown:
+        raise ValueError(f"unknown prior target(s) {unknown}; choose from {PRIOR_TARGETS}")
+    mean = (validation.groupby(["prior", "target"], as_index=False).val_mse_top20_de.mean()
+            .assign(order=lambda t: t.target.map(PRIOR_TARGETS.index))
+            .sort_values(["prior", "val_mse_top20_de", "order"], kind="stable"))
+    mean["chosen"] = ~mean.duplicated("prior")
+    return mean.drop(columns="order").sort_values(["prior", "target"]).reset_index(drop=True)
+
+
+def go_categories(gene2go: Mapping[str, frozenset[str] | set[str]], genes: Sequence[str],
+                  term_names: Mapping[str, str], n_categories: int = 8,
+                  min_genes: int = 10, max_overlap: float = 0.2) -> pd.Series:
+    """A colour label per gene from its GO annotation, chosen from the data, not by hand: the
+    ``n_categories`` terms that annotate most of ``genes`` while no bigger chosen term already
+    shares more than ``max_overlap`` of their genes (so near-synonymous terms are not both
+    picked); each gene is labelled with the smallest chosen term it carries, ``'other'`` when it
+    carries none."""
+    members: dict[str, set[str]] = {}
+    for gene in genes:
+        for term in gene2go.get(gene, ()):
+            if term in term_names:
+                members.setdefault(term, set()).add(gene)
+    chosen: list[str] = []
+    for term in sorted(members, key=lambda t: (-len(members[t]), t)):
+        if len(chosen) == n_categories or len(members[term]) < min_genes:
+            break
+        if all(len(members[term] & members[c]) <= max_overlap * len(members[term]) for c in chosen):
+            chosen.append(term)
+    labels = {}
+    for gene in genes:
+        carried = [t for t in chosen if gene in members[t]]
+        labels[gene] = term_names[min(carried, key=lambda t: len(members[t]))] if carried else "other"
+    return pd.Series(labels, name="go_category")
