@@ -44,3 +44,33 @@ def test_precision_at_k():
         gi.precision_at_k(["x"], {"x"}, 0)
     with pytest.raises(ValueError, match="same genes"):
         gi.gi_scores([1, 2], [1, 2], [1, 2, 3])
+
+
+def test_fast_engine_equals_scikit_learn_when_all_gene_pairs_fit():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, 300), rng.normal(0, 1, 300)  # 44,850 gene pairs < 10⁵: all enumerated
+    pair = 1.3 * a + 0.4 * b + rng.standard_t(2, 300) * 0.3
+    fast, reference = (gi.gi_scores(a, b, pair, engine=e) for e in ("fast", "sklearn"))
+    assert fast == pytest.approx(reference, rel=1e-9, abs=1e-12)
+
+
+def test_fast_engine_tracks_scikit_learn_when_subsampling():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0, 1, 1500), rng.normal(0, 1, 1500)
+    pair = 0.8 * a + 1.6 * b + rng.normal(0, 0.5, 1500)
+    fast = gi.gi_scores(a, b, pair, max_subpopulation=20_000)
+    reference = gi.gi_scores(a, b, pair, max_subpopulation=20_000, engine="sklearn")
+    assert fast["c1"] == pytest.approx(reference["c1"], abs=0.01)
+    assert fast["c2"] == pytest.approx(reference["c2"], abs=0.01)
+
+
+def test_a_single_with_no_change_gets_coefficient_zero_in_both_engines():
+    """A model that predicts no change for an unseen single: the system is singular and both
+    engines return the minimum-norm solution."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(0, 1, 200)
+    for engine in gi.GI_ENGINES:
+        scores = gi.gi_scores(a, np.zeros(200), 2.0 * a, engine=engine)
+        assert scores["c1"] == pytest.approx(2.0) and scores["c2"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        gi.gi_scores(a, a, a, engine="R")
