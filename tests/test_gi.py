@@ -1,6 +1,7 @@
 """GI scores on constructed pairs with known coefficients."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from helpers import gi
@@ -74,3 +75,69 @@ def test_a_single_with_no_change_gets_coefficient_zero_in_both_engines():
         assert scores["c1"] == pytest.approx(2.0) and scores["c2"] == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="engine must be one of"):
         gi.gi_scores(a, a, a, engine="R")
+
+
+def _means(delta_a, delta_b, delta_ab, genes):
+    """Condition means with control at 1, single A spelt 'A+ctrl', single B spelt 'ctrl+B'."""
+    rows = {"ctrl": np.ones(len(genes)), "A+ctrl": 1 + delta_a, "ctrl+B": 1 + delta_b, "A+B": 1 + delta_ab}
+    return pd.DataFrame(rows, index=genes).T
+
+
+def test_interaction_scores_from_condition_means(singles):
+    a, b, rng = singles
+    genes = [f"g{i}" for i in range(500)]
+    means = _means(a, b, 0.4 * a + 1.2 * b + rng.normal(0, 0.05, 500), genes)
+    means.loc["B+C"] = means.loc["A+B"]  # C has no single: skipped, with a warning
+    with pytest.warns(UserWarning, match="1 pair.*B\\+C"):
+        scores = gi.interaction_scores(means, ["A+B", "B+C"], genes[:400])
+    assert scores.perturbation.tolist() == ["A+B"]
+    assert scores.c1.item() == pytest.approx(0.4, abs=0.03) and scores.c2.item() == pytest.approx(1.2, abs=0.03)
+    with pytest.raises(ValueError, match="not a two-gene"):
+        gi.interaction_scores(means, ["A+ctrl"], genes)
+
+
+def test_calls_follow_gears_thresholds_and_top_pairs_rank_by_magnitude():
+    scores = pd.DataFrame({"perturbation": ["P+Q", "R+S", "T+U"], "magnitude": [1.3, 0.7, 1.1],
+                           "dcor": [0.9, 0.5, 0.86], "corr_fit": [0.95, 0.5, 0.9],
+                           "equality_of_contribution": [0.9, 0.1, 0.5]})
+    calls = gi.call_interactions(scores).set_index("perturbation")
+    assert calls.synergy.tolist() == [True, False, False] and calls.suppressor.tolist() == [False, True, False]
+    assert calls.redundant.tolist() == [True, False, True] and calls.neomorphic.tolist() == [False, True, False]
+    assert calls.epistasis.tolist() == [False, True, False]
+    top = gi.top_pairs(scores, k=2)
+    assert top.query("kind == 'synergy'").perturbation.tolist() == ["P+Q", "T+U"]
+    assert top.query("kind == 'suppressor'").perturbation.tolist() == ["R+S", "T+U"]
+
+
+def test_verified_pairs_are_order_free_unions_of_norman_labels():
+    verified = gi.verified_pairs({"POTENTIATION": ["B+A"], "SYNERGY_SIMILAR_PHENO": ["C+D"],
+                                  "SUPPRESSOR": ["E+F"], "ADDITIVE": ["G+H"]})
+    assert verified["synergy"] == {"A+B", "C+D"} and verified["suppressor"] == {"E+F"}
+    assert verified["neomorphic"] == set()
+
+
+def test_true_magnitudes_track_the_simulator_coefficients():
+    """GI scores from simulated cells recover the coefficients the simulator was given."""
+    from helpers import data, simulator
+
+    norman = simulator.norman_scaffold(n_high_mean_genes=400)
+    # genes from different Norman clusters: the singles' effects differ, so c1 and c2 are
+    # identifiable (for two genes of one cluster only their sum is)
+    coefficients = {"CEBPE+KLF1": (0.5, 0.5), "MAPK1+IKZF3": (1.0, 1.0), "DUSP9+FEV": (1.5, 0.4),
+                    "CDKN1A+SET": (0.3, 1.3), "COL1A1+SGK1": (1.8, 1.4), "PRTG+CEBPA": (0.9, 0.2),
+                    "MAP2K6+FOXA3": (1.2, 1.2), "ATL1+TP73": (0.6, 1.7)}
+    singles = sorted({f"{g}+ctrl" for pair in coefficients for g in pair.split("+")})
+    conditions = pd.DataFrame({"condition": ["ctrl", *singles, *coefficients],
+                               "n_cells": [1200] + [300] * (len(singles) + len(coefficients))})
+    scaffold = simulator.Scaffold(conditions=conditions, genes=norman.genes, combo_coefficients=coefficients,
+                                  clusters=norman.clusters, gene2go=norman.gene2go)
+    adata, _ = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=3), progress=False)
+    targets = set(scaffold.perturbed_genes)
+    genes = [g for g in adata.var_names if g not in targets]  # a target's own rise is not GI evidence
+    scores = gi.interaction_scores(data.condition_means(adata), list(coefficients), genes).set_index("perturbation")
+    given = pd.DataFrame(coefficients, index=["c1", "c2"]).T
+    r_magnitude = np.corrcoef(scores.magnitude, np.hypot(given.c1, given.c2)[scores.index])[0, 1]
+    r_c1, r_c2 = (np.corrcoef(scores[c], given[c][scores.index])[0, 1] for c in ("c1", "c2"))
+    # tracked, not equal: log1p of library-normalised counts compresses the log-rate effects
+    assert r_magnitude > 0.75 and r_c1 > 0.75 and r_c2 > 0.7, (r_magnitude, r_c1, r_c2)
+    assert len(scores) == len(coefficients)

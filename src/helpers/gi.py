@@ -23,9 +23,16 @@ scikit-learn's by subsampling noise only.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping, Sequence
+
 import dcor
 import numpy as np
+import pandas as pd
 from sklearn.linear_model import TheilSenRegressor
+from tqdm import tqdm
+
+from helpers.conditions import CONTROL, condition_genes, is_combo, is_single
 
 
 GI_ENGINES = ("fast", "sklearn")
@@ -118,3 +125,95 @@ def precision_at_k(ranked: list[str], relevant: set[str], k: int) -> float:
         raise ValueError("k must be positive")
     top = ranked[:k]
     return sum(item in relevant for item in top) / len(top) if top else float("nan")
+
+
+# GEARS' paper thresholds (Roohani et al. 2023, Fig. 4) for calling an interaction type.
+GI_THRESHOLDS = {
+    "synergy": ("magnitude", ">", 1.15),
+    "suppressor": ("magnitude", "<", 1.0),
+    "redundant": ("dcor", ">", 0.85),
+    "neomorphic": ("corr_fit", "<", 0.88),
+    "epistasis": ("equality_of_contribution", "<", 0.28),
+}
+
+# Norman's verified labels (GEARS' ``GIs``) that each called type is checked against.
+VERIFIED_LABELS = {
+    "synergy": ("SYNERGY_SIMILAR_PHENO", "SYNERGY_DISSIMILAR_PHENO", "POTENTIATION"),
+    "suppressor": ("SUPPRESSOR",),
+    "redundant": ("REDUNDANT",),
+    "neomorphic": ("NEOMORPHIC",),
+    "epistasis": ("EPISTASIS",),
+}
+
+
+def pair_key(condition: str) -> str:
+    """Order-free name of a two-gene condition (``B+A`` and ``A+B`` both give ``A+B``)."""
+    genes = condition_genes(condition)
+    if len(genes) != 2:
+        raise ValueError(f"{condition!r} is not a two-gene perturbation")
+    return "+".join(sorted(genes))
+
+
+def verified_pairs(gi_types: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
+    """Per called type, the order-free pairs Norman verified as that type."""
+    return {kind: {pair_key(p) for label in labels for p in gi_types.get(label, ())}
+            for kind, labels in VERIFIED_LABELS.items()}
+
+
+def single_deltas(means: pd.DataFrame) -> pd.DataFrame:
+    """Change over control of each single-gene perturbation (genes × expression genes); a gene
+    written both ``A+ctrl`` and ``ctrl+A`` gets the mean of the two."""
+    if CONTROL not in means.index:
+        raise ValueError("the condition means need a 'ctrl' row to compute changes over control")
+    singles = [c for c in means.index if is_single(c)]
+    delta = means.loc[singles] - means.loc[CONTROL]
+    perturbed = pd.Index([condition_genes(c)[0] for c in singles], name="gene")  # not column keys
+    return delta.groupby(perturbed).mean()
+
+
+def interaction_scores(means: pd.DataFrame, pairs: Sequence[str], genes: Sequence[str],
+                       engine: str = "fast", max_subpopulation: int = 100_000,
+                       random_state: int = 1000, progress: bool = False) -> pd.DataFrame:
+    """GI scores (:func:`gi_scores`) of each two-gene condition in ``pairs``, from condition
+    means (rows: conditions incl. ``ctrl`` and the pairs' singles; columns ⊇ ``genes``), fitted on
+    ``genes``. ``c1`` belongs to the first gene as written. Pairs lacking a single are skipped
+    with a warning that lists them."""
+    missing_genes = sorted(set(genes) - set(means.columns))
+    if missing_genes:
+        raise ValueError(f"{len(missing_genes)} GI genes are not in the means, e.g. {missing_genes[:5]}")
+    singles = single_deltas(means)[list(genes)]
+    control = means.loc[CONTROL, list(genes)]
+    rows, skipped = [], []
+    for pair in tqdm(pairs, desc="GI scores", disable=not progress, mininterval=2):
+        if not is_combo(pair):
+            raise ValueError(f"{pair!r} is not a two-gene perturbation")
+        a, b = condition_genes(pair)
+        if a not in singles.index or b not in singles.index or pair not in means.index:
+            skipped.append(pair)
+            continue
+        scores = gi_scores(singles.loc[a], singles.loc[b], means.loc[pair, list(genes)] - control,
+                           max_subpopulation, random_state, engine)
+        rows.append({"perturbation": pair, **scores})
+    if skipped:
+        warnings.warn(f"no single-gene data for {len(skipped)} pair(s), left out of the GI scores: "
+                      f"{', '.join(skipped)}", stacklevel=2)
+    return pd.DataFrame(rows)
+
+
+def call_interactions(scores: pd.DataFrame) -> pd.DataFrame:
+    """One boolean column per type of :data:`GI_THRESHOLDS`, beside ``perturbation``."""
+    calls = scores[["perturbation"]].copy()
+    for kind, (column, sign, threshold) in GI_THRESHOLDS.items():
+        calls[kind] = scores[column] > threshold if sign == ">" else scores[column] < threshold
+    return calls
+
+
+def top_pairs(scores: pd.DataFrame, k: int = 20) -> pd.DataFrame:
+    """The ``k`` most synergistic (highest magnitude) and ``k`` most suppressive (lowest) pairs:
+    ``kind, rank, perturbation, magnitude`` (ties broken by name, so the order is stable)."""
+    rows = []
+    for kind, ascending in (("synergy", False), ("suppressor", True)):
+        ranked = scores.sort_values(["magnitude", "perturbation"], ascending=[ascending, True], kind="stable")
+        for rank, (pair, magnitude) in enumerate(zip(ranked.perturbation[:k], ranked.magnitude[:k]), start=1):
+            rows.append({"kind": kind, "rank": rank, "perturbation": pair, "magnitude": magnitude})
+    return pd.DataFrame(rows)
