@@ -23,13 +23,16 @@
 #
 # Where the prior enters is the question of section 2: the gene embedding (`"gene"`: every gene
 # of the expression matrix), the perturbation embedding (`"perturbation"`: the GO-graph nodes
-# GEARS perturbs) or `"both"`. Each candidate is trained on the first seed and the one with the
-# lowest validation error is kept for all seeds; the test set plays no part in the choice.
+# GEARS perturbs) or `"both"`. Each candidate is trained with GeneMamba's prior on the first seed
+# and the one with the lowest validation error is kept for all seeds and for every other prior,
+# so priors are compared entering GEARS at the same place; the test set plays no part in the
+# choice.
 
 # %% tags=["parameters"]
 profile = "default"  # 'quick', 'default' or 'full'
 prior_names = None  # None: every prior the embeddings chapter built, e.g. ['go_svd']
 prior_targets = ["gene", "perturbation", "both"]  # candidates compared on validation; one entry fixes it
+selection_prior = "genemamba"  # the prior the candidates are compared with (else the first prior)
 seeds = None  # None: the seeds of the profile
 epochs = None  # None: the epochs of the profile
 cells_per_epoch = None  # None: from the profile
@@ -70,8 +73,9 @@ split = splits.SimulationSplit.from_json(prepared / "split.json")
 gears_data = GearsData.from_adata(adata, split, pd.read_csv(prepared / "go_graph.csv"), config)
 targets = [c for c in split.train + split.val + split.test if c != CONTROL]
 selection_seed = settings.seeds[0]
-print(f"priors {names}; candidate targets {list(prior_targets)} compared on seed {selection_seed}; "
-      f"seeds {settings.seeds}")
+selector = selection_prior if selection_prior in names else names[0]
+print(f"priors {names}; candidate targets {list(prior_targets)} compared with {selector} on seed "
+      f"{selection_seed}; seeds {settings.seeds}")
 
 # %% [markdown]
 # ## 1. Align each prior to GEARS' genes and GO-graph nodes
@@ -124,37 +128,40 @@ def train_or_reuse(name: str, target: str, seed: int) -> tuple[pd.DataFrame, pd.
 # %% [markdown]
 # ## 2. Where should the prior enter?
 #
-# Each candidate target, trained on the first seed; the chosen one has the lowest validation
-# MSE on the top-20 DE genes (of the epoch GEARS keeps, the best on validation).
+# Each candidate target, trained with the selection prior on the first seed; the chosen one has
+# the lowest validation MSE on the top-20 DE genes (of the epoch GEARS keeps, the best on
+# validation).
 
 # %%
-selection = pd.concat([train_or_reuse(name, target, selection_seed)[0]
+selection = pd.concat([train_or_reuse(selector, target, selection_seed)[0]
                        .groupby(["prior", "target"], as_index=False).val_mse_top20_de.min()
-                       for name in names for target in prior_targets], ignore_index=True)
+                       for target in prior_targets], ignore_index=True)
 choice = priors.choose_prior_target(selection).assign(seed=selection_seed)
 runs.atomic_write_csv(choice, runs.step_dir(STEP) / "prior_target_selection.csv")
 fig = plots.prior_target_comparison(choice)
 runs.atomic_savefig(fig, runs.step_dir(STEP) / "prior_target_selection.png")
 plt.show()
-chosen = choice.query("chosen").set_index("prior").target.to_dict()
+target = choice.query("chosen").target.item()
 display(choice.round(4))
+print(f"every prior enters GEARS' {target} embedding")
 
 # %% [markdown]
-# ## 3. Train GEARS + prior on every seed, entering where validation chose
+# ## 3. Train GEARS + each prior on every seed, entering where validation chose
 
 # %%
 histories = []
 for name in names:
     for seed in settings.seeds:
-        history, predicted = train_or_reuse(name, chosen[name], seed)
+        history, predicted = train_or_reuse(name, target, seed)
         predictions.write_predictions(f"gears+{name}", seed, predicted,
                                       runs.parameters_fingerprint(data.PREPARE_STEP),
-                                      {"profile": profile, "prior": name, "prior_target": chosen[name]})
+                                      {"profile": profile, "prior": name, "prior_target": target})
         histories.append(history)
 history = pd.concat(histories, ignore_index=True)
 runs.atomic_write_csv(history, runs.step_dir(STEP) / "training_history.csv")
 runs.write_run_json(STEP, {"settings": settings, "priors": names, "prior_targets": list(prior_targets),
-                           "chosen": chosen}, ["training_history.csv", "prior_target_selection.csv"]);
+                           "selection_prior": selector, "chosen_target": target},
+                    ["training_history.csv", "prior_target_selection.csv"]);
 display(history.groupby(["model", "seed"]).val_mse_top20_de.min().unstack().round(4))
 
 # %% [markdown]

@@ -67,3 +67,16 @@ def test_subgroup_of_rejects_non_test_condition(norman_split):
 def test_conditions_without_go_are_dropped():
     kept, dropped = splits.filter_conditions_in_go(["A+ctrl", "A+B", "C+ctrl"], {"A", "B"})
     assert kept == ["A+ctrl", "A+B"] and dropped == ["C+ctrl"]
+
+
+def test_combination_is_found_order_free_or_rejected_with_the_valid_ones():
+    from helpers.conditions import resolve_combination
+
+    test = ["ctrl", "CEBPE+ETS2", "KLF1+ctrl", "FOXA1+HOXB9"]
+    assert resolve_combination("ETS2+CEBPE", test) == "CEBPE+ETS2"
+    with pytest.raises(ValueError, match="not one of the 2 test combinations.*CEBPE\\+ETS2, FOXA1\\+HOXB9"):
+        resolve_combination("KLF1+CEBPE", test)
+    with pytest.raises(ValueError, match="separator.*CEBPE\\+ETS2"):
+        resolve_combination("CEBPE_ETS2", test)
+    with pytest.raises(ValueError, match="not a two-gene"):
+        resolve_combination("KLF1+ctrl", test)

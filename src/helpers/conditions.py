@@ -46,3 +46,19 @@ def condition_problem(condition: str) -> str | None:
     if parts == [CONTROL, CONTROL]:
         return f"{condition!r}: write control cells as 'ctrl'"
     return None
+
+
+def resolve_combination(name: str, available: Iterable[str], what: str = "test combinations") -> str:
+    """The spelling in ``available`` of the two-gene perturbation ``name`` (order-free: ``B+A``
+    finds ``A+B``); a clear error listing the valid ones otherwise."""
+    problem = condition_problem(name)
+    combos = sorted(c for c in available if is_combo(c))
+    if problem is None and is_combo(name):
+        wanted = frozenset(condition_genes(name))
+        for condition in combos:
+            if frozenset(condition_genes(condition)) == wanted:
+                return condition
+        problem = f"{name!r} is not one of the {len(combos)} {what}"
+    elif problem is None:
+        problem = f"{name!r} is not a two-gene perturbation"
+    raise ValueError(f"{problem}. Choose one of: {', '.join(combos)}")

@@ -98,6 +98,16 @@ def training_curves(history: pd.DataFrame) -> Figure:
 
 MODEL_ORDER = ("no_change", "train_mean", "additive", "linear", "gears")
 
+# One colour per model across the book; the seed study drew GEARS blue and Mamba-GEARS red.
+MODEL_COLOURS = {"gears": "#1f77b4", "gears+genemamba": "#d62728", "gears+go_svd": "#ff7f0e",
+                 "gears+file": "#e377c2", "additive": "#2ca02c", "linear": "#8c564b",
+                 "train_mean": "#7f7f7f", "no_change": "#000000", "truth": "#9467bd"}
+
+
+def model_colour(model: str) -> str:
+    """The model's colour (a stable grey-blue for models not in :data:`MODEL_COLOURS`)."""
+    return MODEL_COLOURS.get(model, "#17becf")
+
 
 def _ordered_models(models) -> list[str]:
     models = [m for m in dict.fromkeys(models) if m != "noise_ceiling"]
@@ -219,6 +229,36 @@ def prior_target_comparison(choice: pd.DataFrame) -> Figure:
     ax.set_ylabel("validation MSE, top-20 DE genes")
     ax.set_title("Where the prior enters GEARS (ringed: chosen)")
     ax.legend(title="prior enters", frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def combination_boxplot(true_delta: pd.DataFrame, predicted: pd.DataFrame, title: str = "") -> Figure:
+    """Per gene (x, in the order of ``true_delta``'s columns), the change over control of the
+    true cells (purple boxes, cells × genes) and each model's predicted change (one marker per
+    model: mean over seeds, bar: seed range); ``predicted`` is long: ``model, seed, gene, delta``."""
+    genes = list(true_delta.columns)
+    models = _ordered_models(predicted.model)
+    fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(genes) + 3), 4.5))
+    boxes = ax.boxplot([true_delta[g].to_numpy() for g in genes], positions=np.arange(len(genes)), widths=0.6,
+                       patch_artist=True, showfliers=False, medianprops={"color": "black"})
+    for box in boxes["boxes"]:
+        box.set(facecolor=MODEL_COLOURS["truth"], alpha=0.35, edgecolor=MODEL_COLOURS["truth"])
+    offsets = np.linspace(-0.25, 0.25, len(models)) if len(models) > 1 else np.zeros(1)
+    for offset, model in zip(offsets, models):
+        per_gene = predicted[predicted.model == model].groupby("gene").delta.agg(["mean", "min", "max"]).reindex(genes)
+        ax.errorbar(np.arange(len(genes)) + offset, per_gene["mean"],
+                    yerr=[per_gene["mean"] - per_gene["min"], per_gene["max"] - per_gene["mean"]],
+                    fmt="o", ms=4, capsize=0, color=model_colour(model), label=model)
+    ax.axhline(0, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(genes)), genes, rotation=90)
+    ax.set_ylabel("change over control (log-normalised)")
+    ax.set_title(title)
+    handles, labels = ax.get_legend_handles_labels()
+    handles.insert(0, plt.Rectangle((0, 0), 1, 1, color=MODEL_COLOURS["truth"], alpha=0.35))
+    labels.insert(0, "true cells")
+    ax.legend(handles, labels, frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig

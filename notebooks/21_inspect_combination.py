@@ -1,0 +1,106 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # One combination up close
+#
+# In this notebook we look at a single test combination the way the seed study did: for its
+# top-20 DE genes, the change over control of every true cell next to what each model predicts.
+# Summary metrics average this picture away; here one sees whether a model gets the direction,
+# the size and the spread of a combination's effect.
+#
+# The default, ETS2+CEBPE, is a pair whose genes were both seen alone in training
+# (`combo_seen2`); any test combination can be asked for (`combination` parameter, either gene
+# order).
+
+# %% tags=["parameters"]
+profile = "default"  # 'quick', 'default' or 'full' (the profile the models were trained with)
+combination = "ETS2+CEBPE"  # a test combination, genes in either order
+n_genes = 20  # top DE genes shown
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from helpers import data, plots, predictions, runs, splits
+from helpers.conditions import CONTROL, resolve_combination
+
+STEP = "21_inspect_combination"
+runs.get_profile(profile)
+prepared = runs.results_root() / data.PREPARE_STEP
+adata, _ = data.read_prepared(prepared)
+split = splits.SimulationSplit.from_json(prepared / "split.json")
+condition = resolve_combination(combination, split.test)
+stored = predictions.available_predictions(runs.parameters_fingerprint(data.PREPARE_STEP))
+if stored.empty:
+    raise FileNotFoundError("no predictions under results/predictions; run the training chapters first")
+out = runs.step_dir(f"{STEP}/{condition}")
+print(f"{condition}: test subgroup {split.subgroup_of(condition)}, "
+      f"{int((adata.obs['condition'] == condition).sum())} cells")
+
+# %% [markdown]
+# ## 1. True cells and predictions as changes over control
+
+# %%
+genes = data.top_de_genes(adata, condition, n_genes)
+cells = data.cells_by_condition(adata)
+control_mean = pd.Series(cells[CONTROL].mean(axis=0), index=adata.var_names)
+true_delta = pd.DataFrame(cells[condition], columns=adata.var_names)[genes] - control_mean[genes]
+predicted = pd.concat([
+    pd.DataFrame({"model": model, "seed": seed, "gene": genes,
+                  "delta": (predictions.read_predictions(model, seed).loc[condition, genes]
+                            - control_mean[genes]).to_numpy()})
+    for model, seed in stored.itertuples(index=False)], ignore_index=True)
+true_summary = true_delta.agg(["mean", lambda d: d.quantile(0.25), lambda d: d.quantile(0.75)]).T
+true_summary.columns = ["true_mean_delta", "true_q25", "true_q75"]
+table = predicted.merge(true_summary, left_on="gene", right_index=True).assign(perturbation=condition)
+runs.atomic_write_csv(table, out / "predicted_vs_true.csv")
+runs.write_run_json(f"{STEP}/{condition}", {"profile": profile, "combination": condition, "n_genes": n_genes,
+                                            "predictions": stored.to_dict("records")}, ["predicted_vs_true.csv"]);
+
+# %% [markdown]
+# ## 2. The picture
+#
+# Purple boxes: the true cells (median, quartiles, whiskers to 1.5 × IQR). Markers: each model's
+# predicted mean change, averaged over seeds, with the range over seeds as a bar.
+
+# %%
+fig = plots.combination_boxplot(true_delta, predicted,
+                                title=f"{condition} ({split.subgroup_of(condition)}): top-{n_genes} DE genes")
+runs.atomic_savefig(fig, out / "boxplot.png")
+plt.show()
+
+# %% [markdown]
+# ## 3. How close is each model on these genes?
+#
+# Squared error of the seed-mean prediction against the true mean change, and the share of genes
+# whose predicted change has the right sign.
+
+# %%
+closeness = (table.groupby(["model", "gene"], as_index=False)
+             .agg(delta=("delta", "mean"), true_mean_delta=("true_mean_delta", "first"))
+             .assign(squared_error=lambda t: (t.delta - t.true_mean_delta) ** 2,
+                     right_sign=lambda t: (t.delta > 0) == (t.true_mean_delta > 0))
+             .groupby("model")[["squared_error", "right_sign"]].mean()
+             .rename(columns={"squared_error": "mse_top_de", "right_sign": "direction_accuracy"}))
+display(closeness.sort_values("mse_top_de").round(3))
+
+# %% [markdown]
+# ## What we found
+#
+# - The boxes show how wide the true cells spread around their mean: a mean prediction can be
+#   right and still describe few cells well.
+# - The table above ranks the models on this one combination only; the evaluation chapter says
+#   whether the ranking holds across the test set.
