@@ -91,6 +91,7 @@ def test_interaction_scores_from_condition_means(singles):
     with pytest.warns(UserWarning, match="1 pair.*B\\+C"):
         scores = gi.interaction_scores(means, ["A+B", "B+C"], genes[:400])
     assert scores.perturbation.tolist() == ["A+B"]
+    pd.testing.assert_frame_equal(scores, gi.interaction_scores(means, ["A+B"], genes[:400], n_jobs=2))
     assert scores.c1.item() == pytest.approx(0.4, abs=0.03) and scores.c2.item() == pytest.approx(1.2, abs=0.03)
     with pytest.raises(ValueError, match="not a two-gene"):
         gi.interaction_scores(means, ["A+ctrl"], genes)
@@ -141,3 +142,37 @@ def test_true_magnitudes_track_the_simulator_coefficients():
     # tracked, not equal: log1p of library-normalised counts compresses the log-rate effects
     assert r_magnitude > 0.75 and r_c1 > 0.75 and r_c2 > 0.7, (r_magnitude, r_c1, r_c2)
     assert len(scores) == len(coefficients)
+
+
+def test_distance_correlation_equals_the_dcor_package(singles):
+    import dcor
+
+    a, b, rng = singles
+    pair = a * b + rng.normal(0, 0.1, 500)  # a dependence with no linear correlation
+    ours = gi.distance_correlation(np.c_[a, b], pair)
+    assert ours == pytest.approx(dcor.distance_correlation(np.c_[a, b], pair), rel=1e-10)
+    assert ours > 0.3
+    assert gi.distance_correlation(a, pair) == pytest.approx(dcor.distance_correlation(a, pair), rel=1e-10)
+    assert gi.distance_correlation(np.c_[a, b], np.zeros(500)) == 0.0
+
+
+def test_magnitude_correlation_and_precision_tables():
+    true = pd.DataFrame({"perturbation": ["A+B", "C+D", "E+F", "G+H"], "magnitude": [1.4, 0.5, 1.2, 0.8],
+                         "dcor": 0.5, "corr_fit": 0.95, "equality_of_contribution": 0.5})
+    predicted = true.assign(magnitude=[1.3, 0.6, 1.0, 0.9])
+    result = gi.magnitude_correlation(true, predicted)
+    assert result["r"] == pytest.approx(np.corrcoef(true.magnitude, predicted.magnitude)[0, 1]) and result["n"] == 4
+    assert np.isnan(gi.magnitude_correlation(true, predicted.assign(magnitude=np.sqrt(2)))["r"])
+    verified = gi.verified_pairs({"POTENTIATION": ["A+B"], "SUPPRESSOR": ["C+D", "H+G"]})
+    top = gi.top_pair_table(predicted, true, verified, k=2)
+    synergy = top.query("kind == 'synergy'")
+    assert synergy.perturbation.tolist() == ["A+B", "E+F"] and synergy.verified.tolist() == [True, False]
+    assert synergy.in_true_top.tolist() == [True, True]
+    precision = gi.precision_table(top, ks=(1, 2)).set_index(["kind", "reference", "k"]).precision
+    assert precision[("synergy", "norman_verified", 2)] == 0.5
+    assert precision[("suppressor", "norman_verified", 2)] == 1.0  # C+D and G+H, order-free
+    assert precision[("suppressor", "true_top", 1)] == 1.0
+    types = gi.type_precision(true, verified).set_index("type")
+    assert types.loc["synergy", "n_called"] == 2 and types.loc["synergy", "precision"] == 0.5
+    assert types.loc["suppressor", "n_called"] == 2 and types.loc["suppressor", "n_called_verified"] == 2
+    assert np.isnan(types.loc["redundant", "precision"])
