@@ -109,7 +109,8 @@ def model_colour(model: str) -> str:
     return MODEL_COLOURS.get(model, "#17becf")
 
 
-def _ordered_models(models) -> list[str]:
+def ordered_models(models) -> list[str]:
+    """Models in the book's order (baselines, GEARS, then the rest by name), noise ceiling dropped."""
     models = [m for m in dict.fromkeys(models) if m != "noise_ceiling"]
     return sorted(models, key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else len(MODEL_ORDER), m))
 
@@ -120,7 +121,7 @@ def metric_by_subgroup(summary: pd.DataFrame, metric: str,
     """Mean ± bootstrap CI of one metric per subgroup (x) and model (dodged points), with the
     noise ceiling as a grey band."""
     rows = summary[(summary.metric == metric) & summary.subgroup.isin(subgroups)]
-    models = _ordered_models(rows.model)
+    models = ordered_models(rows.model)
     fig, ax = plt.subplots(figsize=(8, 4))
     x = np.arange(len(subgroups))
     width = 0.8 / max(len(models), 1)
@@ -148,7 +149,7 @@ def metric_by_subgroup(summary: pd.DataFrame, metric: str,
 def metric_bars(summary: pd.DataFrame, metrics: list[str], ylabel: str = "") -> Figure:
     """Grouped bars (mean ± CI) of several metrics per model, noise ceiling included."""
     rows = summary[summary.metric.isin(metrics)]
-    models = _ordered_models(rows.model) + (["noise_ceiling"] if (rows.model == "noise_ceiling").any() else [])
+    models = ordered_models(rows.model) + (["noise_ceiling"] if (rows.model == "noise_ceiling").any() else [])
     fig, ax = plt.subplots(figsize=(8, 3.8))
     x = np.arange(len(models))
     width = 0.8 / len(metrics)
@@ -239,7 +240,7 @@ def combination_boxplot(true_delta: pd.DataFrame, predicted: pd.DataFrame, title
     true cells (purple boxes, cells × genes) and each model's predicted change (one marker per
     model: mean over seeds, bar: seed range); ``predicted`` is long: ``model, seed, gene, delta``."""
     genes = list(true_delta.columns)
-    models = _ordered_models(predicted.model)
+    models = ordered_models(predicted.model)
     fig, ax = plt.subplots(figsize=(max(8, 0.55 * len(genes) + 3), 4.5))
     boxes = ax.boxplot([true_delta[g].to_numpy() for g in genes], positions=np.arange(len(genes)), widths=0.6,
                        patch_artist=True, showfliers=False, medianprops={"color": "black"})
@@ -260,5 +261,55 @@ def combination_boxplot(true_delta: pd.DataFrame, predicted: pd.DataFrame, title
     labels.insert(0, "true cells")
     ax.legend(handles, labels, frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def magnitude_scatters(magnitudes: pd.DataFrame, correlations: pd.DataFrame) -> Figure:
+    """One panel per model: true (x) vs predicted (y) GI magnitude per test pair, seeds averaged,
+    with Pearson r and p (of the seed-averaged magnitudes) in the title. ``magnitudes`` is long
+    (``model, seed, perturbation, magnitude``) and includes ``model == 'truth'``;
+    ``correlations`` has ``model, r, p, n`` for the seed-averaged points."""
+    truth = magnitudes[magnitudes.model == "truth"].set_index("perturbation").magnitude
+    models = ordered_models(m for m in magnitudes.model if m != "truth")
+    columns = min(4, max(len(models), 1))
+    rows = int(np.ceil(len(models) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), squeeze=False)
+    stats = correlations.set_index("model")
+    for ax, model in zip(axes.ravel(), models):
+        predicted = magnitudes[magnitudes.model == model].groupby("perturbation").magnitude.mean()
+        x = truth.reindex(predicted.index)
+        ax.scatter(x, predicted, s=14, color=model_colour(model), alpha=0.8)
+        lims = [min(x.min(), predicted.min()), max(x.max(), predicted.max())]
+        ax.plot(lims, lims, color="grey", lw=0.8, ls="--")
+        r, p = stats.at[model, "r"], stats.at[model, "p"]
+        ax.set_title(f"{model}\nr = {r:.2f}, p = {p:.1e}" if np.isfinite(r) else f"{model}\nr undefined (constant)",
+                     fontsize=9)
+        ax.set_xlabel("true magnitude")
+        ax.set_ylabel("predicted magnitude")
+        ax.spines[["top", "right"]].set_visible(False)
+    for ax in axes.ravel()[len(models):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def gi_venns(tops: Mapping[str, pd.DataFrame], verified: Mapping[str, set[str]],
+             true_top: Mapping[str, set[str]], scored: set[str]) -> Figure:
+    """Per model (columns) and kind (rows: synergy, suppressor): its top pairs vs Norman's
+    verified pairs of that kind among the ``scored`` pairs vs the truth's own top pairs.
+    ``tops`` maps model → :func:`helpers.gi.top_pair_table` rows with order-free ``key``."""
+    from matplotlib_venn import venn3
+
+    models = list(tops)
+    kinds = ("synergy", "suppressor")
+    fig, axes = plt.subplots(len(kinds), len(models), figsize=(3.0 * len(models), 5.6), squeeze=False)
+    for j, model in enumerate(models):
+        for i, kind in enumerate(kinds):
+            ax = axes[i, j]
+            ours = set(tops[model].query("kind == @kind").key)
+            venn3([ours, verified.get(kind, set()) & scored, true_top.get(kind, set())],
+                  set_labels=[model, "Norman\nverified", "true top"], ax=ax)
+            ax.set_title(f"{kind}", fontsize=9)
     fig.tight_layout()
     return fig
