@@ -69,6 +69,18 @@ def test_quick_book_runs_end_to_end_and_reproduces_itself(tmp_path, monkeypatch)
     # knowing both single effects must beat predicting no change on pairs seen as singles
     assert additive.at["combo_seen2", "mean"] < no_change.at["combo_seen2", "mean"]
     assert (first / "20_evaluate_perturbations" / "mse_top20_de_by_subgroup.png").stat().st_size > 10_000
+    # one combination up close, GI analysis and the summary read those predictions
+    assert (first / "21_inspect_combination" / "ETS2+CEBPE" / "boxplot.png").stat().st_size > 10_000
+    correlation = pd.read_csv(first / "gi" / "magnitude_correlation.csv")
+    assert correlation.columns.tolist() == ["model", "seed", "r", "p", "n"]
+    assert "no_change" not in set(correlation.model) and correlation.n.eq(71).all()  # every test pair
+    top = pd.read_csv(first / "gi" / "top20.csv")
+    assert top.columns.tolist() == ["model", "seed", "kind", "rank", "perturbation", "verified", "in_true_top20"]
+    assert top.query("model == 'truth'").in_true_top20.all()
+    assert top.groupby(["model", "seed", "kind"]).size().eq(20).all()
+    glance = pd.read_csv(first / "30_summarise_results" / "glance.csv")
+    assert {"gears", "gears+genemamba", "noise_ceiling"} <= set(glance.model)
+    assert glance.query("model == 'gears' and column == 'magnitude_r'").n_seeds.item() == 1
 
     second = tmp_path / "second" / "results"
     monkeypatch.setenv("HELPERS_RESULTS_DIR", str(second))

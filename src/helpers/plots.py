@@ -313,3 +313,32 @@ def gi_venns(tops: Mapping[str, pd.DataFrame], verified: Mapping[str, set[str]],
             ax.set_title(f"{kind}", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def glance_heatmap(table: pd.DataFrame, columns) -> Figure:
+    """Models (rows) × metrics (columns), each column coloured from worst (light) to best (dark)
+    among the models, the value written in each cell; the noise ceiling is drawn last."""
+    names = [c.name for c in columns if c.name in set(table.column)]
+    models = [m for m in (*ordered_models(table.model), "noise_ceiling") if m in set(table.model)]
+    means = table.pivot(index="model", columns="column", values="mean").reindex(index=models, columns=names)
+    shade = means.copy()
+    for column in columns:
+        if column.name in shade:
+            values = means[column.name].drop("noise_ceiling", errors="ignore")  # shade models only
+            low, high = values.min(), values.max()
+            scaled = (values - low) / (high - low) if not np.isclose(high, low) else values * 0 + 0.5
+            shade[column.name] = scaled if column.higher_is_better else 1 - scaled
+    fig, ax = plt.subplots(figsize=(1.0 * len(names) + 2.5, 0.45 * len(models) + 2.2))
+    ax.imshow(shade.to_numpy(dtype=float), cmap="Greens", vmin=-0.2, vmax=1.2, aspect="auto")
+    for i in range(len(models)):
+        for j in range(len(names)):
+            value = means.iat[i, j]
+            if pd.notna(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+    labels = {c.name: c.label for c in columns}
+    ax.set_xticks(range(len(names)), [labels[n] for n in names], rotation=40, ha="right", fontsize=7)
+    ax.set_yticks(range(len(models)), models, fontsize=8)
+    ax.set_title("Results at a glance (darker = better among the models in a column; mean over seeds;\n"
+                 "the noise ceiling is not shaded)", fontsize=9)
+    fig.tight_layout()
+    return fig

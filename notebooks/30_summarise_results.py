@@ -1,0 +1,86 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # Results at a glance
+#
+# In this notebook we put every model side by side on every headline metric of the book, each
+# as its mean over seeds ± the standard deviation over seeds, with the noise ceiling beside
+# them, and say in plain words which differences from GEARS are larger than the seed spread.
+#
+# Only tables written by earlier chapters are read: `results/metrics/per_perturbation.csv`
+# (evaluation) and `results/gi/` (genetic interactions).
+
+# %% tags=["parameters"]
+profile = "default"  # 'quick', 'default' or 'full' (the profile the results were made with)
+reference_model = "gears"  # the model every other is compared with
+n_sd = 2.0  # a difference counts when larger than this many seed standard deviations
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from helpers import plots, runs, summary
+
+STEP = "30_summarise_results"
+runs.get_profile(profile)
+root = runs.results_root()
+per_perturbation = pd.read_csv(root / "metrics" / "per_perturbation.csv")
+gi_dir = root / "gi"
+magnitude_correlation = (pd.read_csv(gi_dir / "magnitude_correlation.csv")
+                         if (gi_dir / "magnitude_correlation.csv").is_file() else None)
+precision = pd.read_csv(gi_dir / "precision.csv") if (gi_dir / "precision.csv").is_file() else None
+if reference_model not in set(per_perturbation.model):
+    raise ValueError(f"reference_model {reference_model!r} has no results; choose one of "
+                     f"{sorted(set(per_perturbation.model))}")
+
+# %% [markdown]
+# ## 1. Every model, every metric
+
+# %%
+values = summary.seed_values(per_perturbation, magnitude_correlation, precision)
+table = summary.glance(values)
+runs.atomic_write_csv(table, runs.step_dir(STEP) / "glance.csv")
+labels = {c.name: c.label for c in summary.COLUMNS}
+shown = (table.assign(value=lambda t: t["mean"].map(lambda v: "–" if pd.isna(v) else f"{v:.3f}")
+                      + t.sd.map(lambda sd: "" if pd.isna(sd) else f" ± {sd:.3f}"))
+         .pivot(index="model", columns="column", values="value")
+         .reindex(columns=[c.name for c in summary.COLUMNS if c.name in set(table.column)])
+         .reindex(index=[*plots.ordered_models(table.model), "noise_ceiling"]).dropna(how="all")
+         .rename(columns=labels))
+display(shown.T)
+
+# %%
+fig = plots.glance_heatmap(table, summary.COLUMNS)
+runs.atomic_savefig(fig, runs.step_dir(STEP) / "glance.png")
+plt.show()
+
+# %% [markdown]
+# ## 2. Which differences from the reference are larger than the seed spread?
+
+# %%
+comparison = summary.compare_with(table, reference_model, n_sd=n_sd)
+runs.atomic_write_csv(comparison, runs.step_dir(STEP) / "comparison.csv")
+runs.write_run_json(STEP, {"profile": profile, "reference_model": reference_model, "n_sd": n_sd},
+                    ["glance.csv", "comparison.csv"]);
+display(Markdown("\n".join(f"- {sentence}" for sentence in summary.plain_words(comparison, reference_model, n_sd))))
+
+# %% [markdown]
+# ## What we found
+#
+# The sentences above are generated from this build's numbers, so they stay true when the book
+# is rebuilt with other data, seeds or profiles. Read them with two cautions: a model trained
+# once (the baselines are deterministic) is judged against the reference's seed spread only, and
+# a difference inside the spread is not evidence that the models differ.

@@ -1,0 +1,121 @@
+"""Results at a glance: every model on every headline metric, with its spread over seeds, and
+which differences from a reference model are larger than that spread.
+
+Inputs are the tidy tables the evaluation and GI chapters write (``results/metrics`` and
+``results/gi``); nothing here trains or scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the glance table: a name, how to read it and which way is better."""
+
+    name: str
+    label: str
+    higher_is_better: bool
+
+
+SUBGROUP_COLUMNS = tuple(
+    Column(f"mse_top20_de:{s}", f"MSE top-20 DE, {s}", False)
+    for s in ("combo_seen2", "combo_seen1", "combo_seen0", "unseen_single"))
+COLUMNS = (*SUBGROUP_COLUMNS,
+           Column("mse_top20_de:all", "MSE top-20 DE, all test", False),
+           Column("mse_all:all", "MSE all genes", False),
+           Column("pearson_delta_all:all", "Pearson r of Δ, all genes", True),
+           Column("frac_in_range_45_55:all", "share of DE genes in the 45–55% band", True),
+           Column("magnitude_r", "GI magnitude r", True),
+           Column("synergy_precision_at_10", "synergy precision@10 (vs true top 20)", True),
+           Column("suppressor_precision_at_10", "suppressor precision@10 (vs true top 20)", True))
+
+
+def seed_values(per_perturbation: pd.DataFrame, magnitude_correlation: pd.DataFrame | None = None,
+                precision: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One value per model, seed and glance column (``model, seed, column, value``): a
+    per-perturbation metric averaged over a subgroup's perturbations (``all``: every test
+    perturbation), the GI magnitude r, and precision@10 against the truth's top pairs."""
+    pooled = pd.concat([per_perturbation, per_perturbation.assign(subgroup="all")])
+    per_seed = pooled.groupby(["model", "seed", "metric", "subgroup"], as_index=False).value.mean()
+    per_seed["column"] = per_seed.metric + ":" + per_seed.subgroup
+    parts = [per_seed[["model", "seed", "column", "value"]]]
+    if magnitude_correlation is not None:
+        parts.append(magnitude_correlation.assign(column="magnitude_r")
+                     .rename(columns={"r": "value"})[["model", "seed", "column", "value"]])
+    if precision is not None:
+        chosen = precision[(precision.reference == "true_top") & (precision.k == 10)
+                           & (precision.model != "truth")]
+        parts.append(chosen.assign(column=chosen.kind + "_precision_at_10")
+                     .rename(columns={"precision": "value"})[["model", "seed", "column", "value"]])
+    values = pd.concat(parts, ignore_index=True)
+    return values[values.column.isin([c.name for c in COLUMNS])].reset_index(drop=True)
+
+
+def glance(values: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation over seeds and number of seeds per model and column."""
+    return (values.groupby(["model", "column"]).value
+            .agg(mean="mean", sd="std", n_seeds="size").reset_index())
+
+
+def compare_with(table: pd.DataFrame, reference: str, columns: Sequence[Column] = COLUMNS,
+                 n_sd: float = 2.0) -> pd.DataFrame:
+    """Each model's difference from ``reference`` per column, and whether it is larger than
+    ``n_sd`` seed standard deviations (the larger of the two models'; a model trained once, or
+    deterministic, contributes none). Without any seed spread the call is ``'no spread'``.
+    ``verdict`` reads ``better``, ``worse``, ``within spread`` or ``no spread``."""
+    indexed = table.set_index(["model", "column"])
+    rows = []
+    for column in columns:
+        if (reference, column.name) not in indexed.index:
+            continue
+        ref = indexed.loc[(reference, column.name)]
+        for model in table.model.unique():
+            if model in (reference, "noise_ceiling") or (model, column.name) not in indexed.index:
+                continue
+            ours = indexed.loc[(model, column.name)]
+            if not (np.isfinite(ours["mean"]) and np.isfinite(ref["mean"])):
+                continue
+            spread = np.nanmax([ours.sd if ours.n_seeds > 1 else np.nan, ref.sd if ref.n_seeds > 1 else np.nan]
+                               + [np.nan])
+            difference = float(ours["mean"] - ref["mean"])
+            if not np.isfinite(spread) or spread == 0:
+                verdict = "no spread"
+            elif abs(difference) <= n_sd * spread:
+                verdict = "within spread"
+            else:
+                verdict = "better" if (difference > 0) == column.higher_is_better else "worse"
+            rows.append({"model": model, "column": column.name, "label": column.label,
+                         "mean": float(ours["mean"]), "reference_mean": float(ref["mean"]),
+                         "difference": difference, "spread": float(spread) if np.isfinite(spread) else np.nan,
+                         "verdict": verdict})
+    return pd.DataFrame(rows, columns=["model", "column", "label", "mean", "reference_mean", "difference",
+                                       "spread", "verdict"])
+
+
+def plain_words(comparison: pd.DataFrame, reference: str, n_sd: float = 2.0) -> list[str]:
+    """One sentence per model: where it is clearly better or worse than ``reference`` (beyond
+    ``n_sd`` seed standard deviations) and how many columns are within the spread."""
+    sentences = []
+    for model, group in comparison.groupby("model", sort=False):
+        better = group[group.verdict == "better"]
+        worse = group[group.verdict == "worse"]
+        within = int((group.verdict == "within spread").sum())
+        describe = lambda rows: "; ".join(  # noqa: E731
+            f"{r.label} {r['mean']:.3g} vs {r.reference_mean:.3g}" for _, r in rows.iterrows())
+        parts = []
+        if len(better):
+            parts.append(f"better than {reference} on {describe(better)}")
+        if len(worse):
+            parts.append(f"worse on {describe(worse)}")
+        if within:
+            parts.append(f"within {n_sd:g} seed SDs of {reference} on {within} of {len(group)} metrics")
+        if not parts:
+            parts.append(f"no seed spread to judge its differences from {reference} by")
+        sentences.append(f"{model}: " + ", ".join(parts) + ".")
+    return sentences
