@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import argparse
 import ast
+import resource
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import jupytext
+import pandas as pd
 import papermill
 import yaml
 
 from helpers.reference import REPO_ROOT
-from helpers.runs import PROFILES, atomic_path
+from helpers.runs import PROFILES, atomic_path, atomic_write_csv, results_root
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
@@ -110,9 +113,20 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"not in _toc.yml: {missing}; chapters are {names}")
         names = [n for n in names if n in args.only]
     extra = {name: _parse_value(value) for name, value in args.parameter}
+    timings = []
     for name in names:
         print(f"[book] executing {name} (profile={args.profile})", flush=True)
+        start = time.perf_counter()
         execute(name, {"profile": args.profile, **extra})
+        seconds = time.perf_counter() - start
+        # the largest resident set of any kernel so far (kernels are children of this process)
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        timings.append({"notebook": name, "profile": args.profile, "seconds": round(seconds, 1),
+                        "peak_kernel_rss_so_far_mib": round(peak_mib)})
+        print(f"[book] {name}: {seconds:.0f} s", flush=True)
+    atomic_write_csv(pd.DataFrame(timings), results_root() / "book_timings.csv")
+    print(f"[book] all notebooks: {sum(t['seconds'] for t in timings):.0f} s "
+          f"(per notebook: {results_root() / 'book_timings.csv'})", flush=True)
     return 0
 
 
