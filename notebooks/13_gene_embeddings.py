@@ -137,7 +137,7 @@ for name in tables:
     neighbour_tables.append(neighbours.assign(prior=name, query_cluster=neighbours["query"].map(clusters),
                                               neighbour_cluster=neighbours.gene.map(clusters)))
     display(neighbour_tables[-1])
-runs.atomic_write_csv(pd.concat(neighbour_tables, ignore_index=True), out / "neighbours.csv")
+runs.atomic_write_csv(pd.concat(neighbour_tables, ignore_index=True), out / "neighbours.csv");
 
 # %% [markdown]
 # ## What we found

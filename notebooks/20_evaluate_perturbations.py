@@ -40,6 +40,7 @@
 profile = "default"  # 'quick', 'default' or 'full' (the profile the models were trained with)
 n_bootstrap = 2000  # bootstrap resamples for the confidence intervals
 ceiling_seed = 0  # seed of the random halves of the noise ceiling
+cell_eval_models = []  # models to export for cell-eval (results/cell_eval/<model>/seed=<k>/), e.g. ['gears']
 
 # %%
 import matplotlib.pyplot as plt
@@ -130,6 +131,26 @@ plt.show()
 # %%
 display(spread[(spread.subgroup == "all") & spread.metric.isin(["mse_top20_de", "pearson_delta_all"])]
         .round(4).set_index(["metric", "model"]))
+
+# %% [markdown]
+# ## 5. Export for cell-eval
+#
+# The predictions of the models named in `cell_eval_models` are written as cells in the layout
+# of Arc Institute's cell-eval (`MetricsEvaluator(adata_pred, adata_real, control_pert="ctrl",
+# pert_col="condition")`), so they can be scored with that evaluator too: each predicted cell
+# is a real control cell shifted by the predicted change (`helpers.predictions.cell_eval_anndata`).
+
+# %%
+unknown = sorted(set(cell_eval_models) - set(stored.model))
+if unknown:
+    raise ValueError(f"cell_eval_models {unknown} have no predictions; stored: {sorted(set(stored.model))}")
+for model, seed in stored[stored.model.isin(cell_eval_models)].itertuples(index=False):
+    predicted_cells, real_cells = predictions.cell_eval_anndata(predictions.read_predictions(model, seed), adata,
+                                                                list(split.test), seed=seed)
+    export = runs.step_dir(f"cell_eval/{model}/seed={seed}")
+    data.write_h5ad(predicted_cells, export / "adata_pred.h5ad")
+    data.write_h5ad(real_cells, export / "adata_real.h5ad")
+    print(f"{model} seed {seed}: {predicted_cells.n_obs:,} predicted and {real_cells.n_obs:,} real cells → {export}")
 
 # %% [markdown]
 # ## What we found

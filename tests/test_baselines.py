@@ -67,3 +67,29 @@ def test_predictions_round_trip(means, isolated_results):
     with pytest.raises(ValueError, match="NaN"):
         write_predictions("broken", 1, means.replace(4.0, np.nan), "data-1")
     assert not (isolated_results / "predictions" / "broken" / "seed=1" / "predictions.h5ad").exists()
+
+
+def test_cell_eval_export_reads_back_in_its_layout(tmp_path):
+    import anndata as ad
+
+    from helpers import predictions
+    from tests.conftest import make_gears_adata
+
+    real = make_gears_adata({"ctrl": 40, "A+B": 7, "C+ctrl": 5, "D+E": 3}, n_genes=12)
+    means = pd.DataFrame(np.vstack([real[real.obs.condition == c].X.toarray().mean(0) + 0.5
+                                    for c in ("A+B", "C+ctrl")]), index=["A+B", "C+ctrl"], columns=real.var_names)
+    predicted, observed = predictions.cell_eval_anndata(means, real, ["A+B", "C+ctrl"], seed=1)
+    predicted.write_h5ad(tmp_path / "pred.h5ad")
+    observed.write_h5ad(tmp_path / "real.h5ad")
+    predicted, observed = ad.read_h5ad(tmp_path / "pred.h5ad"), ad.read_h5ad(tmp_path / "real.h5ad")
+    assert list(predicted.var_names) == list(observed.var_names) == list(real.var_names)
+    assert predicted.obs.condition.value_counts().to_dict() == {"ctrl": 40, "A+B": 7, "C+ctrl": 5}
+    assert observed.obs.condition.value_counts().to_dict() == {"ctrl": 40, "A+B": 7, "C+ctrl": 5}
+    assert (predicted.X >= 0).all()
+    # the shift is the predicted change over control: on average, it lands on the predicted mean
+    control = real[real.obs.condition == "ctrl"].X.toarray()
+    candidates = np.maximum(control + (means.loc["A+B"].to_numpy() - control.mean(0)), 0)
+    for cell in predicted[predicted.obs.condition == "A+B"].X:  # each is a shifted control cell
+        assert np.isclose(candidates, cell, atol=1e-5).all(axis=1).any()
+    with pytest.raises(ValueError, match="no prediction.*D\\+E"):
+        predictions.cell_eval_anndata(means, real, ["A+B", "D+E"])

@@ -1,7 +1,8 @@
-"""The data chapter runs headlessly through papermill on the quick profile."""
+"""The book runs headlessly through papermill on the quick profile."""
 
 import json
 
+import anndata
 import pandas as pd
 import pytest
 
@@ -78,6 +79,11 @@ def test_quick_book_runs_end_to_end_and_reproduces_itself(tmp_path, monkeypatch)
     assert top.columns.tolist() == ["model", "seed", "kind", "rank", "perturbation", "verified", "in_true_top20"]
     assert top.query("model == 'truth'").in_true_top20.all()
     assert top.groupby(["model", "seed", "kind"]).size().eq(20).all()
+    # predictions export for cell-eval on request
+    book.execute("20_evaluate_perturbations", {"profile": "quick", "cell_eval_models": ["additive"]},
+                 executed_dir=tmp_path / "export")
+    exported = anndata.read_h5ad(first / "cell_eval" / "additive" / "seed=0" / "adata_pred.h5ad")
+    assert exported.obs.condition.nunique() == 108 and "ctrl" in set(exported.obs.condition)
     glance = pd.read_csv(first / "30_summarise_results" / "glance.csv")
     assert {"gears", "gears+genemamba", "noise_ceiling"} <= set(glance.model)
     assert glance.query("model == 'gears' and column == 'magnitude_r'").n_seeds.item() == 1

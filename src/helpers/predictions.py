@@ -74,3 +74,44 @@ def available_predictions(data_fingerprint: str | None = None) -> pd.DataFrame:
         warnings.warn(f"skipping {len(stale)} prediction(s) made from other data: {', '.join(stale)}; "
                       "retrain those models to include them", stacklevel=2)
     return pd.DataFrame(rows, columns=["model", "seed"]).sort_values(["model", "seed"], ignore_index=True)
+
+
+def cell_eval_anndata(means: pd.DataFrame, real: ad.AnnData, conditions: list[str],
+                      seed: int = 0) -> tuple[ad.AnnData, ad.AnnData]:
+    """Predicted and real cells in the layout cell-eval's ``MetricsEvaluator(adata_pred,
+    adata_real, control_pert='ctrl', pert_col='condition')`` reads: the same genes in the same
+    order, ``obs['condition']`` with the control cells as ``ctrl`` in both.
+
+    A model here predicts a mean per condition; cell-eval scores cells. Each predicted cell is a
+    real control cell shifted by the predicted change over control (GEARS' own form of a
+    prediction: perturbation effect + control cell), floored at 0 as log-normalised expression
+    is; each condition gets as many cells as it has real ones, drawn with ``seed``.
+    """
+    from helpers.conditions import CONTROL
+
+    missing = sorted(set(conditions) - set(means.index))
+    if missing:
+        raise ValueError(f"no prediction for {len(missing)} condition(s), e.g. {missing[:5]}")
+    genes = real.var_names
+    if not set(genes) <= set(means.columns):
+        raise ValueError("the predictions do not cover the real data's genes; export needs all of them")
+    labels = real.obs["condition"].astype(str).to_numpy()
+    X = real.X.toarray() if hasattr(real.X, "toarray") else np.asarray(real.X)
+    control = X[labels == CONTROL]
+    control_mean = control.mean(axis=0)
+    rng = np.random.default_rng(seed)
+    blocks, names = [control], [CONTROL] * len(control)
+    for condition in conditions:
+        n = int((labels == condition).sum())
+        shifted = control[rng.integers(0, len(control), n)] + (means.loc[condition, genes].to_numpy() - control_mean)
+        blocks.append(np.maximum(shifted, 0.0))
+        names += [condition] * n
+    keep = np.isin(labels, [CONTROL, *conditions])
+    var = pd.DataFrame(index=pd.Index(genes.astype(str)))
+    predicted = ad.AnnData(X=np.vstack(blocks).astype(np.float32),
+                           obs=pd.DataFrame({"condition": pd.Categorical(names)},
+                                            index=[f"pred{i}" for i in range(len(names))]), var=var)
+    observed = ad.AnnData(X=X[keep].astype(np.float32),
+                          obs=pd.DataFrame({"condition": pd.Categorical(labels[keep])},
+                                           index=real.obs_names[keep].astype(str)), var=var.copy())
+    return predicted, observed

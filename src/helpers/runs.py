@@ -50,7 +50,7 @@ PROFILES: dict[str, Profile] = {
     # `make book`: the full Norman scaffold (all 3,051 genes) at reduced cells per condition.
     "default": Profile("default", "simulated", max_cells_per_condition=50,
                        max_control_cells=2000, n_high_mean_genes=None, epochs=5, cells_per_epoch=2048,
-                       seeds=(1, 2, 3), pretrain_steps=150, context_length=128),
+                       seeds=(1, 2, 3), pretrain_steps=1000, context_length=256),
     # Real Norman at full size; meant for a GPU.
     "full": Profile("full", "dataverse", max_cells_per_condition=None, max_control_cells=None,
                     n_high_mean_genes=None, epochs=20, cells_per_epoch=None, seeds=(1, 2, 3),
