@@ -24,13 +24,18 @@
 #   no pretraining and encodes exactly the GO knowledge GEARS' perturbation graph already uses,
 #   so it is the control prior: an embedding that adds no new information.
 # - `file`: any table gene symbol → vector (CSV, TSV, Parquet or NPZ; e.g. GenePT or scELMo
-#   embeddings, or a published GeneMamba's token embeddings), given by path. Symbols are matched
-#   through org.Hs.eg.db aliases and the coverage is reported.
+#   embeddings), given by path. Symbols are matched through org.Hs.eg.db aliases and the
+#   coverage is reported.
+# - `genemamba_published`: the token embeddings of the published GeneMamba (Qi et al. 2025), when
+#   its checkpoint folder from the Hugging Face hub is given by path (`published_genemamba`; the
+#   hub cannot be reached from the machine that builds this book).
 
 # %% tags=["parameters"]
 profile = "default"  # 'quick', 'default' or 'full' (same data as the data chapter)
 go_svd_components = 64  # dimensions of the GO-SVD embedding
 embedding_file = None  # optional path to a gene-embedding table (CSV, TSV, Parquet or NPZ)
+published_genemamba = None  # optional folder of a published GeneMamba (model.safetensors + tokenizer.json)
+published_id_to_symbol = None  # its Ensembl ID → symbol table (CSV/TSV, or GeneMamba's id2symbol.pkl)
 neighbour_genes = ["KLF1", "CEBPE", "ETS2"]  # perturbed genes whose nearest neighbours we list
 force = False  # rebuild even if embeddings for these parameters exist
 
@@ -64,6 +69,8 @@ if genemamba_checkpoint.is_file():
     tables["genemamba"] = genemamba.embedding_table(genemamba_checkpoint)
 if embedding_file is not None:
     tables["file"] = priors.read_embedding_table(embedding_file)
+if published_genemamba is not None:
+    tables["genemamba_published"] = genemamba.published_embedding_table(published_genemamba, published_id_to_symbol)
 coverage = []
 for name, table in tables.items():
     matrix, report = priors.align_embeddings(table, vocabulary_needed, reference.aliases())
@@ -72,9 +79,12 @@ for name, table in tables.items():
     report = report.assign(prior=name, perturbed=report.gene.isin(perturbed))
     coverage.append(report)
 coverage = pd.concat(coverage, ignore_index=True)
+for stale in out.glob("*.parquet"):  # a prior given last time but not now must not be trained on
+    if stale.stem not in tables:
+        stale.unlink()
 runs.atomic_write_csv(coverage, out / "coverage.csv")
 runs.write_run_json(STEP, {"data_run": (prepared / "run.json").read_text(), "go_svd_components": go_svd_components,
-                           "embedding_file": embedding_file,
+                           "embedding_file": embedding_file, "published_genemamba": published_genemamba,
                            "genemamba_run": runs.parameters_fingerprint("12_pretrain_genemamba")
                            if "genemamba" in tables else None}, [f"{n}.parquet" for n in tables] + ["coverage.csv"]);
 display(coverage.groupby("prior").agg(genes=("gene", "size"), found=("found", "sum"),

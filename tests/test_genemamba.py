@@ -1,6 +1,7 @@
 """GeneMamba building blocks: rank tokens, the SSD scan's two forms, bidirectional reading."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -122,3 +123,27 @@ def test_embedding_table_from_checkpoint_and_mismatch(tmp_path):
     torch.save({"config": config.__dict__, "genes": genes[:4], "state_dict": model.state_dict()}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="another gene set"):
         gm.embedding_table(tmp_path / "bad.pt")
+
+
+def test_published_checkpoint_folder_is_read_with_its_vocabulary(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    table = torch.arange(20, dtype=torch.float32).reshape(5, 4)
+    save_file({"embeddings.weight": table, "mamba_mixer.layers.0.mamba.A_log": torch.zeros(3)},
+              str(tmp_path / "model.safetensors"))
+    vocab = {"[UNK]": 0, "[PAD]": 1, "ENSG0001": 2, "ENSG0002": 3, "ENSG0003": 4}
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"model": {"type": "WordLevel", "vocab": vocab}}))
+    with pytest.raises(ValueError, match="Ensembl gene IDs.*id_to_symbol"):
+        gm.published_embedding_table(tmp_path)
+    pd.DataFrame({"ensembl": ["ENSG0001", "ENSG0002", "ENSG0003"], "symbol": ["KLF1", "CEBPE", "KLF1"]}) \
+        .to_csv(tmp_path / "id2symbol.csv", index=False)
+    embeddings = gm.published_embedding_table(tmp_path, tmp_path / "id2symbol.csv")
+    assert embeddings.index.tolist() == ["KLF1", "CEBPE"]  # KLF1 keeps its first ID's row
+    assert embeddings.loc["KLF1"].tolist() == [8.0, 9.0, 10.0, 11.0]
+    assert embeddings.loc["CEBPE"].tolist() == [12.0, 13.0, 14.0, 15.0]
+    with pytest.raises(FileNotFoundError, match="model.safetensors.*found \\['id2symbol.csv'\\]"):
+        (tmp_path / "model.safetensors").unlink()
+        (tmp_path / "tokenizer.json").unlink()
+        gm.published_embedding_table(tmp_path)

@@ -310,3 +310,65 @@ def embedding_table(checkpoint: Path | str) -> pd.DataFrame:
         raise ValueError(f"{checkpoint}: {len(weights)} gene embeddings for {len(saved['genes'])} genes; "
                          "the checkpoint is corrupt or from another gene set: pretrain again")
     return pd.DataFrame(weights, index=saved["genes"], columns=[f"genemamba_{i}" for i in range(weights.shape[1])])
+
+
+PUBLISHED_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+PUBLISHED_VOCAB_FILES = ("tokenizer.json", "gene_tokenizer.json", "vocab.json")
+
+
+def _read_id_to_symbol(path: Path) -> dict[str, str]:
+    if path.suffix == ".pkl":
+        import pickle
+
+        with open(path, "rb") as handle:
+            return {str(k): str(v) for k, v in pickle.load(handle).items()}
+    table = pd.read_csv(path, sep="\t" if path.suffix in (".tsv", ".txt") else ",", dtype=str)
+    if table.shape[1] < 2:
+        raise ValueError(f"{path}: needs two columns, Ensembl ID then gene symbol")
+    return dict(zip(table.iloc[:, 0], table.iloc[:, 1]))
+
+
+def published_embedding_table(directory: Path | str, id_to_symbol: Path | str | None = None) -> pd.DataFrame:
+    """Gene symbol × dimension table of a published GeneMamba checkpoint folder (as on the
+    Hugging Face hub, ``mineself2016/GeneMamba``): the token embedding table from
+    ``model.safetensors`` (or ``pytorch_model.bin``), its rows named by the tokenizer's
+    vocabulary (``tokenizer.json``: ``model.vocab`` token → id). Special tokens (``[PAD]``,
+    ``<cls>``…) are dropped. The published vocabulary is Ensembl gene IDs: ``id_to_symbol`` (a
+    two-column CSV/TSV, or the pickled dict GeneMamba ships as ``id2symbol.pkl``) names them;
+    IDs without a symbol are dropped, and of several IDs with one symbol the first is kept."""
+    import json
+
+    directory = Path(directory)
+    weights = next((directory / f for f in PUBLISHED_WEIGHT_FILES if (directory / f).is_file()), None)
+    vocab_file = next((directory / f for f in PUBLISHED_VOCAB_FILES if (directory / f).is_file()), None)
+    if weights is None or vocab_file is None:
+        found = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else "no such folder"
+        raise FileNotFoundError(f"{directory}: a GeneMamba checkpoint folder needs one of {PUBLISHED_WEIGHT_FILES} "
+                                f"and one of {PUBLISHED_VOCAB_FILES}; found {found}. What to do: download "
+                                "the model folder from the Hugging Face hub (mineself2016/GeneMamba)")
+    if weights.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights))
+    else:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    keys = [k for k, v in state.items() if v.ndim == 2 and k.endswith(("embeddings.weight", "embed_tokens.weight"))]
+    if len(keys) != 1:
+        raise ValueError(f"{weights}: expected one token-embedding tensor (a key ending in 'embeddings.weight'), "
+                         f"found {keys or 'none'} among {len(state)} tensors")
+    table = state[keys[0]].float().numpy()
+    vocab = json.loads(vocab_file.read_text())
+    vocab = vocab.get("model", {}).get("vocab", vocab) if isinstance(vocab, dict) else vocab
+    if not isinstance(vocab, dict):
+        raise ValueError(f"{vocab_file}: no token → id vocabulary (expected model.vocab, as in a tokenizers file)")
+    tokens = {str(t): int(i) for t, i in vocab.items()
+              if not (t.startswith("[") or t.startswith("<")) and 0 <= int(i) < len(table)}
+    if any(t.startswith("ENSG") for t in tokens):
+        if id_to_symbol is None:
+            raise ValueError(f"{vocab_file}: the vocabulary is Ensembl gene IDs. What to do: pass id_to_symbol, "
+                             "a two-column CSV (Ensembl ID, symbol) or GeneMamba's id2symbol.pkl")
+        names = _read_id_to_symbol(Path(id_to_symbol))
+        tokens = {names[t]: i for t, i in sorted(tokens.items(), key=lambda item: item[1])[::-1] if t in names}
+    order = sorted(tokens.items(), key=lambda item: item[1])
+    return pd.DataFrame(table[[i for _, i in order]], index=[t for t, _ in order],
+                        columns=[f"genemamba_{j}" for j in range(table.shape[1])])
