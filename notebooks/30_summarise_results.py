@@ -59,7 +59,7 @@ shown = (table.assign(value=lambda t: t["mean"].map(lambda v: "–" if pd.isna(v
          .pivot(index="model", columns="column", values="value")
          .reindex(columns=[c.name for c in summary.COLUMNS if c.name in set(table.column)])
          .reindex(index=[*plots.ordered_models(table.model), "noise_ceiling"]).dropna(how="all")
-         .rename(columns=labels))
+         .fillna("–").rename(columns=labels))
 display(shown.T)
 
 # %%
