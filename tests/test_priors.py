@@ -89,3 +89,13 @@ def test_go_categories_pick_large_distinct_terms():
     assert set(labels) == {"ribosome", "cell cycle", "other"}  # rare is too small, transl redundant
     assert labels["R0"] == "ribosome" and labels["C3"] == "cell cycle" and labels["U"] == "other"
     assert labels["B"] == "cell cycle"  # the smaller (more specific) of its two chosen terms
+
+
+def test_leading_component_correlation_finds_an_expression_axis():
+    rng = np.random.default_rng(0)
+    level = pd.Series(rng.uniform(0, 5, 200), index=[f"g{i}" for i in range(200)])
+    table = pd.DataFrame(np.outer(level, rng.normal(size=8)) + rng.normal(0, 0.1, (200, 8)), index=level.index)
+    assert priors.leading_component_correlation(table, level) > 0.95
+    assert priors.leading_component_correlation(table.sample(frac=1, random_state=0), level) > 0.95  # by name
+    noise = pd.DataFrame(rng.normal(size=(200, 8)), index=level.index)
+    assert priors.leading_component_correlation(noise, level) < 0.3

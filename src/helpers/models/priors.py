@@ -163,3 +163,14 @@ def go_categories(gene2go: Mapping[str, frozenset[str] | set[str]], genes: Seque
         carried = [t for t in chosen if gene in members[t]]
         labels[gene] = term_names[min(carried, key=lambda t: len(members[t]))] if carried else "other"
     return pd.Series(labels, name="go_category")
+
+
+def leading_component_correlation(table: pd.DataFrame, values: pd.Series) -> float:
+    """|Spearman ρ| between the rows' scores on the table's first principal component and
+    ``values`` (per gene, e.g. mean expression); the sign of a principal component is arbitrary."""
+    from scipy.stats import spearmanr
+
+    vectors = table.to_numpy(dtype=np.float64)
+    centred = vectors - vectors.mean(axis=0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    return float(abs(spearmanr(u[:, 0] * s[0], values.reindex(table.index).to_numpy()).statistic))
