@@ -124,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         timings.append({"notebook": name, "profile": args.profile, "seconds": round(seconds, 1),
                         "peak_kernel_rss_so_far_mib": round(peak_mib)})
         print(f"[book] {name}: {seconds:.0f} s", flush=True)
-    atomic_write_csv(pd.DataFrame(timings), results_root() / "book_timings.csv")
+    # keep the times of notebooks not rerun this time (an `--only` run updates its own rows)
+    path = results_root() / "book_timings.csv"
+    earlier = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["notebook", "profile"])
+    rerun = earlier.set_index(["notebook", "profile"]).index.isin([(t["notebook"], t["profile"]) for t in timings])
+    atomic_write_csv(pd.concat([earlier[~rerun], pd.DataFrame(timings)], ignore_index=True), path)
     print(f"[book] all notebooks: {sum(t['seconds'] for t in timings):.0f} s "
           f"(per notebook: {results_root() / 'book_timings.csv'})", flush=True)
     return 0
