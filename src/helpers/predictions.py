@@ -17,6 +17,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from helpers.conditions import CONTROL
 from helpers.runs import atomic_path, results_root
 
 PREDICTIONS = "predictions"
@@ -87,8 +88,6 @@ def cell_eval_anndata(means: pd.DataFrame, real: ad.AnnData, conditions: list[st
     prediction: perturbation effect + control cell), floored at 0 as log-normalised expression
     is; each condition gets as many cells as it has real ones, drawn with ``seed``.
     """
-    from helpers.conditions import CONTROL
-
     missing = sorted(set(conditions) - set(means.index))
     if missing:
         raise ValueError(f"no prediction for {len(missing)} condition(s), e.g. {missing[:5]}")

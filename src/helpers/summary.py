@@ -81,10 +81,10 @@ def compare_with(table: pd.DataFrame, reference: str, columns: Sequence[Column] 
             ours = indexed.loc[(model, column.name)]
             if not (np.isfinite(ours["mean"]) and np.isfinite(ref["mean"])):
                 continue
-            spread = np.nanmax([ours.sd if ours.n_seeds > 1 else np.nan, ref.sd if ref.n_seeds > 1 else np.nan]
-                               + [np.nan])
+            spreads = [row.sd for row in (ours, ref) if row.n_seeds > 1 and np.isfinite(row.sd)]
+            spread = max(spreads) if spreads else np.nan
             difference = float(ours["mean"] - ref["mean"])
-            if not np.isfinite(spread) or spread == 0:
+            if not spreads or spread == 0:
                 verdict = "no spread"
             elif abs(difference) <= n_sd * spread:
                 verdict = "within spread"

@@ -24,6 +24,8 @@ Glossary (code → Mamba-2 paper, Dao & Gu 2024):
 
 from __future__ import annotations
 
+import json
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,8 +320,6 @@ PUBLISHED_VOCAB_FILES = ("tokenizer.json", "gene_tokenizer.json", "vocab.json")
 
 def _read_id_to_symbol(path: Path) -> dict[str, str]:
     if path.suffix == ".pkl":
-        import pickle
-
         with open(path, "rb") as handle:
             return {str(k): str(v) for k, v in pickle.load(handle).items()}
     table = pd.read_csv(path, sep="\t" if path.suffix in (".tsv", ".txt") else ",", dtype=str)
@@ -336,8 +336,6 @@ def published_embedding_table(directory: Path | str, id_to_symbol: Path | str | 
     ``<cls>``…) are dropped. The published vocabulary is Ensembl gene IDs: ``id_to_symbol`` (a
     two-column CSV/TSV, or the pickled dict GeneMamba ships as ``id2symbol.pkl``) names them;
     IDs without a symbol are dropped, and of several IDs with one symbol the first is kept."""
-    import json
-
     directory = Path(directory)
     weights = next((directory / f for f in PUBLISHED_WEIGHT_FILES if (directory / f).is_file()), None)
     vocab_file = next((directory / f for f in PUBLISHED_VOCAB_FILES if (directory / f).is_file()), None)
