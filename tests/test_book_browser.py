@@ -1,0 +1,84 @@
+"""The rendered quick book, opened as a reader would, in headless Chromium.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with the
+reason when they are missing. Screenshots of every page are kept under the build folder
+(``<tmp>/_build/screenshots/``) as artifacts.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from helpers import book
+from helpers.reference import REPO_ROOT
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                       reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)"),
+]
+
+
+def _build_quick_book(root: Path) -> Path:
+    """Execute every chapter on the quick profile into ``root`` and build its HTML there."""
+    for name in ("_config.yml", "_toc.yml", "book/intro.md"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / name, root / name)
+    for name in book.toc_notebooks():
+        book.execute(name, {"profile": "quick"}, executed_dir=root / "book" / "executed")
+    subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", "--quiet", str(root)],
+                   check=True, capture_output=True)
+    return root / "_build" / "html"
+
+
+def _browser(profile_dir: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage", "--no-first-run", "--disable-component-update",
+                 f"--user-data-dir={profile_dir}", "--window-size=1280,1600"):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+
+
+def test_every_page_of_the_quick_book_renders_in_chromium(tmp_path):
+    html = _build_quick_book(tmp_path)
+    screenshots = tmp_path / "_build" / "screenshots"
+    screenshots.mkdir()
+    chapters = book.toc_notebooks()
+    pages = [html / "index.html"] + [html / "book" / "executed" / f"{name}.html" for name in chapters]
+    driver = _browser(tmp_path / "chromium-profile")
+    try:
+        for page in pages:
+            assert page.is_file(), page
+            driver.get(page.as_uri())
+            name = Path(urlparse(driver.current_url).path).stem  # index.html redirects to the intro
+            heading = driver.execute_script("return document.querySelector('main h1, article h1')?.innerText || ''")
+            assert heading.strip() and heading.strip().rstrip("#").strip() in driver.title, (name, driver.title)
+            text = driver.execute_script("return document.body.innerText")
+            assert "Traceback" not in text and "Error" not in heading, name
+            if name in chapters:
+                loaded = driver.execute_script(
+                    "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
+                assert loaded >= 1, f"{name}: no figure image loaded"
+            links = driver.execute_script(
+                "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+            local = [unquote(urlparse(link).path) for link in links if link.startswith("file://")]
+            assert local, f"{name}: no navigation links"
+            for target in local:
+                assert Path(target).exists(), f"{name} links to missing {target}"
+            if name in chapters[:-1]:  # the next chapter is one click away
+                assert any(p.endswith(f"{chapters[chapters.index(name) + 1]}.html") for p in local), name
+            driver.save_screenshot(str(screenshots / f"{name}.png"))
+    finally:
+        driver.quit()
+    assert len(list(screenshots.glob("*.png"))) == len(pages)
