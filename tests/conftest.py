@@ -28,3 +28,24 @@ def make_gears_adata(conditions: dict[str, int], n_genes: int = 30, seed: int = 
                       obs=pd.DataFrame({"condition": labels, "cell_type": "K562"},
                                        index=[f"c{i}" for i in range(len(labels))]),
                       var=pd.DataFrame({"gene_name": genes}, index=genes))
+
+
+@pytest.fixture(scope="session")
+def quick_book(tmp_path_factory):
+    """The whole book executed once on the quick profile, shared by the end-to-end tests:
+    the returned folder holds the book sources (config, table of contents, intro),
+    ``book/executed/`` and ``results/``."""
+    import shutil
+
+    from helpers import book
+    from helpers.reference import REPO_ROOT
+
+    root = tmp_path_factory.mktemp("quick_book")
+    for name in ("_config.yml", "_toc.yml", "book/intro.md"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / name, root / name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HELPERS_RESULTS_DIR", str(root / "results"))
+        for name in book.toc_notebooks():
+            book.execute(name, {"profile": "quick"}, executed_dir=root / "book" / "executed")
+    return root

@@ -1,8 +1,9 @@
 """The rendered quick book, opened as a reader would, in headless Chromium.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with the
-reason when they are missing. Screenshots of every page are kept under the build folder
-(``<tmp>/_build/screenshots/``) as artifacts.
+reason when they are missing. The book is the quick one the end-to-end tests execute (the
+``quick_book`` fixture); screenshots of every page are kept under its build folder
+(``_build/screenshots/``) as artifacts.
 """
 
 import shutil
@@ -14,7 +15,6 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from helpers import book
-from helpers.reference import REPO_ROOT
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [
@@ -25,13 +25,8 @@ pytestmark = [
 ]
 
 
-def _build_quick_book(root: Path) -> Path:
-    """Execute every chapter on the quick profile into ``root`` and build its HTML there."""
-    for name in ("_config.yml", "_toc.yml", "book/intro.md"):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO_ROOT / name, root / name)
-    for name in book.toc_notebooks():
-        book.execute(name, {"profile": "quick"}, executed_dir=root / "book" / "executed")
+def _build_html(root: Path) -> Path:
+    """Build the HTML of the book whose sources and executed notebooks are in ``root``."""
     subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", "--quiet", str(root)],
                    check=True, capture_output=True)
     return root / "_build" / "html"
@@ -50,10 +45,10 @@ def _browser(profile_dir: Path):
     return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
 
 
-def test_every_page_of_the_quick_book_renders_in_chromium(tmp_path):
-    html = _build_quick_book(tmp_path)
-    screenshots = tmp_path / "_build" / "screenshots"
-    screenshots.mkdir()
+def test_every_page_of_the_quick_book_renders_in_chromium(quick_book, tmp_path):
+    html = _build_html(quick_book)
+    screenshots = quick_book / "_build" / "screenshots"
+    screenshots.mkdir(exist_ok=True)
     chapters = book.toc_notebooks()
     pages = [html / "index.html"] + [html / "book" / "executed" / f"{name}.html" for name in chapters]
     driver = _browser(tmp_path / "chromium-profile")
