@@ -34,6 +34,7 @@ max_cells_per_condition = None  # None: cap on perturbed cells per condition fro
 max_control_cells = None  # None: cap on control cells from the profile
 n_high_mean_genes = None  # None: from the profile (simulated genes besides the perturbed ones)
 simulator_seed = 0  # seed of the simulator (and of cell subsampling on real data)
+split_name = "simulation"  # GEARS' split type; the study's subgroups come from 'simulation'
 split_seed = 1  # seed of the split (1 reproduces the published GEARS Norman split)
 train_gene_set_size = 0.75  # share of perturbed genes seen in training
 combo_seen2_train_frac = 0.75  # share of two-seen-gene combinations used for training
@@ -57,13 +58,14 @@ parameters = {"data_source": settings.data_source,
               "max_cells_per_condition": settings.max_cells_per_condition,
               "max_control_cells": settings.max_control_cells,
               "n_high_mean_genes": settings.n_high_mean_genes,
-              "simulator_seed": simulator_seed, "split_seed": split_seed,
+              "simulator_seed": simulator_seed, "split_name": split_name, "split_seed": split_seed,
               "train_gene_set_size": train_gene_set_size,
               "combo_seen2_train_frac": combo_seen2_train_frac, "go_top_k": go_top_k}
+splits.check_split_name(split_name)
 out = runs.step_dir(data.PREPARE_STEP)
 outputs = [data.DATASET_FILE, "split.json", "go_graph.csv", "split_composition.csv",
            "cells_per_condition.csv", "perturbed_genes.csv"]
-cached = not force and runs.is_cached(data.PREPARE_STEP, parameters, outputs)
+cached = runs.reuse_or_restart(data.PREPARE_STEP, parameters, outputs, force)
 settings
 
 # %% [markdown]
@@ -94,6 +96,12 @@ else:
                                         settings.max_control_cells, settings.n_high_mean_genes,
                                         simulator_seed)
     data.add_de_genes(adata)
+# the split is made now, before anything is written, so data unfit for the study stops here
+go_annotations = reference.gene2go()
+conditions = adata.obs["condition"].astype(str).unique().tolist()
+split = splits.make_split(split_name, conditions, set(go_annotations), seed=split_seed,
+                          train_gene_set_size=train_gene_set_size,
+                          combo_seen2_train_frac=combo_seen2_train_frac)
 adata
 
 # %% [markdown]
@@ -139,11 +147,6 @@ print(example, "top-20 DE genes:", ", ".join(data.top_de_genes(adata, example)))
 # profile gets the same split.
 
 # %%
-go_annotations = reference.gene2go()
-conditions = cells.condition.tolist()
-split = splits.simulation_split(conditions, set(go_annotations), seed=split_seed,
-                                train_gene_set_size=train_gene_set_size,
-                                combo_seen2_train_frac=combo_seen2_train_frac)
 composition = split.composition()
 sets = pd.DataFrame({"set": ["train (incl. ctrl)", "validation", "test", "dropped (no GO)"],
                      "n_conditions": [len(split.train), len(split.val), len(split.test),

@@ -47,7 +47,7 @@ runs.get_profile(profile)
 prepared = runs.results_root() / data.PREPARE_STEP
 adata, _ = data.read_prepared(prepared)
 split = splits.SimulationSplit.from_json(prepared / "split.json")
-parameters = {"data_run": (prepared / "run.json").read_text(), "n_components": n_components, "ridge": ridge}
+parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "n_components": n_components, "ridge": ridge}
 
 # %% [markdown]
 # ## 1. Training data
@@ -68,8 +68,9 @@ print(f"{len(train)} training conditions (control included), predicting {len(tar
 
 # %%
 written = []
+cached = runs.reuse_or_restart(STEP, parameters, [], force)
 for name in baselines.BASELINES:
-    if not force and runs.is_cached(STEP, parameters, []) and predictions.prediction_path(name, SEED).is_file():
+    if cached and predictions.prediction_path(name, SEED).is_file():
         continue
     predicted = (baselines.linear(means, train, targets, gene_names, n_components, ridge) if name == "linear"
                  else baselines.predict_baseline(name, means, train, targets, gene_names))

@@ -56,6 +56,7 @@ if engine not in ("dense", "cell-gears"):
 config = GearsConfig()
 prepared = runs.results_root() / data.PREPARE_STEP
 out = runs.step_dir(STEP)
+runs.forget_run(STEP)  # this step's record is rewritten only once every seed has finished
 print(f"device: {resolve_device(device)}; seeds {settings.seeds}; {settings.epochs} epochs; "
       f"{settings.cells_per_epoch or 'all'} cells per epoch")
 
@@ -86,11 +87,11 @@ display(pd.Series({"genes": len(gears_data.genes), "GO-graph nodes": len(gears_d
 # %%
 histories = []
 for seed in settings.seeds:
-    parameters = {"data_run": (prepared / "run.json").read_text(), "config": config, "engine": engine,
+    parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "config": config, "engine": engine,
                   "epochs": settings.epochs, "cells_per_epoch": settings.cells_per_epoch, "seed": seed}
     run_name = f"{STEP}/seed={seed}"
     checkpoint = f"{MODEL}_seed={seed}.pt"
-    if not force and runs.is_cached(run_name, parameters, ["history.csv"]) \
+    if runs.reuse_or_restart(run_name, parameters, ["history.csv"], force) \
             and predictions.prediction_path(MODEL, seed).is_file():
         histories.append(pd.read_csv(runs.step_dir(run_name) / "history.csv"))
         print(f"seed {seed}: reused from cache")

@@ -64,7 +64,7 @@ adata, _ = data.read_prepared(prepared)
 split = splits.SimulationSplit.from_json(prepared / "split.json")
 genes = adata.var["gene_name"].astype(str).tolist()
 config = gm.GeneMambaConfig(vocab_size=len(genes) + gm.N_SPECIAL_TOKENS, d_model=d_model, n_layers=n_layers)
-parameters = {"data_run": (prepared / "run.json").read_text(), "config": config,
+parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "config": config,
               "steps": settings.pretrain_steps, "context_length": settings.context_length,
               "batch_size": batch_size, "learning_rate": learning_rate,
               "infonce_weight": infonce_weight, "seed": seed}
@@ -91,7 +91,7 @@ display(pd.Series({"cells": len(tokens), "conditions": int(pd.Series(adata.obs["
 
 # %%
 checkpoint = out / "genemamba.pt"
-if not force and runs.is_cached(STEP, parameters, ["genemamba.pt", "loss.csv"]):
+if runs.reuse_or_restart(STEP, parameters, ["genemamba.pt", "loss.csv"], force):
     history = pd.read_csv(out / "loss.csv")
     print("reused the cached checkpoint")
 else:

@@ -53,6 +53,7 @@ STEP = "13_gene_embeddings"
 runs.get_profile(profile)
 prepared = runs.results_root() / data.PREPARE_STEP
 out = runs.step_dir(STEP)
+runs.forget_run(STEP)  # recomputed every time (seconds); recorded again at the end
 adata, _ = data.read_prepared(prepared)
 go_graph = pd.read_csv(prepared / "go_graph.csv")
 dataset_genes = adata.var["gene_name"].astype(str).tolist()
@@ -71,19 +72,22 @@ if embedding_file is not None:
     tables["file"] = priors.read_embedding_table(embedding_file)
 if published_genemamba is not None:
     tables["genemamba_published"] = genemamba.published_embedding_table(published_genemamba, published_id_to_symbol)
-coverage = []
-for name, table in tables.items():
-    matrix, report = priors.align_embeddings(table, vocabulary_needed, reference.aliases())
-    aligned = pd.DataFrame(matrix, index=vocabulary_needed, columns=[str(c) for c in table.columns])
-    runs.atomic_write(out / f"{name}.parquet", aligned.to_parquet)
-    report = report.assign(prior=name, perturbed=report.gene.isin(perturbed))
-    coverage.append(report)
+sources = {"file": str(embedding_file), "genemamba_published": str(published_genemamba),
+           "genemamba": str(genemamba_checkpoint)}
+aligned, coverage = {}, []
+for name, table in tables.items():  # every prior is checked before any is written
+    matrix, report = priors.align_embeddings(table, vocabulary_needed, reference.aliases(),
+                                             source=sources.get(name, name))
+    aligned[name] = pd.DataFrame(matrix, index=vocabulary_needed, columns=[str(c) for c in table.columns])
+    coverage.append(report.assign(prior=name, perturbed=report.gene.isin(perturbed)))
 coverage = pd.concat(coverage, ignore_index=True)
+for name, table in aligned.items():
+    runs.atomic_write(out / f"{name}.parquet", table.to_parquet)
 for stale in out.glob("*.parquet"):  # a prior given last time but not now must not be trained on
     if stale.stem not in tables:
         stale.unlink()
 runs.atomic_write_csv(coverage, out / "coverage.csv")
-runs.write_run_json(STEP, {"data_run": (prepared / "run.json").read_text(), "go_svd_components": go_svd_components,
+runs.write_run_json(STEP, {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "go_svd_components": go_svd_components,
                            "embedding_file": embedding_file, "published_genemamba": published_genemamba,
                            "genemamba_run": runs.parameters_fingerprint("12_pretrain_genemamba")
                            if "genemamba" in tables else None}, [f"{n}.parquet" for n in tables] + ["coverage.csv"]);

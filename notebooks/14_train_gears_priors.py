@@ -66,6 +66,7 @@ missing = sorted(set(names) - set(available))
 if missing:
     raise FileNotFoundError(f"no embeddings for {missing} in {EMBEDDINGS}; built: {available}. "
                             "Run notebooks/13_gene_embeddings.py (with embedding_file for 'file')")
+runs.forget_run(STEP)  # recorded again once every prior and seed has finished
 config = GearsConfig()
 prepared = runs.results_root() / data.PREPARE_STEP
 adata, _ = data.read_prepared(prepared)
@@ -103,12 +104,12 @@ def train_or_reuse(name: str, target: str, seed: int) -> tuple[pd.DataFrame, pd.
     cache when these exact parameters (data, prior content, settings) were run before."""
     run_name = f"{STEP}/gears+{name}/{target}/seed={seed}"
     run_dir = runs.step_dir(run_name)
-    parameters = {"data_run": (prepared / "run.json").read_text(),
+    parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP),
                   "prior_sha256": hashlib.sha256((EMBEDDINGS / f"{name}.parquet").read_bytes()).hexdigest(),
                   "config": config, "prior_target": target, "epochs": settings.epochs,
                   "cells_per_epoch": settings.cells_per_epoch, "seed": seed}
     outputs = ["history.csv", "predicted_means.parquet"]
-    if not force and runs.is_cached(run_name, parameters, outputs):
+    if runs.reuse_or_restart(run_name, parameters, outputs, force):
         print(f"gears+{name} ({target}) seed {seed}: reused from cache")
         return pd.read_csv(run_dir / "history.csv"), pd.read_parquet(run_dir / "predicted_means.parquet")
     gene_prior, pert_prior, _ = aligned[name]

@@ -53,6 +53,7 @@ from helpers.conditions import CONTROL
 
 STEP = "20_evaluate_perturbations"
 runs.get_profile(profile)
+runs.forget_run(STEP)  # recorded again once every output is written
 prepared = runs.results_root() / data.PREPARE_STEP
 adata, _ = data.read_prepared(prepared)
 split = splits.SimulationSplit.from_json(prepared / "split.json")

@@ -47,6 +47,7 @@ stored = predictions.available_predictions(runs.parameters_fingerprint(data.PREP
 if stored.empty:
     raise FileNotFoundError("no predictions under results/predictions; run the training chapters first")
 out = runs.step_dir(f"{STEP}/{condition}")
+runs.forget_run(f"{STEP}/{condition}")  # recorded again once every output is written
 print(f"{condition}: test subgroup {split.subgroup_of(condition)}, "
       f"{int((adata.obs['condition'] == condition).sum())} cells")
 

@@ -58,6 +58,7 @@ from helpers.conditions import CONTROL, is_combo
 
 STEP = "22_analyse_interactions"
 runs.get_profile(profile)
+runs.forget_run(STEP)  # recorded again once every output is written
 prepared = runs.results_root() / data.PREPARE_STEP
 adata, simulation = data.read_prepared(prepared)
 split = splits.SimulationSplit.from_json(prepared / "split.json")
@@ -85,7 +86,7 @@ settings = {"genes": hashlib.sha256(" ".join(genes).encode()).hexdigest()[:16], 
 def scores_for(model: str, seed: int, means: pd.DataFrame, source: str) -> pd.DataFrame:
     run_name = f"{STEP}/scores/{model}/seed={seed}"
     parameters = {**settings, "source": source}
-    if not force and runs.is_cached(run_name, parameters, ["scores.csv"]):
+    if runs.reuse_or_restart(run_name, parameters, ["scores.csv"], force):
         return pd.read_csv(runs.step_dir(run_name) / "scores.csv")
     scores = gi.interaction_scores(means, pairs, genes, engine, max_subpopulation, random_state, n_jobs,
                                    progress=True).assign(model=model, seed=seed)

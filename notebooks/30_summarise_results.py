@@ -36,6 +36,7 @@ from helpers import plots, runs, summary
 
 STEP = "30_summarise_results"
 runs.get_profile(profile)
+runs.forget_run(STEP)  # recorded again once every output is written
 root = runs.results_root()
 per_perturbation = pd.read_csv(root / "metrics" / "per_perturbation.csv")
 gi_dir = root / "gi"

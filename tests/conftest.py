@@ -49,3 +49,15 @@ def quick_book(tmp_path_factory):
         for name in book.toc_notebooks():
             book.execute(name, {"profile": "quick"}, executed_dir=root / "book" / "executed")
     return root
+
+
+@pytest.fixture
+def finished_results(quick_book, tmp_path, monkeypatch):
+    """A private copy of the quick book's results, so a test that reruns or breaks a step cannot
+    disturb the others."""
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(quick_book / "results", results)
+    monkeypatch.setenv("HELPERS_RESULTS_DIR", str(results))
+    return results

@@ -93,3 +93,35 @@ def test_same_parameters_give_identical_results(quick_book, tmp_path, monkeypatc
         ours, theirs = (pd.read_csv(root / table) for root in (first, second))
         ours, theirs = (t.drop(columns=["seconds", "tokens_per_s"], errors="ignore") for t in (ours, theirs))
         pd.testing.assert_frame_equal(ours, theirs, check_exact=True, obj=str(table))
+
+
+@pytest.mark.slow
+def test_interrupted_book_resumes_and_a_changed_parameter_reruns_only_its_dependents(finished_results, tmp_path):
+    results, executed = finished_results, tmp_path / "executed"
+
+    def stamps(*paths):
+        return [(results / p).stat().st_mtime_ns for p in paths]
+
+    data_file, gears = "01_prepare_data/perturb_processed.h5ad", "predictions/gears/seed=1/predictions.h5ad"
+    linear = "predictions/linear/seed=0/predictions.h5ad"
+    # the book was stopped inside chapter 14, before one prior's run recorded itself
+    interrupted = "14_train_gears_priors/gears+go_svd/both/seed=1"
+    (results / interrupted / "run.json").unlink()
+    finished = "14_train_gears_priors/gears+genemamba/both/seed=1/history.csv"
+    reused = [data_file, gears, finished]
+    before, redone = stamps(*reused), stamps(f"{interrupted}/history.csv")
+    for name in ("01_prepare_data", "11_train_gears", "14_train_gears_priors"):
+        book.execute(name, {"profile": "quick"}, executed_dir=executed)
+    assert stamps(*reused) == before  # finished steps and seeds were reused...
+    assert stamps(f"{interrupted}/history.csv") != redone  # ...the unfinished run was redone
+    assert (results / interrupted / "run.json").is_file()
+
+    # a new ridge reruns the baselines; GEARS does not depend on it and is reused
+    before_linear, before_gears = stamps(linear), stamps(gears)
+    book.execute("10_train_baselines", {"profile": "quick", "ridge": 0.5}, executed_dir=executed)
+    book.execute("11_train_gears", {"profile": "quick"}, executed_dir=executed)
+    assert stamps(linear) != before_linear and stamps(gears) == before_gears
+    # a new simulator seed changes the data, so GEARS must train again
+    book.execute("01_prepare_data", {"profile": "quick", "simulator_seed": 1}, executed_dir=executed)
+    book.execute("11_train_gears", {"profile": "quick"}, executed_dir=executed)
+    assert stamps(data_file) != before[:1] and stamps(gears) != before_gears

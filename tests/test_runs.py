@@ -54,3 +54,28 @@ def test_cache_hit_needs_same_parameters_and_outputs(isolated_results):
     runs.atomic_write_text(isolated_results / "98_cached" / "out.csv", "x\n")
     assert runs.is_cached("98_cached", params, ["out.csv"])
     assert not runs.is_cached("98_cached", {"seed": 2}, ["out.csv"])
+
+
+def test_a_rerun_forgets_the_old_record_until_it_finishes(isolated_results):
+    """A step rerun with new parameters (or forced) drops its run.json before writing, so if it
+    stops half-way its mix of old and new files is never reused; the same parameters reuse."""
+    runs.atomic_write_text(isolated_results / "97_step" / "out.csv", "old\n")
+    runs.write_run_json("97_step", {"seed": 1}, ["out.csv"])
+    record = isolated_results / "97_step" / "run.json"
+    assert runs.reuse_or_restart("97_step", {"seed": 1}, ["out.csv"]) and record.is_file()
+    assert not runs.reuse_or_restart("97_step", {"seed": 1}, ["out.csv"], force=True)
+    assert not record.exists()
+    runs.write_run_json("97_step", {"seed": 1}, ["out.csv"])
+    assert not runs.reuse_or_restart("97_step", {"seed": 2}, ["out.csv"]) and not record.exists()
+    # ... and the interrupted run (never recorded) is not mistaken for the old one either
+    assert not runs.reuse_or_restart("97_step", {"seed": 1}, ["out.csv"])
+    assert (isolated_results / "97_step" / "out.csv").read_text() == "old\n"  # outputs stay for inspection
+
+
+def test_fingerprint_follows_parameters_not_the_time_a_step_finished(isolated_results):
+    runs.write_run_json("96_data", {"seed": 1}, [])
+    first = runs.parameters_fingerprint("96_data")
+    runs.write_run_json("96_data", {"seed": 1}, [])  # recomputed: same parameters, later time
+    assert runs.parameters_fingerprint("96_data") == first
+    runs.write_run_json("96_data", {"seed": 2}, [])
+    assert runs.parameters_fingerprint("96_data") != first

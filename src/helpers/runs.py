@@ -165,6 +165,22 @@ def is_cached(step: str, parameters: dict[str, Any], outputs: list[str]) -> bool
             and all((results_root() / step / name).exists() for name in outputs))
 
 
+def forget_run(step: str) -> None:
+    """Remove ``step``'s ``run.json`` before it writes anything, so a run that stops half-way
+    (an error, an interrupt) is never taken for a finished one: its outputs are only trusted
+    again once a run completes and records itself."""
+    (results_root() / step / "run.json").unlink(missing_ok=True)
+
+
+def reuse_or_restart(step: str, parameters: dict[str, Any], outputs: list[str], force: bool = False) -> bool:
+    """``True`` when ``step``'s results for these parameters can be reused (see :func:`is_cached`);
+    otherwise (or with ``force``) forget its old record (:func:`forget_run`) and return ``False``."""
+    if not force and is_cached(step, parameters, outputs):
+        return True
+    forget_run(step)
+    return False
+
+
 def parameters_fingerprint(step: str) -> str:
     """A short hash of the parameters a step last ran with (from its ``run.json``), so outputs
     made from that step's results can be told apart from stale ones."""

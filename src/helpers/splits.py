@@ -17,6 +17,7 @@ functions with an explicit random state (the same Mersenne-Twister stream GEARS 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,10 @@ import pandas as pd
 
 from helpers.conditions import CONTROL, condition_genes, genes_of, is_combo, is_single
 
+# GEARS' split types; this study is built on the first (its test subgroups are the questions).
+SPLIT_NAMES = ("simulation",)
+GEARS_SPLITS_NOT_BUILT = ("simulation_single", "combo_seen0", "combo_seen1", "combo_seen2", "single",
+                          "no_test", "no_split")
 SUBGROUPS = ("combo_seen0", "combo_seen1", "combo_seen2", "unseen_single")
 # Easiest first: both genes of a combo seen as singles in training, then one, then none.
 SUBGROUPS_BY_DIFFICULTY = ("combo_seen2", "combo_seen1", "combo_seen0", "unseen_single")
@@ -130,10 +135,41 @@ def simulation_split(conditions: Sequence[str], go_genes: Collection[str], seed:
     if not kept:
         raise ValueError("no perturbation has GO annotation for all its genes; "
                          "check that gene symbols in obs['condition'] match the GO table")
+    if dropped:
+        # GEARS prints the same list ("not in the GO graph ... can thus not be predicted")
+        warnings.warn(f"{len(dropped)} perturbation(s) dropped because a gene has no GO annotation, "
+                      f"so GEARS cannot place it in its perturbation graph: {', '.join(dropped)}",
+                      stacklevel=2)
     train, test, test_subgroup = _split_once(kept, train_gene_set_size, combo_seen2_train_frac, seed)
+    empty = [name for name in SUBGROUPS if not test_subgroup[name]]
+    if empty:
+        n_combos = sum(map(is_combo, kept))
+        raise ValueError(
+            f"test subgroup(s) {empty} would be empty ({len(kept)} perturbations with GO annotation, "
+            f"{n_combos} of them two-gene combinations), so the study's per-subgroup comparison "
+            "cannot be made. What to do: use data with single and two-gene perturbations of "
+            "enough genes (Norman et al. 2019 has 105 and 131), or change train_gene_set_size "
+            f"(now {train_gene_set_size}) / combo_seen2_train_frac (now {combo_seen2_train_frac})")
     train, val, val_subgroup = _split_once(train, 0.9, 0.9, seed)
     return SimulationSplit(train=train + [CONTROL], val=val, test=test,
                            test_subgroup=test_subgroup, val_subgroup=val_subgroup,
                            excluded_not_in_go=dropped, seed=seed,
                            train_gene_set_size=train_gene_set_size,
                            combo_seen2_train_frac=combo_seen2_train_frac)
+
+
+def check_split_name(name: str) -> None:
+    """Reject a split GEARS may know but this study does not build (only ``'simulation'``)."""
+    if name not in SPLIT_NAMES:
+        other = (f" GEARS' {name!r} split is not built in this study." if name in GEARS_SPLITS_NOT_BUILT
+                 else "")
+        raise ValueError(f"unknown split {name!r}; choose one of {list(SPLIT_NAMES)}.{other} "
+                         "The study's questions are the simulation split's test subgroups "
+                         f"{list(SUBGROUPS)}")
+
+
+def make_split(name: str, conditions: Sequence[str], go_genes: Collection[str], seed: int = 1,
+               train_gene_set_size: float = 0.75, combo_seen2_train_frac: float = 0.75) -> SimulationSplit:
+    """The split called ``name`` (GEARS' ``split`` argument); only ``'simulation'`` is built."""
+    check_split_name(name)
+    return simulation_split(conditions, go_genes, seed, train_gene_set_size, combo_seen2_train_frac)

@@ -306,12 +306,19 @@ def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, step
 
 def embedding_table(checkpoint: Path | str) -> pd.DataFrame:
     """Gene symbol × dimension table of a GeneMamba checkpoint's gene token embeddings."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    weights = saved["state_dict"]["embedding.weight"][N_SPECIAL_TOKENS:].numpy()
-    if len(weights) != len(saved["genes"]):
-        raise ValueError(f"{checkpoint}: {len(weights)} gene embeddings for {len(saved['genes'])} genes; "
-                         "the checkpoint is corrupt or from another gene set: pretrain again")
-    return pd.DataFrame(weights, index=saved["genes"], columns=[f"genemamba_{i}" for i in range(weights.shape[1])])
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        weights = saved["state_dict"]["embedding.weight"][N_SPECIAL_TOKENS:].numpy()
+        genes = saved["genes"]
+    except Exception as error:  # torch/pickle/zip raise many types for damaged files
+        raise ValueError(f"{checkpoint}: cannot be read as a GeneMamba checkpoint ({type(error).__name__}: "
+                         f"{error}). What to do: it may be truncated or from another program; pretrain "
+                         "again (notebooks/12_pretrain_genemamba.py with force=True)") from error
+    if len(weights) != len(genes):
+        raise ValueError(f"{checkpoint}: {len(weights)} gene embeddings for {len(genes)} genes; the "
+                         "checkpoint is corrupt or from another gene set. What to do: pretrain again "
+                         "(notebooks/12_pretrain_genemamba.py with force=True)")
+    return pd.DataFrame(weights, index=genes, columns=[f"genemamba_{i}" for i in range(weights.shape[1])])
 
 
 PUBLISHED_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

@@ -95,11 +95,20 @@ def match_genes(wanted: Sequence[str], available: Sequence[str], aliases: pd.Dat
     return matched
 
 
-def align_embeddings(table: pd.DataFrame, genes: Sequence[str],
-                     aliases: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+def align_embeddings(table: pd.DataFrame, genes: Sequence[str], aliases: pd.DataFrame,
+                     source: str = "embedding table") -> tuple[np.ndarray, pd.DataFrame]:
     """``(matrix (len(genes), D), report)``: the table's vector for each gene (zeros when it has
-    none) and, per gene, whether and under which name it was found."""
+    none) and, per gene, whether and under which name it was found.
+
+    A table that matches none of ``genes`` is an error naming ``source`` (usually a table keyed
+    by another identifier, e.g. Ensembl IDs, or of another species)."""
     matched = match_genes(genes, table.index, aliases)
+    if not matched:
+        raise EmbeddingFileError(
+            f"{source}: none of its {len(table)} genes (first: {', '.join(map(str, table.index[:3]))}) "
+            f"matches any of the {len(genes)} dataset genes (first: {', '.join(list(genes)[:3])}), even "
+            "through HGNC aliases. What to do: key the table by human gene symbols (map Ensembl IDs to "
+            "symbols first)")
     matrix = np.zeros((len(genes), table.shape[1]), dtype=np.float32)
     for i, gene in enumerate(genes):
         if gene in matched:
