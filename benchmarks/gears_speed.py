@@ -6,6 +6,7 @@ each engine's ``train`` does per epoch: the optimisation steps plus its per-epoc
 
     python benchmarks/gears_speed.py                      # 1,000 genes, 20 cells per condition
     python benchmarks/gears_speed.py --genes 2967 --cells-per-condition 50
+    python benchmarks/gears_speed.py --device cuda        # both engines on the GPU
 
 The last line reads ``speedup_vs_cell_gears: <ratio>`` (cell-gears epoch time / dense).
 """
@@ -42,11 +43,16 @@ def prepare(workdir: Path, genes: int, cells: int, control: int, seed: int) -> N
     go.to_csv(workdir / "go.csv", index=False)
 
 
-def worker(engine: str, workdir: Path, seed: int) -> dict:
+def worker(engine: str, workdir: Path, seed: int, device: str) -> dict:
     import anndata as ad
 
+    import torch
+
     from helpers.models.gears_module import GearsConfig
+    from helpers.models.torch_runtime import resolve_device
     from helpers.splits import SimulationSplit
+
+    device = str(resolve_device(device))
 
     adata = ad.read_h5ad(workdir / "data.h5ad")
     split = SimulationSplit.from_json(workdir / "split.json")
@@ -58,13 +64,13 @@ def worker(engine: str, workdir: Path, seed: int) -> dict:
 
         gears_data = GearsData.from_adata(adata, split, go, config)
         setup = time.perf_counter() - start
-        _, history = train_gears(gears_data, split, config, epochs=1, seed=seed, device="cpu", progress=False)
+        _, history = train_gears(gears_data, split, config, epochs=1, seed=seed, device=device, progress=False)
         epoch = float(history.seconds.iloc[0])
         n_batches = int(pd.Series(gears_data.conditions).isin(split.train).sum()) // config.batch_size
     else:
         from helpers.models.cell_gears import build_cell_gears
 
-        model = build_cell_gears(adata, split, go, config, seed, "cpu", workdir / "cell_gears")
+        model = build_cell_gears(adata, split, go, config, seed, device, workdir / "cell_gears")
         setup = time.perf_counter() - start
         n_batches = len(model.dataloader["train_loader"])
         with contextlib.chdir(workdir / "cell_gears"):
@@ -72,7 +78,9 @@ def worker(engine: str, workdir: Path, seed: int) -> dict:
             model.train(epochs=1, lr=config.lr, weight_decay=config.weight_decay)
             epoch = time.perf_counter() - tic
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"engine": engine, "setup_s": setup, "epoch_s": epoch, "batches": n_batches,
+    peak_gpu_mib = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else float("nan")
+    return {"engine": engine, "device": device, "peak_gpu_mib": peak_gpu_mib, "setup_s": setup,
+            "epoch_s": epoch, "batches": n_batches,
             "s_per_batch": epoch / max(n_batches, 1), "peak_rss_mib": peak_mib,
             "genes": adata.n_vars, "cells": adata.n_obs}
 
@@ -83,11 +91,12 @@ def main() -> None:
     parser.add_argument("--cells-per-condition", type=int, default=20)
     parser.add_argument("--control-cells", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto' (CUDA when present)")
     parser.add_argument("--worker", choices=["dense", "cell-gears"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.workdir, args.seed)))
+        print(json.dumps(worker(args.worker, args.workdir, args.seed, args.device)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -95,7 +104,10 @@ def main() -> None:
         rows = []
         for engine in ("dense", "cell-gears"):
             result = subprocess.run([sys.executable, __file__, "--worker", engine, "--workdir", str(workdir),
-                                     "--seed", str(args.seed)], capture_output=True, text=True, check=True)
+                                     "--seed", str(args.seed), "--device", args.device],
+                                    capture_output=True, text=True)
+            if result.returncode:
+                raise SystemExit(f"the {engine} worker failed:\n{result.stderr[-4000:]}")
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
     table = pd.DataFrame(rows).set_index("engine")
     print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}, "
