@@ -46,6 +46,8 @@ def _browser(profile_dir: Path):
 
 
 def test_every_page_of_the_quick_book_renders_in_chromium(quick_book, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
     html = _build_html(quick_book)
     screenshots = quick_book / "_build" / "screenshots"
     screenshots.mkdir(exist_ok=True)
@@ -56,8 +58,13 @@ def test_every_page_of_the_quick_book_renders_in_chromium(quick_book, tmp_path):
         for page in pages:
             assert page.is_file(), page
             driver.get(page.as_uri())
-            name = Path(urlparse(driver.current_url).path).stem  # index.html redirects to the intro
-            heading = driver.execute_script("return document.querySelector('main h1, article h1')?.innerText || ''")
+            # index.html redirects to the intro: wait until a page with a heading has finished loading
+            heading_script = "return document.querySelector('main h1, article h1')?.innerText || ''"
+            WebDriverWait(driver, 20).until(
+                lambda d: (d.execute_script("return document.readyState") == "complete"
+                           and not d.current_url.endswith("/index.html") and d.execute_script(heading_script)))
+            name = Path(urlparse(driver.current_url).path).stem
+            heading = driver.execute_script(heading_script)
             assert heading.strip() and heading.strip().rstrip("#").strip() in driver.title, (name, driver.title)
             text = driver.execute_script("return document.body.innerText")
             assert "Traceback" not in text and "Error" not in heading, name
