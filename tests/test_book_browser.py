@@ -1,7 +1,8 @@
 """The rendered quick book, opened as a reader would, in headless Chromium.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with the
-reason when they are missing. The book is the quick one the end-to-end tests execute (the
+reason when they are missing. Nothing comes from the network: formulas are typeset by the MathJax
+copy the book carries. The book is the quick one the end-to-end tests execute (the
 ``quick_book`` fixture); screenshots of every page are kept under its build folder
 (``_build/screenshots/``) as artifacts.
 """
@@ -72,6 +73,12 @@ def test_every_page_of_the_quick_book_renders_in_chromium(quick_book, tmp_path):
                 loaded = driver.execute_script(
                     "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
                 assert loaded >= 1, f"{name}: no figure image loaded"
+            if name == "01_prepare_data":  # the simulator's formula, typeset by the book's own MathJax
+                WebDriverWait(driver, 20).until(
+                    lambda d: d.execute_script("return document.querySelectorAll('mjx-container').length") > 0)
+                sources = driver.execute_script(
+                    "return Array.from(document.scripts).map(s => s.src).filter(s => s.includes('mathjax'))")
+                assert sources and all(s.startswith("file://") for s in sources), sources
             links = driver.execute_script(
                 "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
             local = [unquote(urlparse(link).path) for link in links if link.startswith("file://")]
