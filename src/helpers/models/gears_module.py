@@ -4,8 +4,10 @@ cell-gears' ``GEARS_Model`` runs on PyTorch-Geometric batches in which every cel
 all genes, so it recomputes the same gene embeddings for each of the B cells of a batch. Here
 they are computed once per batch and the per-cell perturbation term is broadcast, which is the
 same maths; batch normalisation over the B identical copies is computed from one copy with the
-copy count (:func:`_repeated_batch_norm`), so outputs, gradients and running statistics agree
-with cell-gears (``tests/test_gears_equivalence.py`` loads a cell-gears state dict and checks).
+copy count (:func:`_repeated_batch_norm`), and the batch statistics of ``bn_pert_base`` follow
+from per-gene and per-cell terms (:func:`_broadcast_batch_norm`), so outputs, gradients and
+running statistics agree with cell-gears (``tests/test_gears_equivalence.py`` loads a cell-gears
+state dict and checks).
 
 Glossary (code → paper / cell-gears):
 
@@ -57,7 +59,7 @@ class MLP(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU()]
+            layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU(inplace=True)]
         self.network = nn.Sequential(*layers[:-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -81,6 +83,33 @@ def _repeated_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor,
         bn.running_var.mul_(1 - momentum).add_(momentum * var * n / max(n - 1, 1))
         bn.num_batches_tracked.add_(1)
     return (variants - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias
+
+
+def _broadcast_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor, which: torch.Tensor,
+                          per_cell: torch.Tensor) -> torch.Tensor:
+    """BatchNorm of the rows ``variants[which[b], g] + per_cell[b]`` over all cells b and genes g,
+    returned as (B, G, H) without forming the un-normalised rows first. The batch mean and
+    variance of such rows follow from per-variant gene means and mean squares and the per-cell
+    terms (in float64, so the E[x²] − E[x]² form loses nothing), so only the normalised rows are
+    materialised. Same maths as ``bn`` on the (B·G, H) rows, running statistics included."""
+    n_cells, n_genes = per_cell.shape[0], variants.shape[1]
+    if bn.training:
+        v, p = variants.double(), per_cell.double()
+        gene_mean, gene_square = v.mean(dim=1)[which], (v * v).mean(dim=1)[which]  # (B, H)
+        mean = (gene_mean + p).mean(dim=0)  # (H,)
+        var = ((gene_square + 2 * p * gene_mean + p * p).mean(dim=0) - mean * mean).clamp(min=0)
+        n = n_cells * n_genes
+        with torch.no_grad():
+            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked + 1)
+            bn.running_mean.mul_(1 - momentum).add_(momentum * mean.float())
+            bn.running_var.mul_(1 - momentum).add_(momentum * var.float() * n / max(n - 1, 1))
+            bn.num_batches_tracked.add_(1)
+        mean, var = mean.to(variants.dtype), var.to(variants.dtype)
+    else:
+        mean, var = bn.running_mean, bn.running_var
+    scale = bn.weight / torch.sqrt(var + bn.eps)  # (H,)
+    rows = (variants * scale + (bn.bias - mean * scale))[which]  # (B, G, H), a fresh tensor
+    return rows.add_((per_cell * scale)[:, None, :])  # in place: one (B, G, H) buffer, not two
 
 
 def _renormed_table(embedding: nn.Embedding) -> torch.Tensor:
@@ -189,19 +218,21 @@ class DenseGEARS(nn.Module):
         variants = self._gene_variants(batch_size)  # (V, G, H)
         which = torch.ones(batch_size, dtype=torch.long, device=x.device)
         which[0] = 0
-        base = variants[which.clamp(max=variants.shape[0] - 1)]  # (B, G, H)
+        which = which.clamp(max=variants.shape[0] - 1)  # cell b's gene embeddings: variants[which[b]]
 
+        hidden = variants.shape[-1]
+        per_cell = torch.zeros(batch_size, hidden, dtype=variants.dtype, device=x.device)  # (B, H)
         pert_nodes = self._pert_embeddings()
         cells = [b for b, p in enumerate(perts) if any(i != -1 for i in p)]
         if cells:
             tracks = torch.stack([pert_nodes[[i for i in perts[b] if i != -1]].sum(dim=0) for b in cells])
             # BatchNorm needs two rows: cell-gears feeds a lone perturbed cell twice
             fused = self.pert_fuse(tracks if len(cells) > 1 else tracks.repeat(2, 1))[: len(cells)]
-            base = base.index_add(0, torch.tensor(cells, device=x.device),
-                                  fused[:, None, :].expand(-1, n_genes, -1))
+            per_cell = per_cell.index_add(0, torch.tensor(cells, device=x.device), fused)
 
-        hidden = base.shape[-1]
-        h = self.recovery_w(F.relu(self.bn_pert_base(base.reshape(-1, hidden))))
+        # bn_pert_base over the B × G rows variants[which[b], g] + per_cell[b]
+        base = _broadcast_batch_norm(self.bn_pert_base, variants, which, per_cell)  # (B, G, H)
+        h = self.recovery_w(F.relu(base.reshape(-1, hidden), inplace=True))
         out = torch.einsum("bgh,gh->bg", h.reshape(batch_size, n_genes, hidden),
                            self.indv_w1[..., 0]) + self.indv_b1[:, 0]  # (B, G)
         cross = self.cross_gene_state(out)  # (B, H)
