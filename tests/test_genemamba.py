@@ -78,7 +78,6 @@ def test_language_model_loss_cannot_see_its_targets():
 
 
 def test_pretraining_lowers_the_loss_on_a_learnable_corpus():
-    rng = np.random.default_rng(0)
     n_genes = 20
     # cells rank genes in one of two fixed orders: a model can learn the next gene
     orders = [np.arange(n_genes), np.arange(n_genes)[::-1]]

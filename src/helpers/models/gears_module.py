@@ -66,6 +66,16 @@ class MLP(nn.Module):
         return self.network(x)
 
 
+def _track_running_stats(bn: nn.BatchNorm1d, mean: torch.Tensor, var: torch.Tensor, n: int) -> None:
+    """Update ``bn``'s running statistics as its own training-mode forward would, from the batch
+    ``mean`` and biased ``var`` of ``n`` rows (the running variance is the unbiased one)."""
+    with torch.no_grad():
+        momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked + 1)
+        bn.running_mean.mul_(1 - momentum).add_(momentum * mean)
+        bn.running_var.mul_(1 - momentum).add_(momentum * var * n / max(n - 1, 1))
+        bn.num_batches_tracked.add_(1)
+
+
 def _repeated_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor,
                          copies: torch.Tensor) -> torch.Tensor:
     """BatchNorm of a batch holding ``copies[v]`` copies of each ``variants[v]`` (V, G, H),
@@ -76,12 +86,7 @@ def _repeated_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor,
     weights = (copies / copies.sum()).to(variants.dtype)[:, None]  # (V, 1)
     mean = (weights * variants.mean(dim=1)).sum(dim=0)  # (H,)
     var = (weights * ((variants - mean) ** 2).mean(dim=1)).sum(dim=0)  # biased, as BN normalises
-    n = float(copies.sum()) * n_rows
-    with torch.no_grad():
-        momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked + 1)
-        bn.running_mean.mul_(1 - momentum).add_(momentum * mean)
-        bn.running_var.mul_(1 - momentum).add_(momentum * var * n / max(n - 1, 1))
-        bn.num_batches_tracked.add_(1)
+    _track_running_stats(bn, mean, var, int(copies.sum()) * n_rows)
     return (variants - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias
 
 
@@ -98,13 +103,8 @@ def _broadcast_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor, which: tor
         gene_mean, gene_square = v.mean(dim=1)[which], (v * v).mean(dim=1)[which]  # (B, H)
         mean = (gene_mean + p).mean(dim=0)  # (H,)
         var = ((gene_square + 2 * p * gene_mean + p * p).mean(dim=0) - mean * mean).clamp(min=0)
-        n = n_cells * n_genes
-        with torch.no_grad():
-            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked + 1)
-            bn.running_mean.mul_(1 - momentum).add_(momentum * mean.float())
-            bn.running_var.mul_(1 - momentum).add_(momentum * var.float() * n / max(n - 1, 1))
-            bn.num_batches_tracked.add_(1)
         mean, var = mean.to(variants.dtype), var.to(variants.dtype)
+        _track_running_stats(bn, mean, var, n_cells * n_genes)
     else:
         mean, var = bn.running_mean, bn.running_var
     scale = bn.weight / torch.sqrt(var + bn.eps)  # (H,)
