@@ -26,6 +26,7 @@ sees ``emb_pos`` through the SGConv's linear map alone (its graph has only self-
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch_geometric.nn import SGConv
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+from helpers.models.gears_decoder import Workspace, fused_decoder
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,18 @@ def _repeated_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor,
     return (variants - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias
 
 
+def _broadcast_batch_norm_statistics(variants: torch.Tensor, which: torch.Tensor,
+                                     per_cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch mean and biased variance (H,) of the rows ``variants[which[b], g] + per_cell[b]``
+    over all cells b and genes g, from per-variant gene means and mean squares and the per-cell
+    terms (in float64, so the E[x²] − E[x]² form loses nothing)."""
+    v, p = variants.double(), per_cell.double()
+    gene_mean, gene_square = v.mean(dim=1)[which], (v * v).mean(dim=1)[which]  # (B, H)
+    mean = (gene_mean + p).mean(dim=0)  # (H,)
+    var = ((gene_square + 2 * p * gene_mean + p * p).mean(dim=0) - mean * mean).clamp(min=0)
+    return mean.to(variants.dtype), var.to(variants.dtype)
+
+
 def _broadcast_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor, which: torch.Tensor,
                           per_cell: torch.Tensor) -> torch.Tensor:
     """BatchNorm of the rows ``variants[which[b], g] + per_cell[b]`` over all cells b and genes g,
@@ -99,17 +115,24 @@ def _broadcast_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor, which: tor
     materialised. Same maths as ``bn`` on the (B·G, H) rows, running statistics included."""
     n_cells, n_genes = per_cell.shape[0], variants.shape[1]
     if bn.training:
-        v, p = variants.double(), per_cell.double()
-        gene_mean, gene_square = v.mean(dim=1)[which], (v * v).mean(dim=1)[which]  # (B, H)
-        mean = (gene_mean + p).mean(dim=0)  # (H,)
-        var = ((gene_square + 2 * p * gene_mean + p * p).mean(dim=0) - mean * mean).clamp(min=0)
-        mean, var = mean.to(variants.dtype), var.to(variants.dtype)
+        mean, var = _broadcast_batch_norm_statistics(variants, which, per_cell)
         _track_running_stats(bn, mean, var, n_cells * n_genes)
     else:
         mean, var = bn.running_mean, bn.running_var
     scale = bn.weight / torch.sqrt(var + bn.eps)  # (H,)
     rows = (variants * scale + (bn.bias - mean * scale))[which]  # (B, G, H), a fresh tensor
     return rows.add_((per_cell * scale)[:, None, :])  # in place: one (B, G, H) buffer, not two
+
+
+def _propagation_matrix(edge_index: torch.Tensor, edge_weight: torch.Tensor, n_nodes: int) -> torch.Tensor:
+    """SGConv's (K = 1) propagation Â = D^-1/2 (A + I) D^-1/2 as a sparse (n, n) matrix, so that
+    ``SGConv(x) == lin(Â @ x)``. PyG recomputes this normalisation of the fixed graph in every
+    forward and propagates by gather/scatter; one sparse product is ~3× faster on the CPU."""
+    index, weight = gcn_norm(edge_index.long(), edge_weight.float(), n_nodes, improved=False,
+                             add_self_loops=True, flow="source_to_target")
+    # source_to_target: row i (target) sums the messages of its sources j
+    return torch.sparse_coo_tensor(index.flip(0), weight, (n_nodes, n_nodes),
+                                   check_invariants=True).coalesce()
 
 
 def _renormed_table(embedding: nn.Embedding) -> torch.Tensor:
@@ -169,10 +192,10 @@ class DenseGEARS(nn.Module):
         self.bn_emb = nn.BatchNorm1d(h)
         self.bn_pert_base = nn.BatchNorm1d(h)
         self.bn_pert_base_trans = nn.BatchNorm1d(h)  # unused by cell-gears' forward, as above
-        self.register_buffer("coexpress_index", coexpress_graph[0].long(), persistent=False)
-        self.register_buffer("coexpress_weight", coexpress_graph[1].float(), persistent=False)
-        self.register_buffer("go_index", go_graph[0].long(), persistent=False)
-        self.register_buffer("go_weight", go_graph[1].float(), persistent=False)
+        self.fused_decoder = True  # training mode: the fused decoder; False: the reference path
+        self._workspace = Workspace()  # the fused decoder's buffers, reused between steps
+        self.register_buffer("coexpress_matrix", _propagation_matrix(*coexpress_graph, num_genes), persistent=False)
+        self.register_buffer("go_matrix", _propagation_matrix(*go_graph, num_perts), persistent=False)
         self.gene_prior_proj = self.pert_prior_proj = None
         if gene_prior is not None:
             self.register_buffer("gene_prior", gene_prior.float())
@@ -190,7 +213,7 @@ class DenseGEARS(nn.Module):
         base = F.relu(_repeated_batch_norm(self.bn_emb, emb[None], batch)[0])
         pos_first = pos_rest = _renormed_table(self.emb_pos)
         for i, layer in enumerate(self.layers_emb_pos):
-            pos_first = layer(pos_first, self.coexpress_index, self.coexpress_weight)
+            pos_first = layer.lin(torch.sparse.mm(self.coexpress_matrix, pos_first))  # SGConv, K = 1
             pos_rest = layer.lin(pos_rest)  # a graph with self-loops only: Â = I
             if i < len(self.layers_emb_pos) - 1:
                 pos_first, pos_rest = pos_first.relu(), pos_rest.relu()
@@ -206,10 +229,37 @@ class DenseGEARS(nn.Module):
         if self.pert_prior_proj is not None:
             emb = emb + self.pert_prior_proj(self.pert_prior)
         for i, layer in enumerate(self.sim_layers):
-            emb = layer(emb, self.go_index, self.go_weight)
+            emb = layer.lin(torch.sparse.mm(self.go_matrix, emb))  # SGConv, K = 1
             if i < len(self.sim_layers) - 1:
                 emb = emb.relu()
         return emb
+
+    def _fused_decoder(self, variants: torch.Tensor, which: torch.Tensor, per_cell: torch.Tensor,
+                       perts: Sequence[Sequence[int]]) -> torch.Tensor:
+        """bn_pert_base → ReLU → recovery_w → indv_w1 in training mode, by
+        :func:`fused_decoder`: cells with the same rows (same gene-embedding variant and
+        perturbation) computed once. Same maths as the reference branch of :meth:`forward`."""
+        keys = [(int(v), tuple(sorted(i for i in p if i != -1))) for v, p in zip(which.tolist(), perts)]
+        first = {key: b for b, key in reversed(list(enumerate(keys)))}  # key → its first cell
+        count = Counter(keys)
+        unique = sorted(first.values(), key=lambda b: (-count[keys[b]], b))  # equal counts adjacent
+        position = {keys[b]: k for k, b in enumerate(unique)}
+        inverse = torch.tensor([position[key] for key in keys], device=which.device)  # (B,)
+        copies = [count[keys[b]] for b in unique]  # (K,)
+        # bn_pert_base is affine per feature: rows = variants · scale + shift + per_cell · scale
+        bn = self.bn_pert_base
+        mean, var = _broadcast_batch_norm_statistics(variants, which, per_cell)
+        _track_running_stats(bn, mean, var, per_cell.shape[0] * variants.shape[1])
+        scale = bn.weight / torch.sqrt(var + bn.eps)
+        u = variants * scale + (bn.bias - mean * scale)  # (V, G, H)
+        q = per_cell[unique] * scale  # (K, H)
+        f, stats = fused_decoder(u, q, which[unique], copies, self.recovery_w.network, self.indv_w1[..., 0],
+                                 self._workspace)
+        n_rows = per_cell.shape[0] * variants.shape[1]
+        linear1, bn1, _, linear2, bn2 = self.recovery_w.network
+        _track_running_stats(bn1, stats.mean1 + linear1.bias.detach(), stats.var1, n_rows)
+        _track_running_stats(bn2, stats.mean2 + linear2.bias.detach(), stats.var2, n_rows)
+        return f[inverse]  # (B, G)
 
     def forward(self, x: torch.Tensor, perts: Sequence[Sequence[int]]) -> torch.Tensor:
         """Predicted expression (B, G) of B control cells ``x`` (B, G) after perturbing, in cell
@@ -230,11 +280,14 @@ class DenseGEARS(nn.Module):
             fused = self.pert_fuse(tracks if len(cells) > 1 else tracks.repeat(2, 1))[: len(cells)]
             per_cell = per_cell.index_add(0, torch.tensor(cells, device=x.device), fused)
 
-        # bn_pert_base over the B × G rows variants[which[b], g] + per_cell[b]
-        base = _broadcast_batch_norm(self.bn_pert_base, variants, which, per_cell)  # (B, G, H)
-        h = self.recovery_w(F.relu(base.reshape(-1, hidden), inplace=True))
-        out = torch.einsum("bgh,gh->bg", h.reshape(batch_size, n_genes, hidden),
-                           self.indv_w1[..., 0]) + self.indv_b1[:, 0]  # (B, G)
+        if self.training and self.fused_decoder:
+            out = self._fused_decoder(variants, which, per_cell, perts)
+        else:  # the reference: one PyTorch operation after another over all B × G rows
+            # bn_pert_base over the B × G rows variants[which[b], g] + per_cell[b]
+            base = _broadcast_batch_norm(self.bn_pert_base, variants, which, per_cell)  # (B, G, H)
+            h = self.recovery_w(F.relu(base.reshape(-1, hidden), inplace=True))
+            out = torch.einsum("bgh,gh->bg", h.reshape(batch_size, n_genes, hidden), self.indv_w1[..., 0])
+        out = out + self.indv_b1[:, 0]  # (B, G)
         cross = self.cross_gene_state(out)  # (B, H)
         w2 = self.indv_w2[0]  # (G, H + 1)
         out = out * w2[:, 0] + cross @ w2[:, 1:].T + self.indv_b2[0]

@@ -1,0 +1,253 @@
+"""GEARS' decoder over the B × G rows of a batch in training mode, as one fused autograd step.
+
+After the perturbation term is added, GEARS (cell-gears' ``GEARS_Model.forward``) pushes every
+(cell, gene) row through
+
+    x0 = bn_pert_base(...)      # (rows, H), an affine map of the rows here: u[variant, g] + q[cell]
+    r  = relu(x0)                                            # (rows, H)
+    a  = relu(BN1(r @ W1ᵀ + b1))                             # (rows, 2H)   recovery_w, block 1
+    y2 = BN2(a @ W2ᵀ + b2)                                   # (rows, H)    recovery_w, block 2
+    f[cell, g] = Σ_h y2[cell, g, h] · w1[g, h]               # indv_w1 (indv_b1 is added outside)
+
+with both BatchNorms in training mode (statistics over all B · G rows). Written as separate
+PyTorch operations, each step reads and writes the whole (rows × 2H) activation: on a CPU those
+memory-bound passes, not the matrix products, take most of a training step. Here the rows are
+processed in chunks that stay in the processor's cache, and each BatchNorm's statistics come
+from sums gathered on the way (for BN1 from the Gram matrix of ``r``, so the pre-activation is
+never stored); the backward pass is written out by hand in the same chunks.
+
+Two exact savings on top:
+
+- Rows that are equal are computed once. ``f`` depends on a cell only through its perturbation
+  (and on whether it is the first cell of the batch, see :mod:`gears_module`), so a batch of B
+  cells holds K ≤ B distinct "variants", the k-th with ``copies[k]`` cells. Every batch
+  statistic and every gradient is the copy-weighted one, so the result equals the B-row version.
+- ``b1`` and ``b2`` cancel in training-mode BatchNorm: they enter only the running means, and
+  their gradient is exactly zero (the B-row version gets rounding noise of ~1e-9 instead).
+
+Everything else (the rows' statistics, the order of operations within a row) follows PyTorch's
+own BatchNorm, so outputs and gradients agree with the unfused reference to float32 rounding
+(``tests/test_gears_equivalence.py``). Statistics are accumulated in float64 and about a shift
+(the first chunk's mean), so the E[x²] − E[x]² form loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+CHUNK_ROWS = 4096  # rows per chunk: ~2 MB per (rows × 2H) float32 buffer at H = 64, about one core's L2
+
+
+@dataclass(frozen=True)
+class BatchStatistics:
+    """Batch mean and biased variance of BN1 and BN2's inputs (without the linear biases)."""
+
+    mean1: torch.Tensor
+    var1: torch.Tensor
+    mean2: torch.Tensor
+    var2: torch.Tensor
+
+
+class Workspace:
+    """Buffers reused from one training step to the next. Allocating the ~100 MB of stored
+    activations afresh each step costs a page fault per 4 kB, ~15% of a step on the CPU. A
+    buffer saved for a backward pass that has not run yet is never silently overwritten: the next
+    forward writes into it in place, which bumps its version, and autograd then refuses that
+    backward with its "modified by an inplace operation" error."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, rows: int, columns: int, like: torch.Tensor) -> torch.Tensor:
+        buffer = self._buffers.get(name)
+        if (buffer is None or buffer.shape[0] < rows or buffer.shape[1] != columns
+                or buffer.dtype != like.dtype or buffer.device != like.device):
+            buffer = torch.empty(rows, columns, dtype=like.dtype, device=like.device)
+            self._buffers[name] = buffer
+        return buffer[:rows]
+
+
+def _chunks(copies: list[int], n_genes: int, chunk_rows: int) -> list[tuple[slice, int]]:
+    """Runs of consecutive variants with the same copy count, each at most ``chunk_rows`` rows
+    (and at least one variant): (variants, copies of each)."""
+    per_chunk = max(1, chunk_rows // n_genes)
+    chunks, start = [], 0
+    for k in range(1, len(copies) + 1):
+        if k == len(copies) or copies[k] != copies[start] or k - start == per_chunk:
+            chunks.append((slice(start, k), copies[start]))
+            start = k
+    return chunks
+
+
+def _relu_backward(grad: torch.Tensor, relu_out: torch.Tensor) -> torch.Tensor:
+    """grad · 1[x > 0] given relu(x) (0 exactly where x ≤ 0), in place, by PyTorch's own
+    ReLU-backward kernel (a comparison and ``masked_fill_`` are ~10× slower on the CPU)."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, relu_out, 0, grad_input=grad)
+
+
+class _FusedDecoder(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, q, which, W1, b1, gamma1, beta1, W2, b2, gamma2, beta2, w1,
+                copies, eps1, eps2, chunk_rows, workspace, stats_out):
+        n_genes, hidden = u.shape[1], u.shape[2]
+        n_variants, wide = q.shape[0], W1.shape[0]
+        chunks = _chunks(copies, n_genes, chunk_rows)
+        n_rows = float(sum(copies) * n_genes)  # B · G: the rows BatchNorm averages over
+        most = max(ks.stop - ks.start for ks, _ in chunks) * n_genes
+        r_all = workspace.get("r", n_variants * n_genes, hidden, u)
+        xhat1_all = workspace.get("xhat1", n_variants * n_genes, wide, u)
+        a_all = workspace.get("a", n_variants * n_genes, wide, u)
+        z2_all = workspace.get("z2", n_variants * n_genes, hidden, u)
+        scratch = workspace.get("scratch_h", most, hidden, u)
+
+        # Pass A: r = relu(u[which] + q) (stored); copy-weighted mean and Gram matrix of r about
+        # a shift (the first variant's mean), accumulated in float64.
+        shift_r = None
+        sum_r = torch.zeros(hidden, dtype=torch.float64, device=u.device)
+        gram_r = torch.zeros(hidden, hidden, dtype=torch.float64, device=u.device)
+        for ks, n_k in chunks:
+            rows = slice(ks.start * n_genes, ks.stop * n_genes)
+            r = r_all[rows]
+            r3 = r.view(-1, n_genes, hidden)
+            torch.index_select(u, 0, which[ks], out=r3)
+            r3.add_(q[ks, None, :]).clamp_(min=0)
+            if shift_r is None:
+                shift_r = r[:n_genes].mean(dim=0)  # (H,)
+            centred = torch.sub(r, shift_r, out=scratch[:r.shape[0]])
+            sum_r += n_k * centred.sum(dim=0).double()
+            gram_r += n_k * (centred.T @ centred).double()
+        mean_r = sum_r / n_rows  # of r − shift
+        cov_r = gram_r / n_rows - torch.outer(mean_r, mean_r)
+        W1d = W1.double()
+        mean1 = W1d @ (mean_r + shift_r.double())  # (2H,) BN1's batch mean of r @ W1ᵀ
+        var1 = ((W1d @ cov_r) * W1d).sum(dim=1).clamp(min=0)  # (2H,)
+        inv1 = (var1 + eps1).rsqrt().to(u.dtype)
+        mean1, var1 = mean1.to(u.dtype), var1.to(u.dtype)
+
+        # Pass B: x̂1 = (r W1ᵀ − mean1) / σ1, a = relu(γ1 x̂1 + β1), z2 = a W2ᵀ (all stored);
+        # copy-weighted sums of z2 − shift and their squares for BN2.
+        W1_scaled_t = (W1 * inv1[:, None]).T.contiguous()  # (H, 2H)
+        W2_t = W2.T.contiguous()  # (2H, H)
+        offset1 = -mean1 * inv1
+        shift_2 = None
+        sum_2 = torch.zeros(hidden, dtype=torch.float64, device=u.device)
+        square_2 = torch.zeros(hidden, dtype=torch.float64, device=u.device)
+        for ks, n_k in chunks:
+            rows = slice(ks.start * n_genes, ks.stop * n_genes)
+            x1 = torch.addmm(offset1, r_all[rows], W1_scaled_t, out=xhat1_all[rows])
+            a = torch.addcmul(beta1, x1, gamma1, out=a_all[rows]).clamp_(min=0)
+            z = torch.mm(a, W2_t, out=z2_all[rows])
+            if shift_2 is None:
+                shift_2 = z[:n_genes].mean(dim=0)
+            centred = torch.sub(z, shift_2, out=scratch[:z.shape[0]])
+            sum_2 += n_k * centred.sum(dim=0).double()
+            square_2 += n_k * centred.square_().sum(dim=0).double()
+        mean_2 = sum_2 / n_rows
+        var2 = (square_2 / n_rows - mean_2 * mean_2).clamp(min=0)
+        mean2 = (mean_2 + shift_2.double()).to(u.dtype)
+        inv2 = (var2 + eps2).rsqrt().to(u.dtype)
+        var2 = var2.to(u.dtype)
+
+        # f[k, g] = Σ_h w1[g, h] (γ2 (z2 − mean2) / σ2 + β2)_h = Σ_h z2 · ω + const[g]
+        omega = w1 * (gamma2 * inv2)  # (G, H)
+        const = w1 @ (beta2 - gamma2 * mean2 * inv2)  # (G,)
+        out = torch.empty(n_variants, n_genes, dtype=u.dtype, device=u.device)
+        for ks, _ in chunks:
+            rows = slice(ks.start * n_genes, ks.stop * n_genes)
+            product = torch.mul(z2_all[rows].view(-1, n_genes, hidden), omega,
+                                out=scratch[:rows.stop - rows.start].view(-1, n_genes, hidden))
+            torch.sum(product, dim=-1, out=out[ks])
+        out += const
+
+        ctx.save_for_backward(u, q, which, W1, gamma1, beta1, W2, gamma2, beta2, w1,
+                              r_all, xhat1_all, a_all, z2_all, inv1, mean2, inv2)
+        ctx.chunks, ctx.n_rows, ctx.workspace = chunks, n_rows, workspace
+        stats_out.append(BatchStatistics(mean1.detach(), var1.detach(), mean2.detach(), var2.detach()))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (u, q, which, W1, gamma1, beta1, W2, gamma2, beta2, w1,
+         r_all, xhat1_all, a_all, z2_all, inv1, mean2, inv2) = ctx.saved_tensors
+        chunks, n_rows, workspace = ctx.chunks, ctx.n_rows, ctx.workspace
+        n_variants, n_genes, hidden = q.shape[0], u.shape[1], u.shape[2]
+        wide = W1.shape[0]
+        grad_out = grad_out.contiguous()  # (K, G), each variant's gradient summed over its copies
+        z2_v = z2_all.view(n_variants, n_genes, hidden)
+        most = max(ks.stop - ks.start for ks, _ in chunks) * n_genes
+        scratch_h = workspace.get("scratch_h", most, hidden, u)
+        scratch_2h = workspace.get("scratch_2h", most, wide, u)
+        dy1_all = workspace.get("dy1", n_variants * n_genes, wide, u)
+
+        # BN2 and indv_w1: every reduction needs Σ_k grad[k, g] · z2[k, g, :] (G, H).
+        weighted_z2 = torch.zeros(n_genes, hidden, dtype=u.dtype, device=u.device)
+        for k in range(n_variants):
+            weighted_z2.addcmul_(z2_v[k], grad_out[k, :, None])
+        grad_sum = grad_out.sum(dim=0)  # (G,)
+        centred = (weighted_z2 - grad_sum[:, None] * mean2) * inv2  # Σ_k grad · x̂2 (G, H)
+        grad_gamma2 = (w1 * centred).sum(dim=0)  # (H,) = Σ_rows dy2 · x̂2
+        grad_beta2 = grad_sum @ w1  # (H,) = Σ_rows dy2
+        grad_w1 = gamma2 * centred + grad_sum[:, None] * beta2  # (G, H) = Σ_k grad · y2
+        scale2 = gamma2 * inv2
+        omega = w1 * scale2
+        # dz2 = s2 (grad w1 − n_k mean(dy2) − n_k x̂2 mean(dy2 x̂2)) = grad ω − n_k (α + z2 β)
+        alpha = scale2 * (grad_beta2 - mean2 * inv2 * grad_gamma2) / n_rows
+        beta_coef = scale2 * inv2 * grad_gamma2 / n_rows
+
+        # Pass C: dz2 → dW2 and da; dy1 = da · 1[y1 > 0] (stored); BN1's two sums.
+        grad_W2 = torch.zeros_like(W2)
+        sum_dy1 = torch.zeros_like(gamma1)
+        sum_dy1_xhat1 = torch.zeros_like(gamma1)
+        for ks, n_k in chunks:
+            rows = slice(ks.start * n_genes, ks.stop * n_genes)
+            n = rows.stop - rows.start
+            dz2 = torch.addcmul(-n_k * alpha, grad_out[ks, :, None], omega,
+                                out=scratch_h[:n].view(-1, n_genes, hidden))
+            dz2 = dz2.addcmul_(z2_v[ks], -n_k * beta_coef).view(n, hidden)
+            a = a_all[rows]
+            grad_W2.addmm_(dz2.T, a)
+            dy1 = _relu_backward(torch.mm(dz2, W2, out=dy1_all[rows]), a)
+            sum_dy1 += dy1.sum(dim=0)
+            sum_dy1_xhat1 += torch.mul(dy1, xhat1_all[rows], out=scratch_2h[:n]).sum(dim=0)
+
+        # Pass D: dz1 = s1 (dy1 − n_k mean(dy1) − n_k x̂1 mean(dy1 x̂1)) → dW1; dr → du, dq.
+        scale1 = gamma1 * inv1
+        mean_term = scale1 * sum_dy1 / n_rows
+        xhat_term = scale1 * sum_dy1_xhat1 / n_rows
+        grad_W1 = torch.zeros_like(W1)
+        grad_u = torch.zeros_like(u)
+        grad_q = torch.empty_like(q)
+        for ks, n_k in chunks:
+            rows = slice(ks.start * n_genes, ks.stop * n_genes)
+            n = rows.stop - rows.start
+            dz1 = torch.addcmul(-n_k * mean_term, dy1_all[rows], scale1, out=scratch_2h[:n])
+            dz1.addcmul_(xhat1_all[rows], -n_k * xhat_term)
+            r = r_all[rows]
+            grad_W1.addmm_(dz1.T, r)
+            dr = _relu_backward(torch.mm(dz1, W1, out=scratch_h[:n]), r).view(-1, n_genes, hidden)
+            grad_u.index_add_(0, which[ks], dr)
+            torch.sum(dr, dim=1, out=grad_q[ks])
+
+        zeros = torch.zeros_like
+        return (grad_u, grad_q, None, grad_W1, zeros(W1[:, 0]), sum_dy1_xhat1, sum_dy1,
+                grad_W2, zeros(W2[:, 0]), grad_gamma2, grad_beta2, grad_w1,
+                None, None, None, None, None, None)
+
+
+def fused_decoder(u: torch.Tensor, q: torch.Tensor, which: torch.Tensor, copies: list[int],
+                  recovery_w: torch.nn.Sequential, w1: torch.Tensor, workspace: Workspace | None = None,
+                  chunk_rows: int = CHUNK_ROWS) -> tuple[torch.Tensor, BatchStatistics]:
+    """GEARS' decoder f (K, G) for the K row variants ``u[which[k]] + q[k]`` (u: (V, G, H),
+    q: (K, H)), the k-th standing for ``copies[k]`` cells, with ``recovery_w`` (Linear,
+    BatchNorm1d, ReLU, Linear, BatchNorm1d) in training mode. Variants with equal copy counts
+    should be adjacent (chunks hold one count). Returns f and the batch statistics, for the
+    caller to update the BatchNorms' running statistics. The backward pass may run once."""
+    linear1, bn1, _, linear2, bn2 = recovery_w
+    stats: list[BatchStatistics] = []
+    out = _FusedDecoder.apply(u, q, which, linear1.weight, linear1.bias, bn1.weight, bn1.bias,
+                              linear2.weight, linear2.bias, bn2.weight, bn2.bias, w1,
+                              [int(c) for c in copies], bn1.eps, bn2.eps, chunk_rows,
+                              workspace or Workspace(), stats)
+    return out, stats[0]
