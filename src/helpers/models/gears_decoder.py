@@ -96,59 +96,57 @@ class _FusedDecoder(torch.autograd.Function):
         chunks = _chunks(copies, n_genes, chunk_rows)
         n_rows = float(sum(copies) * n_genes)  # B · G: the rows BatchNorm averages over
         most = max(ks.stop - ks.start for ks, _ in chunks) * n_genes
-        r_all = workspace.get("r", n_variants * n_genes, hidden, u)
-        xhat1_all = workspace.get("xhat1", n_variants * n_genes, wide, u)
+        which_list = which.tolist()
+        # r with a column of ones: [r, 1] @ [Wᵀ; b] is a matrix product plus bias in one GEMM
+        r_ext = workspace.get("r_ext", n_variants * n_genes, hidden + 1, u)
+        r_ext[:, hidden].fill_(1)
         a_all = workspace.get("a", n_variants * n_genes, wide, u)
         z2_all = workspace.get("z2", n_variants * n_genes, hidden, u)
-        scratch = workspace.get("scratch_h", most, hidden, u)
+        scratch_ext = workspace.get("scratch_ext", most, hidden + 1, u)
+        scratch_h = workspace.get("scratch_h", most, hidden, u)
 
-        # Pass A: r = relu(u[which] + q) (stored); copy-weighted mean and Gram matrix of r about
-        # a shift (the first variant's mean), accumulated in float64.
-        shift_r = None
-        sum_r = torch.zeros(hidden, dtype=torch.float64, device=u.device)
-        gram_r = torch.zeros(hidden, hidden, dtype=torch.float64, device=u.device)
+        # Pass A: r = relu(u[which] + q) (stored); the copy-weighted Gram matrix of [r − shift, 1]
+        # (shift: the first variant's mean) gives r's weighted mean and covariance, in float64.
+        shift_ext = torch.zeros(hidden + 1, dtype=u.dtype, device=u.device)
+        gram = torch.zeros(hidden + 1, hidden + 1, dtype=torch.float64, device=u.device)
         for ks, n_k in chunks:
+            for k in range(ks.start, ks.stop):
+                r = r_ext[k * n_genes:(k + 1) * n_genes, :hidden]
+                torch.add(u[which_list[k]], q[k], out=r).clamp_(min=0)
             rows = slice(ks.start * n_genes, ks.stop * n_genes)
-            r = r_all[rows]
-            r3 = r.view(-1, n_genes, hidden)
-            torch.index_select(u, 0, which[ks], out=r3)
-            r3.add_(q[ks, None, :]).clamp_(min=0)
-            if shift_r is None:
-                shift_r = r[:n_genes].mean(dim=0)  # (H,)
-            centred = torch.sub(r, shift_r, out=scratch[:r.shape[0]])
-            sum_r += n_k * centred.sum(dim=0).double()
-            gram_r += n_k * (centred.T @ centred).double()
-        mean_r = sum_r / n_rows  # of r − shift
-        cov_r = gram_r / n_rows - torch.outer(mean_r, mean_r)
+            if ks.start == 0:
+                shift_ext[:hidden] = r_ext[:n_genes, :hidden].mean(dim=0)
+            centred = torch.sub(r_ext[rows], shift_ext, out=scratch_ext[:rows.stop - rows.start])
+            gram += n_k * (centred.T @ centred).double()
+        mean_rc = gram[:hidden, hidden] / n_rows  # mean of r − shift
+        cov_r = gram[:hidden, :hidden] / n_rows - torch.outer(mean_rc, mean_rc)  # (H, H)
+        mean_r = mean_rc + shift_ext[:hidden].double()
         W1d = W1.double()
-        mean1 = W1d @ (mean_r + shift_r.double())  # (2H,) BN1's batch mean of r @ W1ᵀ
+        mean1 = W1d @ mean_r  # (2H,) BN1's batch mean of r @ W1ᵀ
         var1 = ((W1d @ cov_r) * W1d).sum(dim=1).clamp(min=0)  # (2H,)
-        inv1 = (var1 + eps1).rsqrt().to(u.dtype)
-        mean1, var1 = mean1.to(u.dtype), var1.to(u.dtype)
+        inv1 = (var1 + eps1).rsqrt()
+        scale1 = gamma1.double() * inv1
 
-        # Pass B: x̂1 = (r W1ᵀ − mean1) / σ1, a = relu(γ1 x̂1 + β1), z2 = a W2ᵀ (all stored);
-        # copy-weighted sums of z2 − shift and their squares for BN2.
-        W1_scaled_t = (W1 * inv1[:, None]).T.contiguous()  # (H, 2H)
+        # Pass B: a = relu(γ1 (r W1ᵀ − mean1) / σ1 + β1) = relu([r, 1] @ W1_ext), z2 = a W2ᵀ
+        # (both stored); copy-weighted sums of z2 − shift and of their squares for BN2.
+        W1_ext = torch.cat([(W1d * scale1[:, None]).T, (beta1.double() - mean1 * scale1)[None]]).to(u.dtype)
         W2_t = W2.T.contiguous()  # (2H, H)
-        offset1 = -mean1 * inv1
         shift_2 = None
         sum_2 = torch.zeros(hidden, dtype=torch.float64, device=u.device)
         square_2 = torch.zeros(hidden, dtype=torch.float64, device=u.device)
         for ks, n_k in chunks:
             rows = slice(ks.start * n_genes, ks.stop * n_genes)
-            x1 = torch.addmm(offset1, r_all[rows], W1_scaled_t, out=xhat1_all[rows])
-            a = torch.addcmul(beta1, x1, gamma1, out=a_all[rows]).clamp_(min=0)
+            a = torch.mm(r_ext[rows], W1_ext, out=a_all[rows]).clamp_(min=0)
             z = torch.mm(a, W2_t, out=z2_all[rows])
             if shift_2 is None:
                 shift_2 = z[:n_genes].mean(dim=0)
-            centred = torch.sub(z, shift_2, out=scratch[:z.shape[0]])
+            centred = torch.sub(z, shift_2, out=scratch_h[:z.shape[0]])
             sum_2 += n_k * centred.sum(dim=0).double()
             square_2 += n_k * centred.square_().sum(dim=0).double()
         mean_2 = sum_2 / n_rows
         var2 = (square_2 / n_rows - mean_2 * mean_2).clamp(min=0)
         mean2 = (mean_2 + shift_2.double()).to(u.dtype)
         inv2 = (var2 + eps2).rsqrt().to(u.dtype)
-        var2 = var2.to(u.dtype)
 
         # f[k, g] = Σ_h w1[g, h] (γ2 (z2 − mean2) / σ2 + β2)_h = Σ_h z2 · ω + const[g]
         omega = w1 * (gamma2 * inv2)  # (G, H)
@@ -157,21 +155,21 @@ class _FusedDecoder(torch.autograd.Function):
         for ks, _ in chunks:
             rows = slice(ks.start * n_genes, ks.stop * n_genes)
             product = torch.mul(z2_all[rows].view(-1, n_genes, hidden), omega,
-                                out=scratch[:rows.stop - rows.start].view(-1, n_genes, hidden))
+                                out=scratch_h[:rows.stop - rows.start].view(-1, n_genes, hidden))
             torch.sum(product, dim=-1, out=out[ks])
         out += const
 
-        ctx.save_for_backward(u, q, which, W1, gamma1, beta1, W2, gamma2, beta2, w1,
-                              r_all, xhat1_all, a_all, z2_all, inv1, mean2, inv2)
-        ctx.chunks, ctx.n_rows, ctx.workspace = chunks, n_rows, workspace
-        stats_out.append(BatchStatistics(mean1.detach(), var1.detach(), mean2.detach(), var2.detach()))
+        ctx.save_for_backward(u, q, W1, gamma1, W2, gamma2, beta2, w1, r_ext, a_all, z2_all, mean2, inv2)
+        ctx.chunks, ctx.n_rows, ctx.workspace, ctx.which_list = chunks, n_rows, workspace, which_list
+        ctx.bn1 = (mean1, inv1, mean_r, cov_r)  # float64, small
+        stats_out.append(BatchStatistics(mean1.to(u.dtype), var1.to(u.dtype), mean2.detach(), var2.to(u.dtype)))
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        (u, q, which, W1, gamma1, beta1, W2, gamma2, beta2, w1,
-         r_all, xhat1_all, a_all, z2_all, inv1, mean2, inv2) = ctx.saved_tensors
-        chunks, n_rows, workspace = ctx.chunks, ctx.n_rows, ctx.workspace
+        u, q, W1, gamma1, W2, gamma2, beta2, w1, r_ext, a_all, z2_all, mean2, inv2 = ctx.saved_tensors
+        chunks, n_rows, workspace, which_list = ctx.chunks, ctx.n_rows, ctx.workspace, ctx.which_list
+        mean1, inv1, mean_r, cov_r = ctx.bn1
         n_variants, n_genes, hidden = q.shape[0], u.shape[1], u.shape[2]
         wide = W1.shape[0]
         grad_out = grad_out.contiguous()  # (K, G), each variant's gradient summed over its copies
@@ -179,7 +177,7 @@ class _FusedDecoder(torch.autograd.Function):
         most = max(ks.stop - ks.start for ks, _ in chunks) * n_genes
         scratch_h = workspace.get("scratch_h", most, hidden, u)
         scratch_2h = workspace.get("scratch_2h", most, wide, u)
-        dy1_all = workspace.get("dy1", n_variants * n_genes, wide, u)
+        grad_r_all = workspace.get("grad_r", n_variants * n_genes, hidden, u)
 
         # BN2 and indv_w1: every reduction needs Σ_k grad[k, g] · z2[k, g, :] (G, H).
         weighted_z2 = torch.zeros(n_genes, hidden, dtype=u.dtype, device=u.device)
@@ -196,10 +194,12 @@ class _FusedDecoder(torch.autograd.Function):
         alpha = scale2 * (grad_beta2 - mean2 * inv2 * grad_gamma2) / n_rows
         beta_coef = scale2 * inv2 * grad_gamma2 / n_rows
 
-        # Pass C: dz2 → dW2 and da; dy1 = da · 1[y1 > 0] (stored); BN1's two sums.
+        # Pass C: dz2 → dW2; dy1 = (dz2 W2) · 1[y1 > 0]; Σ dy1ᵀ [r, 1] (for dW1, dγ1, dβ1);
+        # the data term of dr, dy1 · diag(s1) W1 (stored).
+        scale1 = gamma1.double() * inv1
+        W1_scaled = (W1.double() * scale1[:, None]).to(u.dtype)  # (2H, H)
         grad_W2 = torch.zeros_like(W2)
-        sum_dy1 = torch.zeros_like(gamma1)
-        sum_dy1_xhat1 = torch.zeros_like(gamma1)
+        dy1_r_ext = torch.zeros(wide, hidden + 1, dtype=torch.float64, device=u.device)
         for ks, n_k in chunks:
             rows = slice(ks.start * n_genes, ks.stop * n_genes)
             n = rows.stop - rows.start
@@ -208,31 +208,38 @@ class _FusedDecoder(torch.autograd.Function):
             dz2 = dz2.addcmul_(z2_v[ks], -n_k * beta_coef).view(n, hidden)
             a = a_all[rows]
             grad_W2.addmm_(dz2.T, a)
-            dy1 = _relu_backward(torch.mm(dz2, W2, out=dy1_all[rows]), a)
-            sum_dy1 += dy1.sum(dim=0)
-            sum_dy1_xhat1 += torch.mul(dy1, xhat1_all[rows], out=scratch_2h[:n]).sum(dim=0)
+            dy1 = _relu_backward(torch.mm(dz2, W2, out=scratch_2h[:n]), a)
+            dy1_r_ext += (dy1.T @ r_ext[rows]).double()
+            torch.mm(dy1, W1_scaled, out=grad_r_all[rows])
 
-        # Pass D: dz1 = s1 (dy1 − n_k mean(dy1) − n_k x̂1 mean(dy1 x̂1)) → dW1; dr → du, dq.
-        scale1 = gamma1 * inv1
-        mean_term = scale1 * sum_dy1 / n_rows
-        xhat_term = scale1 * sum_dy1_xhat1 / n_rows
-        grad_W1 = torch.zeros_like(W1)
+        # BN1's backward from those sums: with x̂1 = (r W1ᵀ − mean1) / σ1 linear in r,
+        # dz1 = s1 (dy1 − n_k R1 / N − n_k x̂1 R2 / N) needs no pass over the rows for dW1, and
+        # contributes to dr a term linear in [r, 1].
+        sum_dy1 = dy1_r_ext[:, hidden]  # R1 = Σ dy1 = dβ1
+        dy1_r = dy1_r_ext[:, :hidden]  # Σ dy1ᵀ r
+        W1d = W1.double()
+        sum_dy1_xhat1 = inv1 * ((W1d * dy1_r).sum(dim=1) - mean1 * sum_dy1)  # R2 = dγ1
+        kappa = scale1 * sum_dy1_xhat1 * inv1 / n_rows
+        grad_W1 = (scale1[:, None] * dy1_r - torch.outer(scale1 * sum_dy1, mean_r)
+                   - (kappa * n_rows)[:, None] * (W1d @ cov_r))
+        linear_term = W1d.T @ (kappa[:, None] * W1d)  # (H, H)
+        constant_term = (scale1 * sum_dy1 / n_rows - mean1 * kappa) @ W1d  # (H,)
+        correction = torch.cat([linear_term, constant_term[None]]).to(u.dtype)  # (H + 1, H)
+
+        # Pass D: dr = data term − n_k [r, 1] @ correction; dx0 = dr · 1[x0 > 0] → du, dq.
         grad_u = torch.zeros_like(u)
         grad_q = torch.empty_like(q)
         for ks, n_k in chunks:
             rows = slice(ks.start * n_genes, ks.stop * n_genes)
-            n = rows.stop - rows.start
-            dz1 = torch.addcmul(-n_k * mean_term, dy1_all[rows], scale1, out=scratch_2h[:n])
-            dz1.addcmul_(xhat1_all[rows], -n_k * xhat_term)
-            r = r_all[rows]
-            grad_W1.addmm_(dz1.T, r)
-            dr = _relu_backward(torch.mm(dz1, W1, out=scratch_h[:n]), r).view(-1, n_genes, hidden)
-            grad_u.index_add_(0, which[ks], dr)
+            dr = grad_r_all[rows].addmm_(r_ext[rows], correction, alpha=-n_k)
+            dr = _relu_backward(dr, r_ext[rows, :hidden]).view(-1, n_genes, hidden)
+            for k in range(ks.start, ks.stop):
+                grad_u[which_list[k]] += dr[k - ks.start]
             torch.sum(dr, dim=1, out=grad_q[ks])
 
         zeros = torch.zeros_like
-        return (grad_u, grad_q, None, grad_W1, zeros(W1[:, 0]), sum_dy1_xhat1, sum_dy1,
-                grad_W2, zeros(W2[:, 0]), grad_gamma2, grad_beta2, grad_w1,
+        return (grad_u, grad_q, None, grad_W1.to(u.dtype), zeros(W1[:, 0]), sum_dy1_xhat1.to(u.dtype),
+                sum_dy1.to(u.dtype), grad_W2, zeros(W2[:, 0]), grad_gamma2, grad_beta2, grad_w1,
                 None, None, None, None, None, None)
 
 
