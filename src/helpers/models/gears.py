@@ -92,6 +92,9 @@ def build_model(data: GearsData, config: GearsConfig, gene_prior: torch.Tensor |
                       gene_prior=gene_prior, pert_prior=pert_prior)
 
 
+PREDICT_CONDITIONS_PER_CALL = 4  # eval-mode rows are independent; 4 conditions (8 rows) per call is fastest on a CPU
+
+
 @torch.no_grad()
 @deterministic_torch()
 def predict_means(model: DenseGEARS, data: GearsData, conditions: list[str], seed: int,
@@ -101,19 +104,22 @@ def predict_means(model: DenseGEARS, data: GearsData, conditions: list[str], see
 
     In eval mode GEARS' output is ``f(perturbation) + x`` (the control cell enters only at the
     end), with one ``f`` for the first cell of a batch and one for the rest (see the module
-    docstring), so the mean is computed exactly from two rows per condition.
+    docstring), so the mean is computed exactly from two rows per condition, for many conditions
+    per call.
     """
     model.eval()
     device = model.indv_w1.device
     rng = np.random.default_rng(seed)
     control = data.X[data.conditions == CONTROL]
+    sample_means = [control[rng.integers(0, len(control), n_control_samples)].mean(axis=0) for _ in conditions]
     rows = []
-    for condition in conditions:
-        sample = control[rng.integers(0, len(control), n_control_samples)]
-        nodes = data.pert_nodes(condition)
-        f = model(torch.zeros(2, len(data.genes), device=device), [nodes, nodes]).cpu().numpy()
-        rows.append((f[0] + (n_control_samples - 1) * f[1]) / n_control_samples + sample.mean(axis=0))
-    return pd.DataFrame(np.vstack(rows), index=conditions, columns=data.genes)
+    for start in range(0, len(conditions), PREDICT_CONDITIONS_PER_CALL):
+        nodes = [data.pert_nodes(c) for c in conditions[start:start + PREDICT_CONDITIONS_PER_CALL]]
+        first_cell = torch.tensor([True] * len(nodes) + [False] * len(nodes))
+        f = model(torch.zeros(2 * len(nodes), len(data.genes), device=device), nodes + nodes, first_cell)
+        f = f.cpu().numpy()
+        rows.append((f[:len(nodes)] + (n_control_samples - 1) * f[len(nodes):]) / n_control_samples)
+    return pd.DataFrame(np.vstack(rows) + np.vstack(sample_means), index=conditions, columns=data.genes)
 
 
 @deterministic_torch()
@@ -153,7 +159,8 @@ def train_gears(data: GearsData, split: SimulationSplit, config: GearsConfig, ep
     nodes = {c: data.pert_nodes(c) for c in names}
     control_mean = torch.from_numpy(data.control_mean).to(torch_device)
 
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # fused: one kernel for all parameters (same update as the per-tensor loop, ~2× faster on CPU)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=1, gamma=0.5)
     generator = torch.Generator().manual_seed(seed)
     epoch_size = len(y_all) if cells_per_epoch is None else min(cells_per_epoch, len(y_all))
