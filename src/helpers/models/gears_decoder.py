@@ -108,7 +108,7 @@ class _FusedDecoder(torch.autograd.Function):
         # Pass A: r = relu(u[which] + q) (stored); the copy-weighted Gram matrix of [r − shift, 1]
         # (shift: the first variant's mean) gives r's weighted mean and covariance, in float64.
         shift_ext = torch.zeros(hidden + 1, dtype=u.dtype, device=u.device)
-        gram = torch.zeros(hidden + 1, hidden + 1, dtype=torch.float64, device=u.device)
+        gram = torch.zeros(hidden + 1, hidden + 1, dtype=u.dtype, device=u.device)
         for ks, n_k in chunks:
             for k in range(ks.start, ks.stop):
                 r = r_ext[k * n_genes:(k + 1) * n_genes, :hidden]
@@ -117,7 +117,8 @@ class _FusedDecoder(torch.autograd.Function):
             if ks.start == 0:
                 shift_ext[:hidden] = r_ext[:n_genes, :hidden].mean(dim=0)
             centred = torch.sub(r_ext[rows], shift_ext, out=scratch_ext[:rows.stop - rows.start])
-            gram += n_k * (centred.T @ centred).double()
+            gram.addmm_(centred.T, centred, alpha=n_k)
+        gram = gram.double()
         mean_rc = gram[:hidden, hidden] / n_rows  # mean of r − shift
         cov_r = gram[:hidden, :hidden] / n_rows - torch.outer(mean_rc, mean_rc)  # (H, H)
         mean_r = mean_rc + shift_ext[:hidden].double()
@@ -132,8 +133,8 @@ class _FusedDecoder(torch.autograd.Function):
         W1_ext = torch.cat([(W1d * scale1[:, None]).T, (beta1.double() - mean1 * scale1)[None]]).to(u.dtype)
         W2_t = W2.T.contiguous()  # (2H, H)
         shift_2 = None
-        sum_2 = torch.zeros(hidden, dtype=torch.float64, device=u.device)
-        square_2 = torch.zeros(hidden, dtype=torch.float64, device=u.device)
+        sum_2 = torch.zeros(hidden, dtype=u.dtype, device=u.device)
+        square_2 = torch.zeros(hidden, dtype=u.dtype, device=u.device)
         for ks, n_k in chunks:
             rows = slice(ks.start * n_genes, ks.stop * n_genes)
             a = torch.mm(r_ext[rows], W1_ext, out=a_all[rows]).clamp_(min=0)
@@ -141,10 +142,10 @@ class _FusedDecoder(torch.autograd.Function):
             if shift_2 is None:
                 shift_2 = z[:n_genes].mean(dim=0)
             centred = torch.sub(z, shift_2, out=scratch_h[:z.shape[0]])
-            sum_2 += n_k * centred.sum(dim=0).double()
-            square_2 += n_k * centred.square_().sum(dim=0).double()
-        mean_2 = sum_2 / n_rows
-        var2 = (square_2 / n_rows - mean_2 * mean_2).clamp(min=0)
+            sum_2.add_(centred.sum(dim=0), alpha=n_k)
+            square_2.add_(centred.square_().sum(dim=0), alpha=n_k)
+        mean_2 = sum_2.double() / n_rows
+        var2 = (square_2.double() / n_rows - mean_2 * mean_2).clamp(min=0)
         mean2 = (mean_2 + shift_2.double()).to(u.dtype)
         inv2 = (var2 + eps2).rsqrt().to(u.dtype)
 
@@ -199,18 +200,20 @@ class _FusedDecoder(torch.autograd.Function):
         scale1 = gamma1.double() * inv1
         W1_scaled = (W1.double() * scale1[:, None]).to(u.dtype)  # (2H, H)
         grad_W2 = torch.zeros_like(W2)
-        dy1_r_ext = torch.zeros(wide, hidden + 1, dtype=torch.float64, device=u.device)
+        dy1_r_ext = torch.zeros(wide, hidden + 1, dtype=u.dtype, device=u.device)
+        coefficients = {n_k: (-n_k * alpha, -n_k * beta_coef) for n_k in {n_k for _, n_k in chunks}}
         for ks, n_k in chunks:
             rows = slice(ks.start * n_genes, ks.stop * n_genes)
             n = rows.stop - rows.start
-            dz2 = torch.addcmul(-n_k * alpha, grad_out[ks, :, None], omega,
-                                out=scratch_h[:n].view(-1, n_genes, hidden))
-            dz2 = dz2.addcmul_(z2_v[ks], -n_k * beta_coef).view(n, hidden)
+            alpha_k, beta_k = coefficients[n_k]
+            dz2 = torch.addcmul(alpha_k, grad_out[ks, :, None], omega, out=scratch_h[:n].view(-1, n_genes, hidden))
+            dz2 = dz2.addcmul_(z2_v[ks], beta_k).view(n, hidden)
             a = a_all[rows]
             grad_W2.addmm_(dz2.T, a)
             dy1 = _relu_backward(torch.mm(dz2, W2, out=scratch_2h[:n]), a)
-            dy1_r_ext += (dy1.T @ r_ext[rows]).double()
+            dy1_r_ext.addmm_(dy1.T, r_ext[rows])
             torch.mm(dy1, W1_scaled, out=grad_r_all[rows])
+        dy1_r_ext = dy1_r_ext.double()
 
         # BN1's backward from those sums: with x̂1 = (r W1ᵀ − mean1) / σ1 linear in r,
         # dz1 = s1 (dy1 − n_k R1 / N − n_k x̂1 R2 / N) needs no pass over the rows for dW1, and
