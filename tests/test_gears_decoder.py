@@ -85,7 +85,7 @@ def test_dense_gears_training_step_equals_its_reference_path():
     go = (torch.randint(0, n_perts, (2, 300), generator=generator), torch.rand(300, generator=generator))
     fused = DenseGEARS(n_genes, n_perts, coexpress, go, hidden_size=16).double()
     reference = copy.deepcopy(fused)
-    reference.fused_decoder = False
+    reference.use_fused_decoder = False
     perts = [[-1], [3], [3, 7], [3], [-1], [7, 3], [11], [-1], [5, 9], [3]]
     x = torch.rand(len(perts), n_genes, generator=generator, dtype=torch.float64)
     upstream = torch.randn(len(perts), n_genes, generator=generator, dtype=torch.float64)
@@ -101,3 +101,34 @@ def test_dense_gears_training_step_equals_its_reference_path():
     for (name, mine), theirs in zip(fused.named_buffers(), reference.buffers()):
         if mine.layout == torch.strided:
             torch.testing.assert_close(mine, theirs, rtol=1e-9, atol=1e-9, msg=lambda m: f"{name}: {m}")
+
+
+def test_repeated_batch_norm_equals_batch_norm_over_the_copies():
+    """The weighted BatchNorm used for the gene embeddings: V variants standing for copies[v]
+    cells each give the outputs, gradients and running statistics of nn.BatchNorm1d over all
+    the copies."""
+    from helpers.models.gears_module import _repeated_batch_norm
+
+    generator = torch.Generator().manual_seed(3)
+    copies = torch.tensor([1, 6])
+    variants = torch.randn(2, N_GENES, HIDDEN, generator=generator, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(int(copies.sum()), N_GENES, HIDDEN, generator=generator, dtype=torch.float64)
+    bn = torch.nn.BatchNorm1d(HIDDEN).double()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0, generator=generator)
+        bn.bias.normal_(generator=generator)
+    reference_bn = copy.deepcopy(bn)
+    reference_variants = variants.detach().clone().requires_grad_()
+
+    cells = torch.repeat_interleave(torch.arange(2), copies)
+    out = _repeated_batch_norm(bn, variants, copies)[cells]  # (B, G, H)
+    (out * upstream).sum().backward()
+    expected = reference_bn(reference_variants[cells].reshape(-1, HIDDEN)).reshape(out.shape)
+    (expected * upstream).sum().backward()
+
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(variants.grad, reference_variants.grad, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(bn.weight.grad, reference_bn.weight.grad, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(bn.bias.grad, reference_bn.bias.grad, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(bn.running_mean, reference_bn.running_mean, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(bn.running_var, reference_bn.running_var, rtol=1e-10, atol=1e-12)

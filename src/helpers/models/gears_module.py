@@ -9,6 +9,13 @@ from per-gene and per-cell terms (:func:`_broadcast_batch_norm`), so outputs, gr
 running statistics agree with cell-gears (``tests/test_gears_equivalence.py`` loads a cell-gears
 state dict and checks).
 
+In training mode the decoder over the B × G rows (``bn_pert_base`` → ``recovery_w`` →
+``indv_w1``), which is most of the work, runs as one fused step with a hand-written backward
+(:mod:`helpers.models.gears_decoder`); ``use_fused_decoder = False`` selects the reference
+branch, one PyTorch operation after another, that ``tests/test_gears_decoder.py`` compares it
+with. The SGConvs propagate with their normalised graph precomputed as a sparse matrix
+(:func:`_propagation_matrix`), and the GO-graph one only to the nodes a batch perturbs.
+
 Glossary (code → paper / cell-gears):
 
 - ``gene_emb`` → gene embedding h_g; ``emb_pos`` + ``layers_emb_pos`` → co-expression GNN
@@ -95,7 +102,7 @@ class _WeightedBatchNorm(torch.autograd.Function):
     def forward(ctx, x, weight, bias, copies, eps):
         n_rows = float(copies.sum()) * x.shape[1]
         var_v, mean_v = _variance_and_mean(x)  # (V, H), per variant
-        share = (copies / copies.sum()).to(x.dtype)[:, None]  # (V, 1)
+        share = (copies.to(x.dtype) / copies.sum())[:, None]  # (V, 1)
         mean = (share * mean_v).sum(dim=0)
         var = (share * (var_v + (mean_v - mean) ** 2)).sum(dim=0)  # law of total variance
         inv = torch.rsqrt(var + eps)
@@ -228,7 +235,7 @@ class DenseGEARS(nn.Module):
         self.bn_emb = nn.BatchNorm1d(h)
         self.bn_pert_base = nn.BatchNorm1d(h)
         self.bn_pert_base_trans = nn.BatchNorm1d(h)  # unused by cell-gears' forward, as above
-        self.fused_decoder = True  # training mode: the fused decoder; False: the reference path
+        self.use_fused_decoder = True  # training mode: the fused decoder; False: the reference path
         self._workspace = Workspace()  # the fused decoder's buffers, reused between steps
         self.register_buffer("coexpress_matrix", _propagation_matrix(*coexpress_graph, num_genes), persistent=False)
         self.register_buffer("go_matrix", _propagation_matrix(*go_graph, num_perts), persistent=False)
@@ -332,7 +339,7 @@ class DenseGEARS(nn.Module):
             fused = self.pert_fuse(tracks if len(cells) > 1 else tracks.repeat(2, 1))[: len(cells)]
             per_cell = per_cell.index_add(0, torch.tensor(cells, device=x.device), fused)
 
-        if self.training and self.fused_decoder:
+        if self.training and self.use_fused_decoder:
             out = self._fused_decoder(variants, which, per_cell, perts)
         else:  # the reference: one PyTorch operation after another over all B × G rows
             # bn_pert_base over the B × G rows variants[which[b], g] + per_cell[b]
