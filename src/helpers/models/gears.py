@@ -154,8 +154,10 @@ def train_gears(data: GearsData, split: SimulationSplit, config: GearsConfig, ep
     x_all = torch.from_numpy(data.X[partner])
     names = sorted(set(cell_conditions))
     codes_all = torch.tensor([names.index(c) for c in cell_conditions])
-    masks = {c: np.ones(len(data.genes), bool) if c == CONTROL else np.isin(np.arange(len(data.genes)), data.retain[c])
-             for c in names}
+    # genes each condition's loss keeps, one row per condition code
+    retain_masks = torch.from_numpy(np.stack([
+        np.ones(len(data.genes), bool) if c == CONTROL else np.isin(np.arange(len(data.genes)), data.retain[c])
+        for c in names])).to(torch_device)
     nodes = {c: data.pert_nodes(c) for c in names}
     control_mean = torch.from_numpy(data.control_mean).to(torch_device)
 
@@ -177,10 +179,10 @@ def train_gears(data: GearsData, split: SimulationSplit, config: GearsConfig, ep
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             batch_conditions = [cell_conditions[i] for i in idx.tolist()]
             x, y = x_all[idx].to(torch_device), y_all[idx].to(torch_device)
-            mask = torch.from_numpy(np.stack([masks[c] for c in batch_conditions])).to(torch_device)
+            codes = codes_all[idx].to(torch_device)
             optimiser.zero_grad()
             pred = model(x, [nodes[c] for c in batch_conditions])
-            loss = gears_loss(pred, y, control_mean, codes_all[idx].to(torch_device), mask,
+            loss = gears_loss(pred, y, control_mean, codes, retain_masks[codes],
                               config.direction_lambda)
             loss.backward()
             nn.utils.clip_grad_value_(model.parameters(), clip_value=1.0)
