@@ -13,10 +13,16 @@ with both BatchNorms in training mode (statistics over all B · G rows). Written
 PyTorch operations, each step reads and writes the whole (rows × 2H) activation: on a CPU those
 memory-bound passes, not the matrix products, take most of a training step. Here the rows are
 processed in chunks that stay in the processor's cache, and each BatchNorm's statistics come
-from sums gathered on the way (for BN1 from the Gram matrix of ``r``, so the pre-activation is
-never stored); the backward pass is written out by hand in the same chunks.
+from sums gathered on the way; the backward pass is written out by hand in the same chunks.
 
-Two exact savings on top:
+BN1 needs no pass of its own in either direction. Its input ``r @ W1ᵀ`` has mean ``W1 · mean(r)``
+and variance ``diag(W1 Cov(r) W1ᵀ)``, so the Gram matrix of ``[r, 1]`` gives its statistics and
+BN1 folds into the weights of one matrix product with ``[r, 1]``. Backward, x̂1 is linear in
+``r``, so the two BatchNorm terms of dz1 = s1 (dy1 − mean(dy1) − x̂1 mean(dy1 x̂1)) reach dW1
+through ``Σ dy1ᵀ [r, 1]`` and Cov(r) (small matrices), and reach dr as ``[r, 1]`` times an
+(H + 1) × H matrix.
+
+Three exact savings on top:
 
 - Rows that are equal are computed once. ``f`` depends on a cell only through its perturbation
   (and on whether it is the first cell of the batch, see :mod:`gears_module`), so a batch of B
@@ -24,11 +30,12 @@ Two exact savings on top:
   statistic and every gradient is the copy-weighted one, so the result equals the B-row version.
 - ``b1`` and ``b2`` cancel in training-mode BatchNorm: they enter only the running means, and
   their gradient is exactly zero (the B-row version gets rounding noise of ~1e-9 instead).
+- The buffers of stored activations are reused from step to step (:class:`Workspace`).
 
-Everything else (the rows' statistics, the order of operations within a row) follows PyTorch's
-own BatchNorm, so outputs and gradients agree with the unfused reference to float32 rounding
-(``tests/test_gears_equivalence.py``). Statistics are accumulated in float64 and about a shift
-(the first chunk's mean), so the E[x²] − E[x]² form loses nothing.
+Outputs, gradients and running statistics equal the unfused layers to rounding
+(``tests/test_gears_decoder.py`` in float64, ``tests/test_gears_equivalence.py`` against
+cell-gears). Sums are gathered about a shift (the first variant's mean), so the E[x²] − E[x]²
+form loses nothing, and the small matrices built from them are handled in float64.
 """
 
 from __future__ import annotations
