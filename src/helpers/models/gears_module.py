@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch_geometric.nn import SGConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from helpers.models.gears_decoder import Workspace, fused_decoder
+from helpers.models.gears_decoder import CHUNK_ROWS, Workspace, fused_decoder
 
 
 @dataclass(frozen=True)
@@ -299,8 +299,10 @@ class DenseGEARS(nn.Module):
         scale = bn.weight / torch.sqrt(var + bn.eps)
         u = variants * scale + (bn.bias - mean * scale)  # (V, G, H)
         q = per_cell[unique] * scale  # (K, H)
+        # chunks that fit a CPU core's cache; a GPU wants few, large kernels instead
+        chunk_rows = CHUNK_ROWS if u.device.type == "cpu" else len(unique) * variants.shape[1]
         f, stats = fused_decoder(u, q, which[unique], copies, self.recovery_w.network, self.indv_w1[..., 0],
-                                 self._workspace)
+                                 self._workspace, chunk_rows)
         n_rows = per_cell.shape[0] * variants.shape[1]
         linear1, bn1, _, linear2, bn2 = self.recovery_w.network
         _track_running_stats(bn1, stats.mean1 + linear1.bias.detach(), stats.var1, n_rows)
