@@ -58,7 +58,7 @@ def test_outputs_gradients_and_statistics_equal_the_reference(chunk_rows):
     n_rows = sum(COPIES) * N_GENES
     # the reference BatchNorms' running statistics hold 0.9 · initial + 0.1 · batch statistics
     torch.testing.assert_close(stats.mean1 + mlp.network[0].bias.detach(),
-                               (bn1.running_mean - 0.9 * 0) / 0.1, rtol=1e-9, atol=1e-10)
+                               bn1.running_mean / 0.1, rtol=1e-9, atol=1e-10)
     torch.testing.assert_close(stats.var1 * n_rows / (n_rows - 1), (bn1.running_var - 0.9) / 0.1,
                                rtol=1e-9, atol=1e-10)
     torch.testing.assert_close(stats.mean2 + mlp.network[3].bias.detach(), bn2.running_mean / 0.1,
@@ -132,3 +132,26 @@ def test_repeated_batch_norm_equals_batch_norm_over_the_copies():
     torch.testing.assert_close(bn.bias.grad, reference_bn.bias.grad, rtol=1e-9, atol=1e-10)
     torch.testing.assert_close(bn.running_mean, reference_bn.running_mean, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(bn.running_var, reference_bn.running_var, rtol=1e-10, atol=1e-12)
+
+
+def test_eval_mode_predicts_many_conditions_in_one_call():
+    """predict_means puts several conditions in one eval-mode call, marking which rows stand for
+    the first cell of a cell-gears batch: each must equal its own two-cell batch."""
+    generator = torch.Generator().manual_seed(4)
+    n_genes, n_perts = 50, 20
+    graphs = [(torch.randint(0, n, (2, 200), generator=generator), torch.rand(200, generator=generator))
+              for n in (n_genes, n_perts)]
+    model = DenseGEARS(n_genes, n_perts, *graphs, hidden_size=HIDDEN)
+    model.train()
+    model(torch.rand(8, n_genes, generator=generator), [[-1], [1], [2, 3], [4], [1], [-1], [5], [6]])
+    model.eval()  # running statistics are no longer the initial ones
+    conditions = [[1], [2, 3], [-1], [7]]
+    with torch.no_grad():
+        together = model(torch.zeros(8, n_genes), conditions + conditions,
+                         torch.tensor([True] * 4 + [False] * 4))
+        for i, nodes in enumerate(conditions):
+            alone = model(torch.zeros(2, n_genes), [nodes, nodes])  # cell 0 is the batch's first
+            torch.testing.assert_close(together[[i, 4 + i]], alone, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(together[0], together[4])  # the first cell really differs
+    with pytest.raises(ValueError, match="eval mode"):
+        model.train()(torch.zeros(2, n_genes), [[1], [1]], torch.tensor([True, False]))

@@ -266,10 +266,11 @@ class DenseGEARS(nn.Module):
             variants, copies = variants[:1], copies[:1]
         return _repeated_mlp(self.emb_trans_v2, variants, copies)
 
-    def _pert_embeddings(self, nodes: torch.Tensor) -> torch.Tensor:
-        """GO-graph perturbation embeddings (len(nodes), H) of the GO-graph ``nodes``; the last
-        SGConv propagates to those rows only (the same numbers, ~10× less work than all P)."""
-        emb = _renormed_table(self.pert_emb)  # (P, H)
+    def _pert_embeddings(self, table: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
+        """GO-graph perturbation embeddings (len(nodes), H) of the GO-graph ``nodes`` from the
+        renormalised ``pert_emb`` table; the last SGConv propagates to those rows only (the same
+        numbers, ~10× less work than all P)."""
+        emb = table  # (P, H)
         if self.pert_prior_proj is not None:
             emb = emb + self.pert_prior_proj(self.pert_prior)
         for i, layer in enumerate(self.sim_layers):
@@ -331,11 +332,13 @@ class DenseGEARS(nn.Module):
 
         hidden = variants.shape[-1]
         per_cell = torch.zeros(batch_size, hidden, dtype=variants.dtype, device=x.device)  # (B, H)
+        # renormalised in every forward, as cell-gears' lookup of all rows does, perturbed or not
+        pert_table = _renormed_table(self.pert_emb)
         cells = [b for b, p in enumerate(perts) if any(i != -1 for i in p)]
         if cells:
             nodes = sorted({i for b in cells for i in perts[b] if i != -1})
             row = {node: j for j, node in enumerate(nodes)}
-            pert_nodes = self._pert_embeddings(torch.tensor(nodes, device=x.device))  # (nodes, H)
+            pert_nodes = self._pert_embeddings(pert_table, torch.tensor(nodes, device=x.device))  # (nodes, H)
             tracks = torch.stack([pert_nodes[[row[i] for i in perts[b] if i != -1]].sum(dim=0) for b in cells])
             # BatchNorm needs two rows: cell-gears feeds a lone perturbed cell twice
             fused = self.pert_fuse(tracks if len(cells) > 1 else tracks.repeat(2, 1))[: len(cells)]
