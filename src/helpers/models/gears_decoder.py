@@ -113,7 +113,7 @@ class _FusedDecoder(torch.autograd.Function):
         scratch_h = workspace.get("scratch_h", most, hidden, u)
 
         # Pass A: r = relu(u[which] + q) (stored); the copy-weighted Gram matrix of [r − shift, 1]
-        # (shift: the first variant's mean) gives r's weighted mean and covariance, in float64.
+        # (shift: the first variant's mean) gives r's weighted mean and covariance (then in float64).
         shift_ext = torch.zeros(hidden + 1, dtype=u.dtype, device=u.device)
         gram = torch.zeros(hidden + 1, hidden + 1, dtype=u.dtype, device=u.device)
         for ks, n_k in chunks:
@@ -205,7 +205,8 @@ class _FusedDecoder(torch.autograd.Function):
         # Pass C: dz2 → dW2; dy1 = (dz2 W2) · 1[y1 > 0]; Σ dy1ᵀ [r, 1] (for dW1, dγ1, dβ1);
         # the data term of dr, dy1 · diag(s1) W1 (stored).
         scale1 = gamma1.double() * inv1
-        W1_scaled = (W1.double() * scale1[:, None]).to(u.dtype)  # (2H, H)
+        W1d = W1.double()
+        W1_scaled = (W1d * scale1[:, None]).to(u.dtype)  # (2H, H)
         grad_W2 = torch.zeros_like(W2)
         dy1_r_ext = torch.zeros(wide, hidden + 1, dtype=u.dtype, device=u.device)
         coefficients = {n_k: (-n_k * alpha, -n_k * beta_coef) for n_k in {n_k for _, n_k in chunks}}
@@ -227,7 +228,6 @@ class _FusedDecoder(torch.autograd.Function):
         # contributes to dr a term linear in [r, 1].
         sum_dy1 = dy1_r_ext[:, hidden]  # R1 = Σ dy1 = dβ1
         dy1_r = dy1_r_ext[:, :hidden]  # Σ dy1ᵀ r
-        W1d = W1.double()
         sum_dy1_xhat1 = inv1 * ((W1d * dy1_r).sum(dim=1) - mean1 * sum_dy1)  # R2 = dγ1
         kappa = scale1 * sum_dy1_xhat1 * inv1 / n_rows
         grad_W1 = (scale1[:, None] * dy1_r - torch.outer(scale1 * sum_dy1, mean_r)

@@ -149,21 +149,28 @@ def _broadcast_batch_norm_statistics(variants: torch.Tensor, which: torch.Tensor
     return mean, var
 
 
+def _broadcast_batch_norm_affine(bn: nn.BatchNorm1d, variants: torch.Tensor, which: torch.Tensor,
+                                 per_cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``bn`` on the rows ``variants[which[b], g] + per_cell[b]`` (all cells b, genes g) as the
+    per-feature map ``rows · scale + shift`` (H,), (H,): batch statistics in training mode (the
+    running ones updated, as ``bn`` itself does), running statistics in eval mode."""
+    if bn.training:
+        mean, var = _broadcast_batch_norm_statistics(variants, which, per_cell)
+        _track_running_stats(bn, mean, var, per_cell.shape[0] * variants.shape[1])
+    else:
+        mean, var = bn.running_mean, bn.running_var
+    scale = bn.weight / torch.sqrt(var + bn.eps)
+    return scale, bn.bias - mean * scale
+
+
 def _broadcast_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor, which: torch.Tensor,
                           per_cell: torch.Tensor) -> torch.Tensor:
     """BatchNorm of the rows ``variants[which[b], g] + per_cell[b]`` over all cells b and genes g,
-    returned as (B, G, H) without forming the un-normalised rows first. The batch mean and
-    variance of such rows follow from per-variant gene means and mean squares and the per-cell
-    terms (in float64, so the E[x²] − E[x]² form loses nothing), so only the normalised rows are
-    materialised. Same maths as ``bn`` on the (B·G, H) rows, running statistics included."""
-    n_cells, n_genes = per_cell.shape[0], variants.shape[1]
-    if bn.training:
-        mean, var = _broadcast_batch_norm_statistics(variants, which, per_cell)
-        _track_running_stats(bn, mean, var, n_cells * n_genes)
-    else:
-        mean, var = bn.running_mean, bn.running_var
-    scale = bn.weight / torch.sqrt(var + bn.eps)  # (H,)
-    rows = (variants * scale + (bn.bias - mean * scale))[which]  # (B, G, H), a fresh tensor
+    returned as (B, G, H) without forming the un-normalised rows first (their statistics come
+    from per-variant and per-cell terms). Same maths as ``bn`` on the (B·G, H) rows, running
+    statistics included."""
+    scale, shift = _broadcast_batch_norm_affine(bn, variants, which, per_cell)
+    rows = (variants * scale + shift)[which]  # (B, G, H), a fresh tensor
     return rows.add_((per_cell * scale)[:, None, :])  # in place: one (B, G, H) buffer, not two
 
 
@@ -294,11 +301,8 @@ class DenseGEARS(nn.Module):
         inverse = torch.tensor([position[key] for key in keys], device=which.device)  # (B,)
         copies = [count[keys[b]] for b in unique]  # (K,)
         # bn_pert_base is affine per feature: rows = variants · scale + shift + per_cell · scale
-        bn = self.bn_pert_base
-        mean, var = _broadcast_batch_norm_statistics(variants, which, per_cell)
-        _track_running_stats(bn, mean, var, per_cell.shape[0] * variants.shape[1])
-        scale = bn.weight / torch.sqrt(var + bn.eps)
-        u = variants * scale + (bn.bias - mean * scale)  # (V, G, H)
+        scale, shift = _broadcast_batch_norm_affine(self.bn_pert_base, variants, which, per_cell)
+        u = variants * scale + shift  # (V, G, H)
         q = per_cell[unique] * scale  # (K, H)
         # chunks that fit a CPU core's cache; a GPU wants few, large kernels instead
         chunk_rows = CHUNK_ROWS if u.device.type == "cpu" else len(unique) * variants.shape[1]
