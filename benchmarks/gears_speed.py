@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -25,6 +26,18 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+from helpers.models.gears_decoder import cpu_chunk_rows
+from helpers.models.torch_runtime import cpu_cache_bytes, cpu_vector_width, thread_environment
+
+
+def cpu_model() -> str:
+    """The processor's model name (Linux), else what ``platform`` knows."""
+    try:
+        line = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+        return line.split(":", 1)[1].strip()
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def prepare(workdir: Path, genes: int | None, cells: int, control: int, seed: int) -> None:
@@ -60,13 +73,15 @@ def worker(engine: str, workdir: Path, seed: int, device: str) -> dict:
     config = GearsConfig()
     start = time.perf_counter()
     if engine == "dense":
-        from helpers.models.gears import GearsData, train_gears
+        from helpers.models.gears import GearsData, TrainingBudget, steps_per_epoch, train_gears
 
         gears_data = GearsData.from_adata(adata, split, go, config)
         setup = time.perf_counter() - start
-        _, history = train_gears(gears_data, split, config, epochs=1, seed=seed, device=device, progress=False)
+        n_batches = steps_per_epoch(gears_data, split, config.batch_size)
+        # one epoch with one validation at its end, as cell-gears' epoch
+        _, history = train_gears(gears_data, split, config, TrainingBudget(n_batches, eval_every=n_batches),
+                                 seed=seed, device=device, progress=False)
         epoch = float(history.seconds.iloc[0])
-        n_batches = int(pd.Series(gears_data.conditions).isin(split.train).sum()) // config.batch_size
     else:
         from helpers.models.cell_gears import build_cell_gears
 
@@ -82,7 +97,7 @@ def worker(engine: str, workdir: Path, seed: int, device: str) -> dict:
     return {"engine": engine, "device": device, "peak_gpu_mib": peak_gpu_mib, "setup_s": setup,
             "epoch_s": epoch, "batches": n_batches,
             "s_per_batch": epoch / max(n_batches, 1), "peak_rss_mib": peak_mib,
-            "genes": adata.n_vars, "cells": adata.n_obs}
+            "genes": adata.n_vars, "cells": adata.n_obs, "threads": torch.get_num_threads()}
 
 
 def main() -> None:
@@ -106,13 +121,15 @@ def main() -> None:
         for engine in ("dense", "cell-gears"):
             result = subprocess.run([sys.executable, __file__, "--worker", engine, "--workdir", str(workdir),
                                      "--seed", str(args.seed), "--device", args.device],
-                                    capture_output=True, text=True)
+                                    capture_output=True, text=True, env={**os.environ, **thread_environment()})
             if result.returncode:
                 raise SystemExit(f"the {engine} worker failed:\n{result.stderr[-4000:]}")
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
     table = pd.DataFrame(rows).set_index("engine")
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}, "
-          f"torch threads {__import__('torch').get_num_threads()}")
+    l2, l3 = cpu_cache_bytes(2), cpu_cache_bytes(3)
+    print(f"machine: {cpu_model()}, {platform.platform()}")
+    print(f"cpu: vector width {cpu_vector_width()}; L2 per core {l2 and l2 // 1024} KiB, L3 {l3 and l3 // 2**20} MiB; "
+          f"decoder chunk {cpu_chunk_rows(64)} rows; {thread_environment()}")
     print(table.round(3).to_string())
     memory_ratio = table.at["cell-gears", "peak_rss_mib"] / table.at["dense", "peak_rss_mib"]
     print(f"peak_memory_ratio_vs_cell_gears: {memory_ratio:.2f}")

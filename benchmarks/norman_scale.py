@@ -33,7 +33,7 @@ def main() -> None:
     import torch
 
     from helpers import data, graphs, reference, simulator, splits
-    from helpers.models.gears import GearsData, train_gears
+    from helpers.models.gears import GearsData, TrainingBudget, steps_per_epoch, train_gears
     from helpers.models.gears_module import GearsConfig
     from helpers.models.torch_runtime import resolve_device
 
@@ -65,8 +65,9 @@ def main() -> None:
 
     device = resolve_device(args.device)
     tic = time.perf_counter()
-    _, history = train_gears(gears_data, split, config, epochs=1, seed=args.seed, device=str(device),
-                             cells_per_epoch=None)
+    n_batches = steps_per_epoch(gears_data, split, config.batch_size)
+    _, history = train_gears(gears_data, split, config, TrainingBudget(n_batches, eval_every=n_batches),
+                             seed=args.seed, device=str(device))
     epoch = float(history.seconds.iloc[0])
     stage(f"one dense-GEARS epoch on {device}", tic, batches=n_train // config.batch_size,
           epoch_s=round(epoch, 1))

@@ -21,8 +21,17 @@
 # embedding, refined by a graph network over the gene co-expression graph, is combined with a
 # perturbation embedding learned on the Gene Ontology graph (so a gene never perturbed in
 # training borrows from its GO neighbours), then decoded gene by gene. It is trained with the
-# mean 4th-power error plus a direction term, and the epoch with the lowest validation error on
+# mean 4th-power error plus a direction term, and the state with the lowest validation error on
 # the top-20 DE genes is kept.
+#
+# **How long it trains.** cell-gears trains 20 epochs (passes over all training cells, 32 cells a
+# step) with Adam at a learning rate of 10⁻³, halved after every epoch; on Norman an epoch is
+# 1,557 steps (49,849 training cells). Here the budget is a number of optimisation steps and the
+# learning rate halves every `lr_halving_steps` steps, so a budget is the first steps of that
+# schedule: a smaller budget is a truncated cell-gears run, never a differently shaped one. The
+# profile's budget is where the validation curve has flattened in long runs
+# (`benchmarks/learning_curves.py`, figures in `benchmarks/RESULTS.md`); section 3 checks it for
+# every run of this build.
 #
 # By default we run `helpers`' dense engine, which is cell-gears 0.1.2's model computed without
 # repeating the gene embeddings for every cell of a batch; a test checks that it gives
@@ -31,8 +40,9 @@
 # %% tags=["parameters"]
 profile = "default"  # 'quick', 'default' or 'full'
 seeds = None  # None: the seeds of the profile, e.g. [1, 2, 3]
-epochs = None  # None: the epochs of the profile
-cells_per_epoch = None  # None: from the profile; training cells drawn per epoch
+steps = None  # None: the profile's optimisation steps per run, e.g. 3000
+lr_halving_steps = None  # None: the profile's (the learning rate halves every this many steps)
+eval_every = None  # None: the profile's (validation every this many steps: the learning curve)
 device = "auto"  # 'auto' means CUDA when present, else CPU
 engine = "dense"  # 'dense' (helpers) or 'cell-gears' (the reference package)
 force = False  # retrain even if predictions for these parameters exist
@@ -41,24 +51,25 @@ force = False  # retrain even if predictions for these parameters exist
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from helpers import data, plots, predictions, runs, splits
+from helpers import convergence, data, plots, predictions, runs, splits
 from helpers.conditions import CONTROL
-from helpers.models.gears import GearsData, predict_means, train_gears
+from helpers.models.gears import GearsData, TrainingBudget, predict_means, steps_per_epoch, train_gears
 from helpers.models.torch_runtime import resolve_device
 from helpers.models.gears_module import GearsConfig
 
 STEP, MODEL = "11_train_gears", "gears"
-settings = runs.resolve_parameters(profile, seeds=seeds, epochs=epochs, cells_per_epoch=cells_per_epoch)
+settings = runs.resolve_parameters(profile, seeds=seeds, gears_steps=steps, gears_lr_halving_steps=lr_halving_steps,
+                                   gears_eval_every=eval_every)
+budget = TrainingBudget.from_profile(settings)
 if engine not in ("dense", "cell-gears"):
     raise ValueError(f"engine must be 'dense' or 'cell-gears', got {engine!r}")
 config = GearsConfig()
 prepared = runs.results_root() / data.PREPARE_STEP
 out = runs.step_dir(STEP)
 runs.forget_run(STEP)  # this step's record is rewritten only once every seed has finished
-print(f"device: {resolve_device(device)}; seeds {settings.seeds}; {settings.epochs} epochs; "
-      f"{settings.cells_per_epoch or 'all'} cells per epoch")
+print(f"device: {resolve_device(device)}; seeds {settings.seeds}; {budget}")
 
 # %% [markdown]
 # ## 1. Data, graphs and split
@@ -72,10 +83,15 @@ split = splits.SimulationSplit.from_json(prepared / "split.json")
 go_edges = pd.read_csv(prepared / "go_graph.csv")
 gears_data = GearsData.from_adata(adata, split, go_edges, config)
 targets = [c for c in split.train + split.val + split.test if c != CONTROL]
+epoch_steps = steps_per_epoch(gears_data, split, config.batch_size)
 display(pd.Series({"genes": len(gears_data.genes), "GO-graph nodes": len(gears_data.pert_names),
                    "co-expression edges": gears_data.coexpress_graph[0].shape[1],
                    "GO edges": gears_data.go_graph[0].shape[1],
-                   "training cells": int(pd.Series(gears_data.conditions).isin(split.train).sum())},
+                   "training cells": int(pd.Series(gears_data.conditions).isin(split.train).sum()),
+                   "steps per epoch (this data)": epoch_steps,
+                   "optimisation steps per run": budget.steps,
+                   "epochs per run (this data)": round(budget.steps / epoch_steps, 1),
+                   "learning rate halves every (steps)": budget.lr_halving_steps or epoch_steps},
                   name="value"))
 
 # %% [markdown]
@@ -88,7 +104,7 @@ display(pd.Series({"genes": len(gears_data.genes), "GO-graph nodes": len(gears_d
 histories = []
 for seed in settings.seeds:
     parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "config": config, "engine": engine,
-                  "epochs": settings.epochs, "cells_per_epoch": settings.cells_per_epoch, "seed": seed}
+                  "budget": budget, "seed": seed}
     run_name = f"{STEP}/seed={seed}"
     checkpoint = f"{MODEL}_seed={seed}.pt"
     if runs.reuse_or_restart(run_name, parameters, ["history.csv"], force) \
@@ -99,11 +115,12 @@ for seed in settings.seeds:
     if engine == "cell-gears":
         from helpers.models.cell_gears import train_and_predict_cell_gears
 
-        predicted, history = train_and_predict_cell_gears(adata, split, go_edges, config, settings.epochs,
-                                                          seed, device, targets, runs.step_dir(run_name))
+        # cell-gears runs whole epochs with its own schedule: the budget rounded up to epochs
+        predicted, history = train_and_predict_cell_gears(adata, split, go_edges, config,
+                                                          -(-budget.steps // epoch_steps), seed, device,
+                                                          targets, runs.step_dir(run_name))
     else:
-        model, history = train_gears(gears_data, split, config, settings.epochs, seed, device,
-                                     cells_per_epoch=settings.cells_per_epoch)
+        model, history = train_gears(gears_data, split, config, budget, seed, device)
         runs.atomic_write(runs.step_dir(run_name) / checkpoint, lambda p: torch.save(model.state_dict(), p))
         predicted = predict_means(model, gears_data, targets, seed, config.n_control_samples)
     predictions.write_predictions(MODEL, seed, predicted, runs.parameters_fingerprint(data.PREPARE_STEP),
@@ -117,21 +134,27 @@ runs.atomic_write_csv(history, out / "training_history.csv")
 runs.write_run_json(STEP, {"settings": settings, "engine": engine, "device": device}, ["training_history.csv"]);
 
 # %% [markdown]
-# ## 3. Training curves
+# ## 3. Did every run reach its plateau?
+#
+# Validation error against optimisation steps, one line per seed. A run's plateau (dashed) is
+# the lowest error it reached; it *converged* when its last quarter of training improved that
+# by less than 2% (the shaded band), so more steps of this schedule would not change the
+# comparison. The model kept is the one at the lowest point.
 
 # %%
 if "val_mse_top20_de" in history:  # cell-gears prints its curves instead of returning them
-    fig = plots.training_curves(history)
-    runs.atomic_savefig(fig, out / "training_curves.png")
+    plateaus = convergence.convergence_table(history, ["model", "seed"])
+    runs.atomic_write_csv(plateaus, out / "convergence.csv")
+    fig = plots.learning_curves(history, plateaus, budget=budget.steps)
+    runs.atomic_savefig(fig, out / "learning_curves.png")
     plt.show()
-    display(history.groupby("seed").agg(best_val_mse_top20_de=("val_mse_top20_de", "min"),
-                                        seconds=("seconds", "sum")).round(4))
+    display(plateaus.set_index("seed").drop(columns="model").assign(
+        minutes=history.groupby("seed").seconds.sum() / 60).round(4))
+    display(Markdown(convergence.describe(plateaus, "GEARS")))
 
 # %% [markdown]
 # ## What we found
 #
-# - GEARS trains on the CPU in minutes per seed at this profile's size; the dense engine makes
-#   that possible (see `benchmarks/gears_speed.py` for its speed against cell-gears).
-# - The validation error on the top-20 DE genes falls over the first epochs and the best epoch
-#   is kept; how the model compares with the baselines on the test subgroups is the subject of
-#   the evaluation chapter.
+# The sentence above is computed from this build's learning curves. How GEARS compares with the
+# baselines on the test subgroups is the subject of the evaluation chapter; `benchmarks/gears_speed.py`
+# times the dense engine against cell-gears.

@@ -41,6 +41,7 @@ n_layers = 2  # BiMamba blocks
 batch_size = 8  # cells per step
 learning_rate = 0.001  # AdamW learning rate
 infonce_weight = 0.1  # weight of the co-expression InfoNCE loss
+eval_every = None  # None: a tenth of the steps (the held-out next-token loss curve)
 seed = 0  # seed of initialisation and batches
 device = "auto"  # 'auto' means CUDA when present, else CPU
 force = False  # retrain even if a checkpoint for these parameters exists
@@ -50,14 +51,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from helpers import data, graphs, plots, runs, splits
+from helpers import convergence, data, graphs, plots, runs, splits
 from helpers.models import genemamba as gm
 from helpers.models.torch_runtime import resolve_device
 
 STEP = "12_pretrain_genemamba"
 settings = runs.resolve_parameters(profile, pretrain_steps=steps, context_length=context_length)
+eval_every = eval_every or max(1, settings.pretrain_steps // 10)
 prepared = runs.results_root() / data.PREPARE_STEP
 out = runs.step_dir(STEP)
 adata, _ = data.read_prepared(prepared)
@@ -67,7 +69,7 @@ config = gm.GeneMambaConfig(vocab_size=len(genes) + gm.N_SPECIAL_TOKENS, d_model
 parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "config": config,
               "steps": settings.pretrain_steps, "context_length": settings.context_length,
               "batch_size": batch_size, "learning_rate": learning_rate,
-              "infonce_weight": infonce_weight, "seed": seed}
+              "infonce_weight": infonce_weight, "eval_every": eval_every, "seed": seed}
 
 # %% [markdown]
 # ## 1. Training cells as rank tokens
@@ -77,11 +79,12 @@ keep = gm.pretraining_cells(adata.obs["condition"], split.train)
 X = adata.X[keep]
 X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
 tokens = gm.rank_tokens(X, np.arange(len(genes)) + gm.N_SPECIAL_TOKENS, settings.context_length)
+held_out = gm.split_held_out(len(tokens))  # never trained on: the held-out loss curve
 pairs_table = graphs.coexpression_edges(X, genes, k=1, threshold=0.2)
 pairs_table = pairs_table[pairs_table.source != pairs_table.target]
 position = {g: i for i, g in enumerate(genes)}
 coexpressed = np.column_stack([pairs_table.target.map(position), pairs_table.source.map(position)])
-display(pd.Series({"cells": len(tokens), "conditions": int(pd.Series(adata.obs["condition"][keep]).nunique()),
+display(pd.Series({"cells": len(tokens), "held-out cells": int(held_out.sum()), "conditions": int(pd.Series(adata.obs["condition"][keep]).nunique()),
                    "context length": settings.context_length,
                    "mean genes per cell (in context)": float((tokens[:, 1:] != gm.PAD).sum(1).mean()),
                    "co-expressed gene pairs": len(coexpressed)}, name="value"))
@@ -96,8 +99,9 @@ if runs.reuse_or_restart(STEP, parameters, ["genemamba.pt", "loss.csv"], force):
     print("reused the cached checkpoint")
 else:
     model = gm.GeneMamba(config, seed=seed)
-    history = gm.pretrain(model, tokens, coexpressed, settings.pretrain_steps, batch_size, seed,
-                          lr=learning_rate, infonce_weight=infonce_weight, device=str(resolve_device(device)))
+    history = gm.pretrain(model, tokens[~held_out], coexpressed, settings.pretrain_steps, batch_size, seed,
+                          lr=learning_rate, infonce_weight=infonce_weight, device=str(resolve_device(device)),
+                          held_out=tokens[held_out], eval_every=eval_every)
     runs.atomic_write(checkpoint, lambda p: torch.save({"config": config.__dict__, "genes": genes,
                                                           "state_dict": model.state_dict()}, p))
     runs.atomic_write_csv(history, out / "loss.csv")
@@ -111,6 +115,9 @@ print(f"next-token loss {first.lm_loss:.2f} → {last.lm_loss:.2f} (uniform gues
 fig = plots.pretraining_curve(history)
 runs.atomic_savefig(fig, out / "loss.png")
 plt.show()
+held = history.dropna(subset=["held_out_lm_loss"]).assign(model="genemamba", seed=seed)
+plateau = convergence.convergence_table(held, ["model", "seed"], error="held_out_lm_loss")
+display(Markdown(convergence.describe(plateau, "GeneMamba pretraining", "held-out next-token loss")))
 
 # %% [markdown]
 # ## What we found

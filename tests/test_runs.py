@@ -10,14 +10,14 @@ from helpers import runs
 
 def test_profiles_keep_every_condition_and_shrink_the_rest():
     quick, default, full = (runs.get_profile(n) for n in ("quick", "default", "full"))
-    assert quick.n_high_mean_genes < 1000 and quick.max_cells_per_condition <= 10 and quick.epochs == 1
+    assert quick.n_high_mean_genes < 1000 and quick.max_cells_per_condition <= 10 and quick.gears_steps == 8
     assert default.n_high_mean_genes is None and default.data_source == "simulated"
     assert full.data_source == "dataverse" and full.max_cells_per_condition is None
 
 
 def test_explicit_parameters_win_and_unknown_ones_are_rejected():
-    settings = runs.resolve_parameters("quick", max_cells_per_condition=5, epochs=None)
-    assert settings.max_cells_per_condition == 5 and settings.epochs == 1
+    settings = runs.resolve_parameters("quick", max_cells_per_condition=5, gears_steps=None)
+    assert settings.max_cells_per_condition == 5 and settings.gears_steps == 8
     with pytest.raises(ValueError, match="unknown profile 'fast'.*quick"):
         runs.get_profile("fast")
     with pytest.raises(ValueError, match="max_cell_per_condition"):

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import os
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ import papermill
 import yaml
 
 from helpers.reference import REPO_ROOT
+from helpers.models.torch_runtime import thread_environment
 from helpers.runs import PROFILES, atomic_path, atomic_write_csv, results_root
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -77,7 +81,7 @@ def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED
         raise ValueError(f"{source.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
     executed_dir.mkdir(parents=True, exist_ok=True)
     output = executed_dir / f"{name}.ipynb"
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _environment(thread_environment()):
         unexecuted = Path(tmp) / f"{name}.ipynb"
         jupytext.write(jupytext.read(source), unexecuted)
         with atomic_path(output) as partial:
@@ -90,6 +94,21 @@ def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED
                 raise
     (executed_dir / f"{name}.failed.ipynb").unlink(missing_ok=True)
     return output
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (the kernel papermill starts inherits them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _parse_value(text: str) -> Any:

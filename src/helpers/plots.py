@@ -81,17 +81,30 @@ def true_vs_observed_scatter(table: pd.DataFrame, x: str, y: str, hue: str | Non
     return fig
 
 
-def training_curves(history: pd.DataFrame) -> Figure:
-    """Training loss and validation top-20-DE MSE per epoch, one line per seed."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for seed, group in history.groupby("seed"):
-        axes[0].plot(group.epoch, group.train_loss, marker="o", label=f"seed {seed}")
-        axes[1].plot(group.epoch, group.val_mse_top20_de, marker="o", label=f"seed {seed}")
-    axes[0].set(xlabel="epoch", ylabel="training loss (GEARS)", title="Training loss")
-    axes[1].set(xlabel="epoch", ylabel="MSE, top-20 DE genes", title="Validation")
-    for ax in axes:
+def learning_curves(history: pd.DataFrame, plateaus: pd.DataFrame, budget: int | None = None,
+                    error: str = "val_mse_top20_de", tolerance: float = 0.02) -> Figure:
+    """Validation error against optimisation steps, one panel per model and one line per seed,
+    with each run's plateau (its lowest error, dashed) and the band ``tolerance`` above it;
+    ``plateaus`` is :func:`helpers.convergence.convergence_table` of ``history`` by model and
+    seed. ``budget``: a vertical line at that many steps."""
+    models = list(dict.fromkeys(history.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), sharey=True, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for (seed, curve), colour in zip(history[history.model == model].groupby("seed"), plt.cm.tab10.colors):
+            ax.plot(curve.step, curve[error], color=colour, lw=1.2, label=f"seed {seed}")
+            row = plateaus[(plateaus.model == model) & (plateaus.seed == seed)].iloc[0]
+            ax.axhline(row.plateau, color=colour, ls="--", lw=0.8)
+            ax.axhspan(row.plateau, row.plateau * (1 + tolerance), color=colour, alpha=0.12, lw=0)
+            if row.step_within_tolerance is not None and not pd.isna(row.step_within_tolerance):
+                ax.plot(row.step_within_tolerance, row.plateau * (1 + tolerance), marker="v", color=colour)
+        if budget is not None:
+            ax.axvline(budget, color="black", lw=0.8, ls=":")
+        ax.set(xlabel="optimisation step", title=model)
         ax.spines[["top", "right"]].set_visible(False)
-    axes[1].legend(frameon=False)
+    axes[0][0].set_ylabel("validation MSE, top-20 DE genes")
+    axes[0][0].legend(frameon=False, fontsize=8)
+    fig.suptitle(f"Learning curves: plateau (dashed), within {tolerance:.0%} of it (band, ▼ first reached)"
+                 + ("; budget dotted" if budget is not None else ""), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -199,12 +212,18 @@ def embedding_pca(table: pd.DataFrame, labels: pd.Series, title: str = "", legen
 
 
 def pretraining_curve(history: pd.DataFrame, window: int = 10) -> Figure:
-    """Pretraining losses per step (light) and their running mean (dark)."""
+    """Pretraining losses per step (light) and their running mean (dark); with a
+    ``held_out_lm_loss`` column, the next-token loss on held-out cells (points) and its lowest
+    value (dashed: the plateau)."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for column, colour in (("lm_loss", "#4c72b0"), ("infonce_loss", "#dd8452")):
         ax.plot(history.step, history[column], color=colour, alpha=0.3)
         ax.plot(history.step, history[column].rolling(window, min_periods=1).mean(), color=colour,
                 label=column.replace("_", " "))
+    if "held_out_lm_loss" in history and history.held_out_lm_loss.notna().any():
+        held = history.dropna(subset=["held_out_lm_loss"])
+        ax.plot(held.step, held.held_out_lm_loss, "o-", color="black", ms=3, lw=1, label="held-out lm loss")
+        ax.axhline(held.held_out_lm_loss.min(), color="black", ls="--", lw=0.8)
     ax.set(xlabel="step", ylabel="loss", title="GeneMamba pretraining")
     ax.legend(frameon=False)
     ax.spines[["top", "right"]].set_visible(False)

@@ -3,7 +3,7 @@
 A *profile* is a named set of parameter values shared by every notebook: ``quick`` for tests and
 CI, ``default`` for ``make book`` on a laptop, ``full`` for the real Norman data on a GPU. Every
 profile keeps all 284 Norman conditions, so the split is the same in each; profiles shrink
-cells, genes and epochs. Explicit notebook parameters win over the profile's values.
+cells, genes and training steps. Explicit notebook parameters win over the profile's values.
 """
 
 from __future__ import annotations
@@ -35,25 +35,35 @@ class Profile:
     max_cells_per_condition: int | None  # perturbed cells kept per condition
     max_control_cells: int | None  # control cells kept
     n_high_mean_genes: int | None  # simulated genes besides the 105 perturbed genes
-    epochs: int
-    cells_per_epoch: int | None  # training cells drawn per epoch (None = all, as cell-gears)
+    gears_steps: int  # GEARS optimisation steps (batches of 32 cells), every GEARS run
+    gears_lr_halving_steps: int | None  # GEARS' learning rate halves every this many steps (None: every epoch)
+    gears_eval_every: int  # GEARS validates every this many steps (its learning curve)
     seeds: tuple[int, ...]
     pretrain_steps: int  # GeneMamba optimisation steps
     context_length: int  # GeneMamba tokens per cell (<cls> + top-ranked genes)
 
 
+NORMAN_EPOCH_STEPS = 49_849 // 32  # one cell-gears epoch on Norman: training cells of GEARS' split / batch
+
 PROFILES: dict[str, Profile] = {
     # CI and tests: a few hundred genes, ~10 cells per condition, one epoch.
     "quick": Profile("quick", "simulated", max_cells_per_condition=10, max_control_cells=300,
-                     n_high_mean_genes=300, epochs=1, cells_per_epoch=256, seeds=(1,),
+                     n_high_mean_genes=300, gears_steps=8, gears_lr_halving_steps=None,
+                     gears_eval_every=4, seeds=(1,),
                      pretrain_steps=10, context_length=64),
     # `make book`: the full Norman scaffold (all 3,051 genes) at reduced cells per condition.
+    # GEARS: the first 3,000 steps of cell-gears' run on Norman, whose epoch is 1,557 steps
+    # (49,849 training cells / 32), so the learning rate halves every 1,557 steps as there; the
+    # budget is where every GEARS model's validation curve is flat (benchmarks/learning_curves.py).
     "default": Profile("default", "simulated", max_cells_per_condition=50,
-                       max_control_cells=2000, n_high_mean_genes=None, epochs=5, cells_per_epoch=2048,
+                       max_control_cells=2000, n_high_mean_genes=None, gears_steps=3000,
+                       gears_lr_halving_steps=NORMAN_EPOCH_STEPS, gears_eval_every=100,
                        seeds=(1, 2, 3), pretrain_steps=1000, context_length=256),
     # Real Norman at full size; meant for a GPU.
+    # GEARS exactly as cell-gears: 20 epochs, the learning rate halved after each.
     "full": Profile("full", "dataverse", max_cells_per_condition=None, max_control_cells=None,
-                    n_high_mean_genes=None, epochs=20, cells_per_epoch=None, seeds=(1, 2, 3),
+                    n_high_mean_genes=None, gears_steps=20 * NORMAN_EPOCH_STEPS, gears_lr_halving_steps=None,
+                    gears_eval_every=500, seeds=(1, 2, 3),
                     pretrain_steps=20000, context_length=2048),
 }
 

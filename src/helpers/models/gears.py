@@ -21,7 +21,9 @@ from tqdm import tqdm
 from helpers.conditions import CONTROL, condition_genes
 from helpers.graphs import coexpression_edges, edge_tensors
 from helpers.models.gears_module import DenseGEARS, GearsConfig, gears_loss
+from helpers.models.priors import PRIOR_TARGETS, align_embeddings
 from helpers.models.torch_runtime import deterministic_torch, resolve_device
+from helpers.runs import Profile
 from helpers.splits import SimulationSplit
 
 
@@ -92,6 +94,19 @@ def build_model(data: GearsData, config: GearsConfig, gene_prior: torch.Tensor |
                       gene_prior=gene_prior, pert_prior=pert_prior)
 
 
+def prior_tensors(table: pd.DataFrame, data: GearsData, aliases: pd.DataFrame,
+                  target: str) -> dict[str, torch.Tensor | None]:
+    """A gene-embedding table (symbols × dimensions) aligned to GEARS' genes and GO-graph nodes,
+    as the ``gene_prior`` / ``pert_prior`` arguments of :func:`build_model` and :func:`train_gears`
+    for a prior entering ``target`` (see :data:`PRIOR_TARGETS`); genes without a vector get zeros."""
+    if target not in PRIOR_TARGETS:
+        raise ValueError(f"prior target must be one of {PRIOR_TARGETS}, got {target!r}")
+    gene = align_embeddings(table, data.genes, aliases)[0] if target in ("gene", "both") else None
+    pert = align_embeddings(table, data.pert_names, aliases)[0] if target in ("perturbation", "both") else None
+    return {"gene_prior": None if gene is None else torch.from_numpy(gene),
+            "pert_prior": None if pert is None else torch.from_numpy(pert)}
+
+
 PREDICT_CONDITIONS_PER_CALL = 4  # eval-mode rows are independent; 4 conditions (8 rows) per call is fastest on a CPU
 
 
@@ -122,21 +137,53 @@ def predict_means(model: DenseGEARS, data: GearsData, conditions: list[str], see
     return pd.DataFrame(np.vstack(rows) + np.vstack(sample_means), index=conditions, columns=data.genes)
 
 
+@dataclass(frozen=True)
+class TrainingBudget:
+    """How long GEARS trains and how its learning rate follows, in optimisation steps.
+
+    cell-gears trains for whole epochs (a pass over every training cell, ``batch_size`` cells a
+    step) and halves the learning rate after each. Here the budget is a number of steps and the
+    learning rate halves every ``lr_halving_steps`` steps, so a budget of ``steps`` is the first
+    ``steps`` steps of a cell-gears run whose epoch is ``lr_halving_steps`` long: a smaller budget
+    truncates the run, it never reshapes it. ``lr_halving_steps=None`` takes the epoch of the data
+    being trained (exactly cell-gears). Validation runs every ``eval_every`` steps and at the end.
+    """
+
+    steps: int
+    lr_halving_steps: int | None = None
+    eval_every: int = 100
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.eval_every < 1 or (self.lr_halving_steps is not None and self.lr_halving_steps < 1):
+            raise ValueError(f"a training budget needs positive steps, eval_every and lr_halving_steps, got {self}")
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> TrainingBudget:
+        return cls(profile.gears_steps, profile.gears_lr_halving_steps, profile.gears_eval_every)
+
+
+def steps_per_epoch(data: GearsData, split: SimulationSplit, batch_size: int) -> int:
+    """Full batches in one pass over the training cells (cell-gears drops the last partial one)."""
+    return int(np.isin(data.conditions, split.train).sum()) // batch_size
+
+
 @deterministic_torch()
-def train_gears(data: GearsData, split: SimulationSplit, config: GearsConfig, epochs: int,
-                seed: int, device: str = "auto", cells_per_epoch: int | None = None,
-                gene_prior: torch.Tensor | None = None,
+def train_gears(data: GearsData, split: SimulationSplit, config: GearsConfig, budget: TrainingBudget,
+                seed: int, device: str = "auto", gene_prior: torch.Tensor | None = None,
                 pert_prior: torch.Tensor | None = None,
                 progress: bool = True) -> tuple[DenseGEARS, pd.DataFrame]:
-    """Train GEARS as cell-gears' ``GEARS.train`` does and return the best-validation model.
+    """Train GEARS as cell-gears' ``GEARS.train`` does, for ``budget.steps`` steps, and return the
+    best-validation model with its learning curve.
 
     Each training cell is paired once with a random control cell (control cells with
-    themselves); batches are shuffled each epoch (last partial batch dropped); Adam with weight
-    decay, gradients clipped at 1.0 by value, the learning rate halved after every epoch; the
-    model with the lowest validation MSE on the top-20 DE genes is kept.
-
-    ``cells_per_epoch`` (None = all, as cell-gears) makes each epoch a fresh random subset of the
-    training cells: the one deviation from cell-gears, used to fit CPU budgets. Kernels are
+    themselves); every epoch is a fresh shuffle of all training cells (last partial batch
+    dropped), and training runs through as many epochs as the budget takes. Adam with weight
+    decay, gradients clipped at 1.0 by value, the learning rate halved every
+    ``budget.lr_halving_steps`` steps (see :class:`TrainingBudget`); the model with the lowest
+    validation MSE on the top-20 DE genes (checked every ``budget.eval_every`` steps, where
+    cell-gears checks once per epoch) is kept. The curve has one row per validation: ``step``,
+    ``epoch`` (passes over the training cells so far), ``lr``, the mean training loss since the
+    previous row, both validation errors and the seconds since the previous row. Kernels are
     deterministic, so the same seed gives the same model bit for bit.
     """
     torch_device = resolve_device(device)
@@ -161,54 +208,65 @@ def train_gears(data: GearsData, split: SimulationSplit, config: GearsConfig, ep
     nodes = {c: data.pert_nodes(c) for c in names}
     control_mean = torch.from_numpy(data.control_mean).to(torch_device)
 
+    val_truth = condition_means(data, split.val)
+    n_batches = steps_per_epoch(data, split, config.batch_size)
+    if n_batches == 0:
+        raise ValueError(f"{int(in_train.sum())} training cells make no batch of {config.batch_size}")
+    halving = budget.lr_halving_steps or n_batches
     # fused: one kernel for all parameters (same update as the per-tensor loop, ~2× faster on CPU)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=1, gamma=0.5)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=halving, gamma=0.5)  # stepped per batch
     generator = torch.Generator().manual_seed(seed)
-    epoch_size = len(y_all) if cells_per_epoch is None else min(cells_per_epoch, len(y_all))
-    n_batches = epoch_size // config.batch_size
-    if n_batches == 0:
-        raise ValueError(f"{epoch_size} training cells per epoch make no batch of {config.batch_size}")
-    history, best_state, best_val = [], None, np.inf
-    bar = tqdm(total=epochs * n_batches, desc="GEARS", disable=not progress, mininterval=2)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        start, losses = time.perf_counter(), []
-        order = torch.randperm(len(y_all), generator=generator)
-        for b in range(n_batches):
-            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            batch_conditions = [cell_conditions[i] for i in idx.tolist()]
-            x, y = x_all[idx].to(torch_device), y_all[idx].to(torch_device)
-            codes = codes_all[idx].to(torch_device)
-            optimiser.zero_grad()
-            pred = model(x, [nodes[c] for c in batch_conditions])
-            loss = gears_loss(pred, y, control_mean, codes, retain_masks[codes],
-                              config.direction_lambda)
-            loss.backward()
-            nn.utils.clip_grad_value_(model.parameters(), clip_value=1.0)
-            optimiser.step()
-            losses.append(loss.item())
-            bar.update()
+    history, best_state, best_val, losses = [], None, np.inf, []
+    bar = tqdm(total=budget.steps, desc="GEARS", unit="step", disable=not progress, mininterval=2)
+    start, order = time.perf_counter(), None
+    model.train()
+    for step in range(1, budget.steps + 1):
+        b = (step - 1) % n_batches
+        if b == 0:
+            order = torch.randperm(len(y_all), generator=generator)
+        idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+        batch_conditions = [cell_conditions[i] for i in idx.tolist()]
+        x, y = x_all[idx].to(torch_device), y_all[idx].to(torch_device)
+        codes = codes_all[idx].to(torch_device)
+        lr = optimiser.param_groups[0]["lr"]
+        optimiser.zero_grad()
+        pred = model(x, [nodes[c] for c in batch_conditions])
+        loss = gears_loss(pred, y, control_mean, codes, retain_masks[codes], config.direction_lambda)
+        loss.backward()
+        nn.utils.clip_grad_value_(model.parameters(), clip_value=1.0)
+        optimiser.step()
         scheduler.step()
-        val_mse_de, val_mse = validation_mse(model, data, split.val, seed)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mse_top20_de": val_mse_de,
-                        "val_mse_all": val_mse, "seconds": time.perf_counter() - start})
-        bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses):.4f}", val_mse_de=f"{val_mse_de:.4f}")
-        if val_mse_de < best_val:
-            best_val, best_state = val_mse_de, copy.deepcopy(model.state_dict())
+        losses.append(loss.item())
+        bar.update()
+        if step % budget.eval_every == 0 or step == budget.steps:
+            val_mse_de, val_mse = validation_mse(model, data, split.val, seed, val_truth)
+            model.train()
+            history.append({"step": step, "epoch": step / n_batches, "lr": lr,
+                            "train_loss": float(np.mean(losses)), "val_mse_top20_de": val_mse_de,
+                            "val_mse_all": val_mse, "seconds": time.perf_counter() - start})
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", val_mse_de=f"{val_mse_de:.4f}")
+            if val_mse_de < best_val:
+                best_val, best_state = val_mse_de, copy.deepcopy(model.state_dict())
+            start, losses = time.perf_counter(), []
     bar.close()
     model.load_state_dict(best_state)
     return model, pd.DataFrame(history)
 
 
-def validation_mse(model: DenseGEARS, data: GearsData, conditions: list[str], seed: int) -> tuple[float, float]:
+def validation_mse(model: DenseGEARS, data: GearsData, conditions: list[str], seed: int,
+                   truth: np.ndarray | None = None) -> tuple[float, float]:
     """Mean over ``conditions`` of the MSE of the mean prediction on the top-20 DE genes of the
-    ranking (cell-gears' ``mse_de`` selection criterion) and on all genes."""
-    predicted = predict_means(model, data, list(conditions), seed)
-    de, full = [], []
-    for condition in conditions:
-        truth = data.X[data.conditions == condition].mean(axis=0)
-        error = (predicted.loc[condition].to_numpy() - truth) ** 2
-        de.append(error[data.rank_de[condition]].mean())
-        full.append(error.mean())
-    return float(np.mean(de)), float(np.mean(full))
+    ranking (cell-gears' ``mse_de`` selection criterion) and on all genes. ``truth`` (conditions ×
+    genes) saves recomputing the observed means when validating many times."""
+    predicted = predict_means(model, data, list(conditions), seed).to_numpy()
+    if truth is None:
+        truth = condition_means(data, conditions)
+    error = (predicted - truth) ** 2
+    de = [row[data.rank_de[c]].mean() for row, c in zip(error, conditions)]
+    return float(np.mean(de)), float(error.mean(axis=1).mean())
+
+
+def condition_means(data: GearsData, conditions: list[str]) -> np.ndarray:
+    """Observed mean expression of each condition (conditions × genes)."""
+    return np.vstack([data.X[data.conditions == c].mean(axis=0) for c in conditions])

@@ -44,7 +44,16 @@ from dataclasses import dataclass
 
 import torch
 
-CHUNK_ROWS = 4096  # rows per chunk: ~2 MB per (rows × 2H) float32 buffer at H = 64, about one core's L2
+from helpers.models.torch_runtime import cpu_cache_bytes
+
+def cpu_chunk_rows(hidden: int) -> int:
+    """Rows per chunk on a CPU: as many as keep one (rows × 2·hidden) float32 buffer within one
+    core's L2 cache (4,096 at hidden 64 with 2 MiB of L2; 2,048 with 1 MiB; 1,024 with 512 kB),
+    so each chunk's passes stay in cache. 4,096 where the cache size is unknown."""
+    l2 = cpu_cache_bytes(2)
+    if l2 is None:
+        return 4096
+    return int(min(16384, max(256, l2 // (2 * hidden * 4))))
 
 
 @dataclass(frozen=True)
@@ -255,13 +264,17 @@ class _FusedDecoder(torch.autograd.Function):
 
 def fused_decoder(u: torch.Tensor, q: torch.Tensor, which: torch.Tensor, copies: list[int],
                   recovery_w: torch.nn.Sequential, w1: torch.Tensor, workspace: Workspace | None = None,
-                  chunk_rows: int = CHUNK_ROWS) -> tuple[torch.Tensor, BatchStatistics]:
+                  chunk_rows: int | None = None) -> tuple[torch.Tensor, BatchStatistics]:
     """GEARS' decoder f (K, G) for the K row variants ``u[which[k]] + q[k]`` (u: (V, G, H),
     q: (K, H)), the k-th standing for ``copies[k]`` cells, with ``recovery_w`` (Linear,
     BatchNorm1d, ReLU, Linear, BatchNorm1d) in training mode. Variants with equal copy counts
     should be adjacent (chunks hold one count). Returns f and the batch statistics, for the
-    caller to update the BatchNorms' running statistics. The backward pass may run once."""
+    caller to update the BatchNorms' running statistics. The backward pass may run once.
+    ``chunk_rows``: rows per chunk (None: :func:`cpu_chunk_rows` on a CPU, every row at once on
+    a GPU, which wants few, large kernels)."""
     linear1, bn1, _, linear2, bn2 = recovery_w
+    if chunk_rows is None:
+        chunk_rows = cpu_chunk_rows(u.shape[-1]) if u.device.type == "cpu" else q.shape[0] * u.shape[1]
     stats: list[BatchStatistics] = []
     out = _FusedDecoder.apply(u, q, which, linear1.weight, linear1.bias, bn1.weight, bn1.bias,
                               linear2.weight, linear2.bias, bn2.weight, bn2.bias, w1,

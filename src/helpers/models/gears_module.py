@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch_geometric.nn import SGConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from helpers.models.gears_decoder import CHUNK_ROWS, Workspace, fused_decoder
+from helpers.models.gears_decoder import Workspace, fused_decoder
 
 
 @dataclass(frozen=True)
@@ -243,6 +243,7 @@ class DenseGEARS(nn.Module):
         self.bn_pert_base = nn.BatchNorm1d(h)
         self.bn_pert_base_trans = nn.BatchNorm1d(h)  # unused by cell-gears' forward, as above
         self.use_fused_decoder = True  # training mode: the fused decoder; False: the reference path
+        self.chunk_rows: int | None = None  # decoder rows per chunk (None: from the CPU cache, or all on a GPU)
         self._workspace = Workspace()  # the fused decoder's buffers, reused between steps
         self.register_buffer("coexpress_matrix", _propagation_matrix(*coexpress_graph, num_genes), persistent=False)
         self.register_buffer("go_matrix", _propagation_matrix(*go_graph, num_perts), persistent=False)
@@ -304,10 +305,8 @@ class DenseGEARS(nn.Module):
         scale, shift = _broadcast_batch_norm_affine(self.bn_pert_base, variants, which, per_cell)
         u = variants * scale + shift  # (V, G, H)
         q = per_cell[unique] * scale  # (K, H)
-        # chunks that fit a CPU core's cache; a GPU wants few, large kernels instead
-        chunk_rows = CHUNK_ROWS if u.device.type == "cpu" else len(unique) * variants.shape[1]
         f, stats = fused_decoder(u, q, which[unique], copies, self.recovery_w.network, self.indv_w1[..., 0],
-                                 self._workspace, chunk_rows)
+                                 self._workspace, self.chunk_rows)
         n_rows = per_cell.shape[0] * variants.shape[1]
         linear1, bn1, _, linear2, bn2 = self.recovery_w.network
         _track_running_stats(bn1, stats.mean1 + linear1.bias.detach(), stats.var1, n_rows)

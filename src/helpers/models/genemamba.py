@@ -25,6 +25,7 @@ Glossary (code → Mamba-2 paper, Dao & Gu 2024):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import pickle
 import time
 from dataclasses import dataclass
@@ -275,18 +276,47 @@ def coexpression_infonce(model: GeneMamba, anchors: torch.Tensor, partners: torc
     return F.cross_entropy(logits, partners)
 
 
+@torch.no_grad()
+def held_out_loss(model: GeneMamba, tokens: np.ndarray, batch_size: int = 32) -> float:
+    """The next-token loss (:func:`language_model_loss`) on cells the model never trains on,
+    averaged over batches of ``batch_size`` cells."""
+    was_training = model.training
+    model.eval()
+    device = model.embedding.weight.device
+    losses = [float(language_model_loss(model, torch.from_numpy(tokens[i:i + batch_size]).to(device)))
+              for i in range(0, len(tokens), batch_size)]
+    model.train(was_training)
+    return float(np.mean(losses))
+
+
+def split_held_out(n_cells: int, fraction: float = 0.05, max_cells: int = 128, seed: int = 0) -> np.ndarray:
+    """Mask of the cells kept out of pretraining to measure :func:`held_out_loss` (a random
+    ``fraction``, at most ``max_cells``, at least one)."""
+    rng = np.random.default_rng(seed)
+    n = min(max_cells, max(1, round(fraction * n_cells)))
+    mask = np.zeros(n_cells, bool)
+    mask[rng.choice(n_cells, n, replace=False)] = True
+    return mask
+
+
 def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, steps: int,
              batch_size: int, seed: int, lr: float = 1e-3, infonce_weight: float = 0.1,
-             device: str = "cpu", progress: bool = True) -> pd.DataFrame:
+             device: str = "cpu", progress: bool = True, held_out: np.ndarray | None = None,
+             eval_every: int = 100,
+             on_eval: Callable[[int, GeneMamba], None] | None = None) -> pd.DataFrame:
     """Pretrain on ``tokens`` (cells × L) with the language-model loss plus ``infonce_weight`` ×
     the InfoNCE over ``coexpressed`` gene pairs (pairs × 2, gene indices). Returns the loss
-    per step with the tokens per second."""
+    per step with the tokens per second; with ``held_out`` tokens (cells never trained on),
+    every ``eval_every`` steps and at the last also ``held_out_lm_loss`` (NaN between), the
+    curve that tells whether pretraining reached its plateau. ``on_eval(step, model)`` is
+    called at the same steps (e.g. to keep checkpoints)."""
     rng = np.random.default_rng(seed)
     model.to(device).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     rows = []
     with deterministic_torch():
-        for step in tqdm(range(1, steps + 1), desc="GeneMamba", disable=not progress, mininterval=2):
+        for step in tqdm(range(1, steps + 1), desc="GeneMamba", unit="step", disable=not progress,
+                         mininterval=2):
             start = time.perf_counter()
             batch = torch.from_numpy(tokens[rng.integers(0, len(tokens), batch_size)]).to(device)
             pairs = torch.from_numpy(coexpressed[rng.integers(0, len(coexpressed), 4 * batch_size)]).to(device)
@@ -298,10 +328,22 @@ def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, step
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
             seconds = time.perf_counter() - start
-            rows.append({"step": step, "loss": loss.item(), "lm_loss": lm.item(),
-                         "infonce_loss": contrastive.item(),
-                         "tokens_per_s": int((batch != PAD).sum()) / seconds})
+            row = {"step": step, "loss": loss.item(), "lm_loss": lm.item(),
+                   "infonce_loss": contrastive.item(),
+                   "tokens_per_s": int((batch != PAD).sum()) / seconds, "held_out_lm_loss": np.nan}
+            if step % eval_every == 0 or step == steps:
+                if held_out is not None:
+                    row["held_out_lm_loss"] = held_out_loss(model, held_out)
+                if on_eval is not None:
+                    on_eval(step, model)
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def gene_embedding_table(model: GeneMamba, genes: list[str]) -> pd.DataFrame:
+    """Gene symbol × dimension table of a model's gene token embeddings."""
+    weights = model.gene_embeddings.detach().cpu().numpy()
+    return pd.DataFrame(weights, index=genes, columns=[f"genemamba_{i}" for i in range(weights.shape[1])])
 
 
 def embedding_table(checkpoint: Path | str) -> pd.DataFrame:

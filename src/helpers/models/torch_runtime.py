@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
+from pathlib import Path
 
 import torch
 
@@ -25,3 +28,56 @@ def deterministic_torch():
         yield
     finally:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)
+
+
+@functools.cache
+def cpu_cache_bytes(level: int) -> int | None:
+    """Size of one core's data (or unified) cache at ``level`` (1, 2 or 3), from Linux's sysfs;
+    ``None`` where the system does not say (other operating systems, some containers)."""
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if int((index / "level").read_text()) != level or (index / "type").read_text().strip() == "Instruction":
+                continue
+            size = (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        units = {"K": 2**10, "M": 2**20, "G": 2**30}
+        return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+    return None
+
+
+def cpu_vector_width() -> str:
+    """The widest x86 vector extension the CPU reports (``avx512``, ``avx2``, ``avx``, ``sse``) or
+    the machine's architecture elsewhere, and the kernels PyTorch dispatches to (its CPU capability)."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        flags = []
+    width = next((name for name in ("avx512f", "avx2", "avx", "sse4_2") if name in flags), os.uname().machine)
+    return f"{width.replace('avx512f', 'avx512').replace('sse4_2', 'sse')} (torch kernels: {torch.backends.cpu.get_cpu_capability()})"
+
+
+def available_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup (container) CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def thread_environment() -> dict[str, str]:
+    """OpenMP settings for the book's kernels and the benchmarks' workers, unless the user set them.
+
+    - ``OMP_NUM_THREADS``: the cores this process may use (:func:`available_cores`), so a
+      container's quota is not oversubscribed.
+    - ``OMP_WAIT_POLICY=PASSIVE``: a thread that runs out of work sleeps instead of spinning.
+      Spinning saves microseconds on an idle machine but, when another process wants the cores,
+      the spinning threads take them from the thread that holds the work (GEARS epochs measured
+      10× slower under load); passive waiting degrades in proportion to the load instead.
+    """
+    return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(available_cores())),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}

@@ -1,0 +1,78 @@
+"""Has a model reached its plateau? Learning curves read as numbers.
+
+A learning curve is one row per validation (``step``, and the validation error, lower is
+better). The *plateau* of a curve is the lowest error it reaches; a run is within ``tolerance``
+of a plateau from the first step at which its best error so far is at most
+``plateau × (1 + tolerance)``. Two uses:
+
+- against its own curve (:func:`convergence_table`): a run *converged* when its last
+  ``final_fraction`` of steps improved its best error by less than ``tolerance``, i.e. it came
+  within ``tolerance`` of its final best before that stretch began;
+- against a longer run's plateau (:func:`steps_to_plateau` with the long run's best), which is
+  how ``benchmarks/learning_curves.py`` chooses the default budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+TOLERANCE = 0.02  # "within 2% of the plateau"
+FINAL_FRACTION = 0.25  # the stretch of training that must not improve a converged run by more
+
+
+def steps_to_plateau(steps: Sequence[int], errors: Sequence[float], plateau: float,
+                     tolerance: float = TOLERANCE) -> int | None:
+    """First step whose best error so far is within ``tolerance`` of ``plateau`` (``None``: never)."""
+    best = np.minimum.accumulate(np.asarray(errors, dtype=float))
+    reached = np.flatnonzero(best <= plateau * (1 + tolerance))
+    return int(np.asarray(steps)[reached[0]]) if reached.size else None
+
+
+def convergence_table(history: pd.DataFrame, by: Sequence[str], error: str = "val_mse_top20_de",
+                      tolerance: float = TOLERANCE, final_fraction: float = FINAL_FRACTION) -> pd.DataFrame:
+    """One row per run (the ``by`` columns): its best error (``plateau``), the step where it came
+    within ``tolerance`` of it, its last step, how much its final stretch improved the best error
+    (``final_gain``: relative), and ``converged``: whether that gain is below ``tolerance``."""
+    rows = []
+    for key, curve in history.sort_values("step").groupby(list(by), sort=True):
+        steps, errors = curve["step"].to_numpy(), curve[error].to_numpy(dtype=float)
+        plateau = float(np.nanmin(errors))
+        last = int(steps[-1])
+        before = errors[steps <= (1 - final_fraction) * last]
+        best_before = float(np.nanmin(before)) if before.size else np.nan
+        gain = (best_before - plateau) / plateau if before.size else np.nan
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                     "plateau": plateau, "step_within_tolerance": steps_to_plateau(steps, errors, plateau, tolerance),
+                     "last_step": last, "final_gain": gain, "converged": bool(gain < tolerance)})
+    return pd.DataFrame(rows)
+
+
+def describe(table: pd.DataFrame, what: str, error_name: str = "validation error",
+             tolerance: float = TOLERANCE, final_fraction: float = FINAL_FRACTION) -> str:
+    """One sentence, from :func:`convergence_table`'s rows, on whether the runs of ``what``
+    (e.g. ``"GEARS"``) converged, with the figures behind it."""
+    n, done = len(table), int(table.converged.sum())
+    judged = table.dropna(subset=["final_gain"])
+    last = ", ".join(f"{s:,}" for s in sorted(set(table.last_step)))
+    figures = (f"plateau {table.plateau.min():.4f} to {table.plateau.max():.4f}, first within {tolerance:.0%} "
+               f"of it at step {int(table.step_within_tolerance.min()):,} to "
+               f"{int(table.step_within_tolerance.max()):,} of {last}")
+    if len(judged):
+        figures = (f"the last {final_fraction:.0%} of training improved the best {error_name} by "
+                   f"{judged.final_gain.min():.1%} to {judged.final_gain.max():.1%} ({figures})")
+    if done == n:
+        return f"All {n} {what} runs reached their plateau: {figures}."
+    if judged.empty:
+        return (f"Whether the {n} {what} runs reached their plateau cannot be judged: no validation fell "
+                f"before their last {final_fraction:.0%} of training ({figures}). Train longer or validate "
+                "more often before comparing them.")
+    keys = [c for c in table.columns if c not in ("plateau", "step_within_tolerance", "last_step",
+                                                  "final_gain", "converged")]
+    laggards = "; ".join(" ".join(str(row[k]) for k in keys) + f" (last stretch {row['final_gain']:.1%} better)"
+                         for _, row in table.loc[~table.converged].iterrows())
+    return (f"{n - done} of {n} {what} runs had not reached their plateau, still improving by "
+            f"{tolerance:.0%} or more at the end: {laggards}; {figures}. Comparisons that involve them "
+            "are provisional.")

@@ -1,0 +1,93 @@
+"""GEARS training in optimisation steps: the schedule, truncation, epochs and the model kept."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers import data, graphs, reference, runs, simulator, splits
+from helpers.models.gears import (GearsData, TrainingBudget, condition_means, steps_per_epoch, train_gears,
+                                  validation_mse)
+from helpers.models.gears_module import GearsConfig
+
+CONFIG = GearsConfig()
+
+
+@pytest.fixture(scope="module")
+def small_screen():
+    """The Norman scaffold at 60 genes, 4 cells per condition: ~40 training batches per epoch."""
+    scaffold = simulator.norman_scaffold(n_high_mean_genes=60)
+    adata, _ = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=0), 4, 200,
+                                              progress=False)
+    data.add_de_genes(adata)
+    gene2go = reference.gene2go()
+    split = splits.simulation_split(adata.obs.condition.astype(str).unique(), set(gene2go), seed=1)
+    nodes = sorted(g for g in set(adata.var.gene_name) | set(scaffold.perturbed_genes) if g in gene2go)
+    go = graphs.go_perturbation_graph(gene2go, nodes)
+    return GearsData.from_adata(adata, split, go, CONFIG), split
+
+
+def test_learning_rate_halves_every_lr_halving_steps(small_screen):
+    gears_data, split = small_screen
+    _, history = train_gears(gears_data, split, CONFIG, TrainingBudget(10, lr_halving_steps=3, eval_every=4),
+                             seed=1, device="cpu", progress=False)
+    assert history.step.tolist() == [4, 8, 10]  # every eval_every steps and the last
+    # step s runs at lr × 0.5 ** ((s - 1) // 3): steps 4, 8 and 10 at 1/2, 1/4 and 1/8
+    np.testing.assert_allclose(history.lr, CONFIG.lr * np.array([0.5, 0.25, 0.125]))
+    epoch = steps_per_epoch(gears_data, split, CONFIG.batch_size)
+    np.testing.assert_allclose(history.epoch, history.step / epoch)
+
+
+def test_default_schedule_is_one_halving_per_epoch(small_screen):
+    gears_data, split = small_screen
+    epoch = steps_per_epoch(gears_data, split, CONFIG.batch_size)
+    assert 20 < epoch < 100  # so the run below crosses an epoch boundary
+    _, history = train_gears(gears_data, split, CONFIG, TrainingBudget(epoch + 2, eval_every=epoch),
+                             seed=1, device="cpu", progress=False)
+    assert history.step.tolist() == [epoch, epoch + 2]
+    np.testing.assert_allclose(history.lr, [CONFIG.lr, CONFIG.lr / 2])  # the last step of epoch 1, then epoch 2
+    assert history.epoch.iloc[-1] > 1
+
+
+def test_a_smaller_budget_is_a_truncated_run(small_screen):
+    gears_data, split = small_screen
+    short = train_gears(gears_data, split, CONFIG, TrainingBudget(6, 4, eval_every=3), seed=2, device="cpu",
+                        progress=False)[1]
+    long = train_gears(gears_data, split, CONFIG, TrainingBudget(12, 4, eval_every=3), seed=2, device="cpu",
+                       progress=False)[1]
+    columns = ["step", "lr", "train_loss", "val_mse_top20_de", "val_mse_all"]
+    pd.testing.assert_frame_equal(short[columns], long[columns].iloc[:2])
+    assert not np.allclose(long.val_mse_top20_de.iloc[:2], long.val_mse_top20_de.iloc[2:4])  # it went on learning
+
+
+def test_the_model_returned_is_the_best_on_validation(small_screen):
+    gears_data, split = small_screen
+    model, history = train_gears(gears_data, split, CONFIG, TrainingBudget(40, eval_every=5), seed=3,
+                                 device="cpu", progress=False)
+    assert len(history) == 8
+    best = history.val_mse_top20_de.min()
+    assert history.val_mse_top20_de.iloc[-1] > best  # the last state is not the best: returning it would fail
+    kept = validation_mse(model, gears_data, split.val, seed=3, truth=condition_means(gears_data, split.val))[0]
+    assert kept == pytest.approx(best, rel=1e-6)
+
+
+def test_same_seed_same_curve(small_screen):
+    gears_data, split = small_screen
+    budget = TrainingBudget(5, eval_every=5)
+    first = train_gears(gears_data, split, CONFIG, budget, seed=4, device="cpu", progress=False)
+    second = train_gears(gears_data, split, CONFIG, budget, seed=4, device="cpu", progress=False)
+    pd.testing.assert_frame_equal(first[1].drop(columns="seconds"), second[1].drop(columns="seconds"))
+    for a, b in zip(first[0].state_dict().values(), second[0].state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_budget_rejects_nonsense_and_follows_the_profile():
+    with pytest.raises(ValueError, match="positive"):
+        TrainingBudget(0)
+    with pytest.raises(ValueError, match="positive"):
+        TrainingBudget(10, lr_halving_steps=0)
+    default = runs.get_profile("default")
+    budget = TrainingBudget.from_profile(default)
+    assert (budget.steps, budget.lr_halving_steps, budget.eval_every) == (
+        default.gears_steps, runs.NORMAN_EPOCH_STEPS, default.gears_eval_every)
+    assert budget.steps >= budget.lr_halving_steps  # the default trains past its first halving
