@@ -7,6 +7,7 @@ each engine's ``train`` does per epoch: the optimisation steps plus its per-epoc
     python benchmarks/gears_speed.py                      # all 3,051 genes (as `make book`), 20 cells per condition
     python benchmarks/gears_speed.py --genes 1000         # 1,100 genes: a smaller model
     python benchmarks/gears_speed.py --device cuda        # both engines on the GPU
+    python benchmarks/gears_speed.py --isa avx2           # as an AVX2-only CPU runs it (on an AVX-512 one)
 
 The last line reads ``speedup_vs_cell_gears: <ratio>`` (cell-gears epoch time / dense).
 """
@@ -29,6 +30,10 @@ import pandas as pd
 
 from helpers.models.gears_decoder import cpu_chunk_rows
 from helpers.models.torch_runtime import cpu_cache_bytes, cpu_vector_width, thread_environment
+
+
+# environment variables that make PyTorch's own kernels, MKL and oneDNN dispatch to one instruction set
+ISA_CAPS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
 
 
 def cpu_model() -> str:
@@ -94,7 +99,8 @@ def worker(engine: str, workdir: Path, seed: int, device: str) -> dict:
             epoch = time.perf_counter() - tic
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_gpu_mib = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else float("nan")
-    return {"engine": engine, "device": device, "peak_gpu_mib": peak_gpu_mib, "setup_s": setup,
+    return {"engine": engine, "device": device, "kernels": torch.backends.cpu.get_cpu_capability(),
+            "peak_gpu_mib": peak_gpu_mib, "setup_s": setup,
             "epoch_s": epoch, "batches": n_batches,
             "s_per_batch": epoch / max(n_batches, 1), "peak_rss_mib": peak_mib,
             "genes": adata.n_vars, "cells": adata.n_obs, "threads": torch.get_num_threads()}
@@ -108,6 +114,9 @@ def main() -> None:
     parser.add_argument("--control-cells", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto' (CUDA when present)")
+    parser.add_argument("--isa", choices=["avx2"], default=None,
+                        help="cap both engines' kernels at this instruction set (PyTorch, MKL, oneDNN): an "
+                             "AVX-512 machine then runs the code an AVX2-only machine runs")
     parser.add_argument("--worker", choices=["dense", "cell-gears"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -121,7 +130,8 @@ def main() -> None:
         for engine in ("dense", "cell-gears"):
             result = subprocess.run([sys.executable, __file__, "--worker", engine, "--workdir", str(workdir),
                                      "--seed", str(args.seed), "--device", args.device],
-                                    capture_output=True, text=True, env={**os.environ, **thread_environment()})
+                                    capture_output=True, text=True,
+                                    env={**os.environ, **thread_environment(), **ISA_CAPS.get(args.isa, {})})
             if result.returncode:
                 raise SystemExit(f"the {engine} worker failed:\n{result.stderr[-4000:]}")
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))

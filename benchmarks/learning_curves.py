@@ -22,6 +22,7 @@ baseline has no budget (a closed-form ridge fit), so it has no curve.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -66,7 +67,7 @@ def gears_curve(model: str, prior: str | None, target: str, seed: int, steps: in
 
 
 def run_gears(args: argparse.Namespace) -> None:
-    from helpers import convergence, runs
+    from helpers import runs
 
     default = runs.get_profile("default")
     halving = default.gears_lr_halving_steps if args.lr_halving_steps is None else args.lr_halving_steps
@@ -74,12 +75,25 @@ def run_gears(args: argparse.Namespace) -> None:
              halving, args.eval_every, max(1, (os.cpu_count() or 1) // args.jobs))
             for m in args.models for seed in args.seeds]
     start = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs) as pool:
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         curves = pd.concat(pool.map(gears_curve, *zip(*jobs)), ignore_index=True)
     print(f"{len(jobs)} runs of {args.steps} steps in {time.perf_counter() - start:.0f} s ({args.jobs} at a time)")
+    path = runs.step_dir(STEP) / "gears_learning_curves.csv"
+    curves = curves.assign(lr_halving_steps=halving, prior_target=args.prior_target)
+    if path.is_file():  # keep the curves of models not rerun this time
+        earlier = pd.read_csv(path)
+        curves = pd.concat([earlier[~earlier.model.isin(args.models)], curves], ignore_index=True)
+    runs.atomic_write_csv(curves, path)
+    summarise_gears()
+
+
+def summarise_gears() -> None:
+    """Plateau table and figure of every curve in ``gears_learning_curves.csv``."""
+    from helpers import convergence, runs
+
+    default = runs.get_profile("default")
     out = runs.step_dir(STEP)
-    runs.atomic_write_csv(curves.assign(lr_halving_steps=halving, prior_target=args.prior_target),
-                          out / "gears_learning_curves.csv")
+    curves = pd.read_csv(out / "gears_learning_curves.csv")
     table = convergence.convergence_table(curves, ["model", "seed"])
     table["default_steps"] = default.gears_steps
     table["default_at_or_past_plateau"] = table.step_within_tolerance <= default.gears_steps
@@ -121,6 +135,7 @@ def run_genemamba(args: argparse.Namespace) -> None:
     model = gm.GeneMamba(config, seed=0)
     checkpoints = set(args.checkpoints) | {args.pretrain_steps}
     rows, start = [], time.perf_counter()
+    print(f"GeneMamba: {len(tokens) - held_out.sum()} training cells, {held_out.sum()} held out", flush=True)
 
     def keep_checkpoint(step: int, model: gm.GeneMamba) -> None:
         if step in checkpoints:
@@ -135,7 +150,7 @@ def run_genemamba(args: argparse.Namespace) -> None:
     held = losses.dropna(subset=["held_out_lm_loss"]).set_index("step").held_out_lm_loss
     for row in rows:
         row["held_out_lm_loss"] = float(held.loc[row["pretrain_steps"]])
-    with ProcessPoolExecutor(args.jobs) as pool:
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
         jobs = [("gears+genemamba", row["prior"], args.prior_target, args.seeds[0], default.gears_steps,
                  default.gears_lr_halving_steps, default.gears_eval_every, threads) for row in rows]
@@ -162,14 +177,19 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--prior-target", default="both", help="where priors enter GEARS")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (each gets cores / jobs threads)")
+    parser.add_argument("--summarise", action="store_true", help="only redo the table and figure from the CSV")
     parser.add_argument("--genemamba", action="store_true", help="GeneMamba pretraining curve instead")
-    parser.add_argument("--pretrain-steps", type=int, default=4000)
-    parser.add_argument("--checkpoints", nargs="+", type=int, default=[250, 500, 1000, 2000])
+    parser.add_argument("--pretrain-steps", type=int, default=3000)
+    parser.add_argument("--checkpoints", nargs="+", type=int, default=[250, 1000],
+                        help="pretraining steps whose prior GEARS is trained with (besides the last)")
     args = parser.parse_args()
     from helpers.models.torch_runtime import thread_environment
 
     os.environ.update(thread_environment())  # before any worker starts its OpenMP runtime
-    (run_genemamba if args.genemamba else run_gears)(args)
+    if args.summarise:
+        summarise_gears()
+    else:
+        (run_genemamba if args.genemamba else run_gears)(args)
 
 
 if __name__ == "__main__":

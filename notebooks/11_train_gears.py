@@ -25,13 +25,14 @@
 # the top-20 DE genes is kept.
 #
 # **How long it trains.** cell-gears trains 20 epochs (passes over all training cells, 32 cells a
-# step) with Adam at a learning rate of 10⁻³, halved after every epoch; on Norman an epoch is
-# 1,557 steps (49,849 training cells). Here the budget is a number of optimisation steps and the
-# learning rate halves every `lr_halving_steps` steps, so a budget is the first steps of that
-# schedule: a smaller budget is a truncated cell-gears run, never a differently shaped one. The
-# profile's budget is where the validation curve has flattened in long runs
-# (`benchmarks/learning_curves.py`, figures in `benchmarks/RESULTS.md`); section 3 checks it for
-# every run of this build.
+# step) with Adam at a learning rate of 10⁻³, halved after every epoch, and keeps the epoch that
+# did best on validation. Here the budget is a number of optimisation steps on the same schedule:
+# the learning rate halves after every epoch of this data's training cells (or every
+# `lr_halving_steps` steps when set), and validation runs every `eval_every` steps. A budget is
+# therefore the first steps of cell-gears' own run on this data, cut short: a smaller budget
+# truncates that run, it never reshapes it. The profile's budget is where the validation curves
+# of long runs have flattened (`benchmarks/learning_curves.py`, figures in
+# `benchmarks/RESULTS.md`); section 3 checks it for every run of this build.
 #
 # By default we run `helpers`' dense engine, which is cell-gears 0.1.2's model computed without
 # repeating the gene embeddings for every cell of a batch; a test checks that it gives
@@ -55,7 +56,8 @@ from IPython.display import Markdown, display
 
 from helpers import convergence, data, plots, predictions, runs, splits
 from helpers.conditions import CONTROL
-from helpers.models.gears import GearsData, TrainingBudget, predict_means, steps_per_epoch, train_gears
+from helpers.models.gears import (GearsData, GearsRun, TrainingBudget, predict_means, steps_per_epoch,
+                                  train_gears_runs)
 from helpers.models.torch_runtime import resolve_device
 from helpers.models.gears_module import GearsConfig
 
@@ -101,34 +103,46 @@ display(pd.Series({"genes": len(gears_data.genes), "GO-graph nodes": len(gears_d
 # same parameters reuses them.
 
 # %%
-histories = []
-for seed in settings.seeds:
-    parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "config": config, "engine": engine,
-                  "budget": budget, "seed": seed}
-    run_name = f"{STEP}/seed={seed}"
-    checkpoint = f"{MODEL}_seed={seed}.pt"
-    if runs.reuse_or_restart(run_name, parameters, ["history.csv"], force) \
-            and predictions.prediction_path(MODEL, seed).is_file():
-        histories.append(pd.read_csv(runs.step_dir(run_name) / "history.csv"))
-        print(f"seed {seed}: reused from cache")
-        continue
-    if engine == "cell-gears":
-        from helpers.models.cell_gears import train_and_predict_cell_gears
+def parameters_of(seed: int) -> dict:
+    return {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "config": config, "engine": engine,
+            "budget": budget, "seed": seed}
 
-        # cell-gears runs whole epochs with its own schedule: the budget rounded up to epochs
-        predicted, history = train_and_predict_cell_gears(adata, split, go_edges, config,
-                                                          -(-budget.steps // epoch_steps), seed, device,
-                                                          targets, runs.step_dir(run_name))
-    else:
-        model, history = train_gears(gears_data, split, config, budget, seed, device)
-        runs.atomic_write(runs.step_dir(run_name) / checkpoint, lambda p: torch.save(model.state_dict(), p))
-        predicted = predict_means(model, gears_data, targets, seed, config.n_control_samples)
+
+def record(seed: int, predicted: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    run_name = f"{STEP}/seed={seed}"
     predictions.write_predictions(MODEL, seed, predicted, runs.parameters_fingerprint(data.PREPARE_STEP),
                                   {"profile": profile, "engine": engine})
     history = history.assign(model=MODEL, seed=seed)
     runs.atomic_write_csv(history, runs.step_dir(run_name) / "history.csv")
-    runs.write_run_json(run_name, parameters, ["history.csv"])
-    histories.append(history)
+    runs.write_run_json(run_name, parameters_of(seed), ["history.csv"])
+    return history
+
+
+histories, pending = {}, []
+for seed in settings.seeds:
+    run_name = f"{STEP}/seed={seed}"
+    if runs.reuse_or_restart(run_name, parameters_of(seed), ["history.csv"], force) \
+            and predictions.prediction_path(MODEL, seed).is_file():
+        histories[seed] = pd.read_csv(runs.step_dir(run_name) / "history.csv")
+        print(f"seed {seed}: reused from cache")
+    else:
+        pending.append(seed)
+if engine == "cell-gears":
+    from helpers.models.cell_gears import train_and_predict_cell_gears
+
+    for seed in pending:  # cell-gears runs whole epochs with its own schedule: the budget rounded up
+        predicted, history = train_and_predict_cell_gears(adata, split, go_edges, config,
+                                                          -(-budget.steps // epoch_steps), seed, device,
+                                                          targets, runs.step_dir(f"{STEP}/seed={seed}"))
+        histories[seed] = record(seed, predicted, history)
+elif pending:  # independent runs train side by side, one per core (see train_gears_runs)
+    trained = train_gears_runs(gears_data, split, config, budget, [GearsRun(seed) for seed in pending], device)
+    for seed, (model, history) in zip(pending, trained):
+        runs.atomic_write(runs.step_dir(f"{STEP}/seed={seed}") / f"{MODEL}_seed={seed}.pt",
+                          lambda p: torch.save(model.state_dict(), p))
+        histories[seed] = record(seed, predict_means(model, gears_data, targets, seed, config.n_control_samples),
+                                 history)
+histories = [histories[seed] for seed in settings.seeds]
 history = pd.concat(histories, ignore_index=True)
 runs.atomic_write_csv(history, out / "training_history.csv")
 runs.write_run_json(STEP, {"settings": settings, "engine": engine, "device": device}, ["training_history.csv"]);

@@ -51,7 +51,7 @@ from IPython.display import Markdown, display
 from helpers import convergence, data, plots, predictions, reference, runs, splits
 from helpers.conditions import CONTROL
 from helpers.models import priors
-from helpers.models.gears import GearsData, TrainingBudget, predict_means, prior_tensors, train_gears
+from helpers.models.gears import GearsData, GearsRun, TrainingBudget, predict_means, train_gears_runs
 from helpers.models.gears_module import GearsConfig
 
 STEP = "14_train_gears_priors"
@@ -100,27 +100,36 @@ tables = {name: pd.read_parquet(EMBEDDINGS / f"{name}.parquet") for name in name
 display(pd.DataFrame({name: prior_coverage(table) for name, table in tables.items()}).T)
 
 
-def train_or_reuse(name: str, target: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Training history and predicted means of GEARS + ``name`` entering ``target``, from the
-    cache when these exact parameters (data, prior content, settings) were run before."""
-    run_name = f"{STEP}/gears+{name}/{target}/seed={seed}"
-    run_dir = runs.step_dir(run_name)
-    parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP),
-                  "prior_sha256": hashlib.sha256((EMBEDDINGS / f"{name}.parquet").read_bytes()).hexdigest(),
-                  "config": config, "prior_target": target, "budget": budget, "seed": seed}
-    outputs = ["history.csv", "predicted_means.parquet"]
-    if runs.reuse_or_restart(run_name, parameters, outputs, force):
-        print(f"gears+{name} ({target}) seed {seed}: reused from cache")
-        return pd.read_csv(run_dir / "history.csv"), pd.read_parquet(run_dir / "predicted_means.parquet")
-    model, history = train_gears(gears_data, split, config, budget, seed, device,
-                                 **prior_tensors(tables[name], gears_data, reference.aliases(), target))
-    predicted = predict_means(model, gears_data, targets, seed, config.n_control_samples)
-    history = history.assign(model=f"gears+{name}", prior=name, target=target, seed=seed)
-    runs.atomic_write(run_dir / "model.pt", lambda p: torch.save(model.state_dict(), p))
-    runs.atomic_write(run_dir / "predicted_means.parquet", predicted.to_parquet)
-    runs.atomic_write_csv(history, run_dir / "history.csv")
-    runs.write_run_json(run_name, parameters, outputs)
-    return history, predicted
+def train_or_reuse(jobs: list[tuple[str, str, int]]) -> dict[tuple[str, str, int], tuple[pd.DataFrame, pd.DataFrame]]:
+    """Training history and predicted means of GEARS + prior ``name`` entering ``target`` for
+    each ``(name, target, seed)``: from the cache when these exact parameters (data, prior
+    content, settings) were run before, else trained, side by side (see ``train_gears_runs``)."""
+    def parameters_of(name: str, target: str, seed: int) -> dict:
+        return {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP),
+                "prior_sha256": hashlib.sha256((EMBEDDINGS / f"{name}.parquet").read_bytes()).hexdigest(),
+                "config": config, "prior_target": target, "budget": budget, "seed": seed}
+
+    outputs, done, pending = ["history.csv", "predicted_means.parquet"], {}, []
+    for job in jobs:
+        run_dir = runs.step_dir(f"{STEP}/gears+{job[0]}/{job[1]}/seed={job[2]}")
+        if runs.reuse_or_restart(f"{STEP}/gears+{job[0]}/{job[1]}/seed={job[2]}", parameters_of(*job), outputs, force):
+            print(f"gears+{job[0]} ({job[1]}) seed {job[2]}: reused from cache")
+            done[job] = pd.read_csv(run_dir / "history.csv"), pd.read_parquet(run_dir / "predicted_means.parquet")
+        else:
+            pending.append(job)
+    trained = train_gears_runs(gears_data, split, config, budget,
+                               [GearsRun(seed, tables[name], target) for name, target, seed in pending], device)
+    for (name, target, seed), (model, history) in zip(pending, trained):
+        run_name = f"{STEP}/gears+{name}/{target}/seed={seed}"
+        run_dir = runs.step_dir(run_name)
+        predicted = predict_means(model, gears_data, targets, seed, config.n_control_samples)
+        history = history.assign(model=f"gears+{name}", prior=name, target=target, seed=seed)
+        runs.atomic_write(run_dir / "model.pt", lambda p: torch.save(model.state_dict(), p))
+        runs.atomic_write(run_dir / "predicted_means.parquet", predicted.to_parquet)
+        runs.atomic_write_csv(history, run_dir / "history.csv")
+        runs.write_run_json(run_name, parameters_of(name, target, seed), outputs)
+        done[(name, target, seed)] = history, predicted
+    return {job: done[job] for job in jobs}
 
 
 # %% [markdown]
@@ -131,8 +140,8 @@ def train_or_reuse(name: str, target: str, seed: int) -> tuple[pd.DataFrame, pd.
 # validation).
 
 # %%
-selection_runs = pd.concat([train_or_reuse(selector, target, selection_seed)[0] for target in prior_targets],
-                           ignore_index=True)
+selection_runs = pd.concat([history for history, _ in train_or_reuse(
+    [(selector, target, selection_seed) for target in prior_targets]).values()], ignore_index=True)
 selection = selection_runs.groupby(["prior", "target"], as_index=False).val_mse_top20_de.min()
 choice = priors.choose_prior_target(selection).assign(seed=selection_seed)
 runs.atomic_write_csv(choice, runs.step_dir(STEP) / "prior_target_selection.csv")
@@ -148,13 +157,11 @@ print(f"every prior enters GEARS' {target} embedding")
 
 # %%
 histories = []
-for name in names:
-    for seed in settings.seeds:
-        history, predicted = train_or_reuse(name, target, seed)
-        predictions.write_predictions(f"gears+{name}", seed, predicted,
-                                      runs.parameters_fingerprint(data.PREPARE_STEP),
-                                      {"profile": profile, "prior": name, "prior_target": target})
-        histories.append(history)
+for (name, _, seed), (history, predicted) in train_or_reuse(
+        [(name, target, seed) for name in names for seed in settings.seeds]).items():
+    predictions.write_predictions(f"gears+{name}", seed, predicted, runs.parameters_fingerprint(data.PREPARE_STEP),
+                                  {"profile": profile, "prior": name, "prior_target": target})
+    histories.append(history)
 history = pd.concat(histories, ignore_index=True)
 runs.atomic_write_csv(history, runs.step_dir(STEP) / "training_history.csv")
 runs.write_run_json(STEP, {"settings": settings, "priors": names, "prior_targets": list(prior_targets),

@@ -12,6 +12,10 @@ def curve(model, seed, errors, every=100):
                          "val_mse_top20_de": errors})
 
 
+FLAT = [1.0, 0.7, 0.6, 0.55, 0.545, 0.546, 0.544, 0.545]  # last quarter: 0.2% better
+FALLING = list(np.linspace(1.0, 0.5, 8))  # still 14% better in its last quarter
+
+
 def test_steps_to_plateau_uses_the_best_so_far():
     steps, errors = [100, 200, 300, 400], [1.0, 0.6, 0.7, 0.59]
     assert convergence.steps_to_plateau(steps, errors, plateau=0.59) == 200  # 0.6 ≤ 0.59 × 1.02
@@ -20,19 +24,29 @@ def test_steps_to_plateau_uses_the_best_so_far():
 
 
 def test_flat_curve_converged_falling_curve_did_not():
-    flat = curve("gears", 1, [1.0, 0.7, 0.6, 0.55, 0.545, 0.546, 0.544, 0.545])  # last quarter: 0.2% better
-    falling = curve("gears", 2, np.linspace(1.0, 0.5, 8))  # still 14% better in its last quarter
-    table = convergence.convergence_table(pd.concat([flat, falling]), ["model", "seed"]).set_index("seed")
+    table = convergence.convergence_table(pd.concat([curve("gears", 1, FLAT), curve("gears", 2, FALLING)]),
+                                          ["model", "seed"], window=1).set_index("seed")
     assert table.loc[1, "converged"] and not table.loc[2, "converged"]
-    assert table.loc[1, "plateau"] == 0.544 and table.loc[1, "step_within_tolerance"] == 400
+    assert table.loc[1, "plateau"] == 0.544 == table.loc[1, "best"] and table.loc[1, "step_within_tolerance"] == 400
     assert table.loc[1, "final_gain"] == pytest.approx((0.545 - 0.544) / 0.544, rel=1e-9)
     assert table.loc[2, "step_within_tolerance"] == 800 and table.loc[2, "last_step"] == 800
 
 
+def test_one_lucky_validation_is_not_a_plateau():
+    """A flat but noisy curve with one low check late on: the raw minimum would call the run
+    unfinished; the running mean sees a plateau reached long before."""
+    noisy = [0.9, 0.7] + [0.55, 0.57, 0.56, 0.58, 0.55, 0.57, 0.56, 0.58] * 2 + [0.50, 0.57]
+    raw = convergence.convergence_table(curve("gears", 1, noisy), ["model", "seed"], window=1)
+    mean = convergence.convergence_table(curve("gears", 1, noisy), ["model", "seed"])
+    assert not raw.converged.item() and raw.plateau.item() == 0.50
+    assert mean.converged.item() and mean.best.item() == 0.50
+    assert mean.plateau.item() == pytest.approx(np.mean([0.56, 0.58, 0.50, 0.57, 0.55]))  # the last five
+    assert mean.step_within_tolerance.item() <= 800
+
+
 def test_describe_states_the_outcome_from_the_numbers():
-    flat = curve("gears", 1, [1.0, 0.7, 0.6, 0.55, 0.545, 0.546, 0.544, 0.545])
-    falling = curve("gears", 2, np.linspace(1.0, 0.5, 8))
-    both = convergence.convergence_table(pd.concat([flat, falling]), ["model", "seed"])
+    both = convergence.convergence_table(pd.concat([curve("gears", 1, FLAT), curve("gears", 2, FALLING)]),
+                                         ["model", "seed"], window=1)
     sentence = convergence.describe(both, "GEARS")
     assert sentence.startswith("1 of 2 GEARS runs had not reached their plateau") and "gears 2 (last" in sentence
     assert "0.5000 to 0.5440" in sentence

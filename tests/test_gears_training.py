@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from helpers import data, graphs, reference, runs, simulator, splits
-from helpers.models.gears import (GearsData, TrainingBudget, condition_means, steps_per_epoch, train_gears,
+from helpers.models.gears import (GearsData, GearsRun, TrainingBudget, condition_means, predict_means, steps_per_epoch,
+                                  train_gears,
+                                  train_gears_runs,
                                   validation_mse)
 from helpers.models.gears_module import GearsConfig
 
@@ -89,5 +91,23 @@ def test_budget_rejects_nonsense_and_follows_the_profile():
     default = runs.get_profile("default")
     budget = TrainingBudget.from_profile(default)
     assert (budget.steps, budget.lr_halving_steps, budget.eval_every) == (
-        default.gears_steps, runs.NORMAN_EPOCH_STEPS, default.gears_eval_every)
-    assert budget.steps >= budget.lr_halving_steps  # the default trains past its first halving
+        default.gears_steps, None, default.gears_eval_every)
+    assert budget.lr_halving_steps is None  # cell-gears: halved after every epoch of the data
+
+
+def test_runs_side_by_side_equal_runs_one_after_another(small_screen):
+    """Worker processes train what the loop in this process trains (to float rounding: their
+    thread counts differ), in the order asked, with the prior where it was asked to enter."""
+    gears_data, split = small_screen
+    prior = pd.DataFrame(np.random.default_rng(0).normal(size=(len(gears_data.genes), 4)), index=gears_data.genes)
+    jobs = [GearsRun(seed=5), GearsRun(seed=6, prior=prior, prior_target="gene")]
+    budget = TrainingBudget(6, eval_every=3)
+    parallel = train_gears_runs(gears_data, split, CONFIG, budget, jobs, device="cpu", workers=2, progress=False)
+    serial = train_gears_runs(gears_data, split, CONFIG, budget, jobs, device="cpu", workers=1, progress=False)
+    for (model_p, curve_p), (model_s, curve_s) in zip(parallel, serial):
+        pd.testing.assert_frame_equal(curve_p.drop(columns="seconds"), curve_s.drop(columns="seconds"), rtol=1e-4)
+        # parameters with ~zero gradients may take Adam steps of either sign, so compare what they predict
+        pd.testing.assert_frame_equal(predict_means(model_p, gears_data, split.val, seed=0),
+                                      predict_means(model_s, gears_data, split.val, seed=0), atol=1e-4, rtol=1e-4)
+    assert parallel[0][0].gene_prior_proj is None and parallel[1][0].gene_prior_proj is not None
+    assert not np.allclose(parallel[0][1].train_loss, parallel[1][1].train_loss)  # two different runs

@@ -1,9 +1,11 @@
 """Has a model reached its plateau? Learning curves read as numbers.
 
 A learning curve is one row per validation (``step``, and the validation error, lower is
-better). The *plateau* of a curve is the lowest error it reaches; a run is within ``tolerance``
-of a plateau from the first step at which its best error so far is at most
-``plateau × (1 + tolerance)``. Two uses:
+better). GEARS' validation error jumps by a few per cent from one check to the next even once
+its learning rate is nearly zero (BatchNorm's running statistics follow the latest batches), so
+curves are read through a running mean of ``WINDOW`` validations: the *plateau* of a curve is the
+lowest value of that mean, and a run is within ``tolerance`` of a plateau from the first step at
+which the mean's best so far is at most ``plateau × (1 + tolerance)``. Two uses:
 
 - against its own curve (:func:`convergence_table`): a run *converged* when its last
   ``final_fraction`` of steps improved its best error by less than ``tolerance``, i.e. it came
@@ -20,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 TOLERANCE = 0.02  # "within 2% of the plateau"
+WINDOW = 5  # validations in the running mean a plateau is read from
 FINAL_FRACTION = 0.25  # the stretch of training that must not improve a converged run by more
 
 
@@ -31,21 +34,32 @@ def steps_to_plateau(steps: Sequence[int], errors: Sequence[float], plateau: flo
     return int(np.asarray(steps)[reached[0]]) if reached.size else None
 
 
+def smoothed(errors: Sequence[float], window: int = WINDOW) -> np.ndarray:
+    """Running mean of the last ``window`` values (of fewer at the start of a short curve)."""
+    errors = pd.Series(np.asarray(errors, dtype=float))
+    return errors.rolling(window, min_periods=min(window, len(errors))).mean().to_numpy()
+
+
 def convergence_table(history: pd.DataFrame, by: Sequence[str], error: str = "val_mse_top20_de",
-                      tolerance: float = TOLERANCE, final_fraction: float = FINAL_FRACTION) -> pd.DataFrame:
-    """One row per run (the ``by`` columns): its best error (``plateau``), the step where it came
-    within ``tolerance`` of it, its last step, how much its final stretch improved the best error
-    (``final_gain``: relative), and ``converged``: whether that gain is below ``tolerance``."""
+                      tolerance: float = TOLERANCE, final_fraction: float = FINAL_FRACTION,
+                      window: int = WINDOW) -> pd.DataFrame:
+    """One row per run (the ``by`` columns): its lowest error (``best``: the model GEARS keeps),
+    its plateau (the lowest running mean of ``window`` validations), the step where the running
+    mean came within ``tolerance`` of it, the last step, how much the final stretch improved the
+    running mean's best (``final_gain``: relative), and ``converged``: whether that gain is
+    below ``tolerance``."""
     rows = []
     for key, curve in history.sort_values("step").groupby(list(by), sort=True):
         steps, errors = curve["step"].to_numpy(), curve[error].to_numpy(dtype=float)
-        plateau = float(np.nanmin(errors))
+        mean = smoothed(errors, window)
+        plateau = float(np.nanmin(mean))
         last = int(steps[-1])
-        before = errors[steps <= (1 - final_fraction) * last]
-        best_before = float(np.nanmin(before)) if before.size else np.nan
-        gain = (best_before - plateau) / plateau if before.size else np.nan
+        before = mean[(steps <= (1 - final_fraction) * last) & ~np.isnan(mean)]
+        gain = (float(before.min()) - plateau) / plateau if before.size else np.nan
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
-                     "plateau": plateau, "step_within_tolerance": steps_to_plateau(steps, errors, plateau, tolerance),
+                     "best": float(np.nanmin(errors)), "plateau": plateau,
+                     "step_within_tolerance": steps_to_plateau(steps, np.where(np.isnan(mean), np.inf, mean),
+                                                               plateau, tolerance),
                      "last_step": last, "final_gain": gain, "converged": bool(gain < tolerance)})
     return pd.DataFrame(rows)
 
@@ -57,7 +71,8 @@ def describe(table: pd.DataFrame, what: str, error_name: str = "validation error
     n, done = len(table), int(table.converged.sum())
     judged = table.dropna(subset=["final_gain"])
     last = ", ".join(f"{s:,}" for s in sorted(set(table.last_step)))
-    figures = (f"plateau {table.plateau.min():.4f} to {table.plateau.max():.4f}, first within {tolerance:.0%} "
+    figures = (f"plateau (running mean of {WINDOW} validations) {table.plateau.min():.4f} to "
+               f"{table.plateau.max():.4f}, first within {tolerance:.0%} "
                f"of it at step {int(table.step_within_tolerance.min()):,} to "
                f"{int(table.step_within_tolerance.max()):,} of {last}")
     if len(judged):
@@ -69,7 +84,7 @@ def describe(table: pd.DataFrame, what: str, error_name: str = "validation error
         return (f"Whether the {n} {what} runs reached their plateau cannot be judged: no validation fell "
                 f"before their last {final_fraction:.0%} of training ({figures}). Train longer or validate "
                 "more often before comparing them.")
-    keys = [c for c in table.columns if c not in ("plateau", "step_within_tolerance", "last_step",
+    keys = [c for c in table.columns if c not in ("best", "plateau", "step_within_tolerance", "last_step",
                                                   "final_gain", "converged")]
     laggards = "; ".join(" ".join(str(row[k]) for k in keys) + f" (last stretch {row['final_gain']:.1%} better)"
                          for _, row in table.loc[~table.converged].iterrows())

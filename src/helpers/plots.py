@@ -83,15 +83,19 @@ def true_vs_observed_scatter(table: pd.DataFrame, x: str, y: str, hue: str | Non
 
 def learning_curves(history: pd.DataFrame, plateaus: pd.DataFrame, budget: int | None = None,
                     error: str = "val_mse_top20_de", tolerance: float = 0.02) -> Figure:
-    """Validation error against optimisation steps, one panel per model and one line per seed,
-    with each run's plateau (its lowest error, dashed) and the band ``tolerance`` above it;
-    ``plateaus`` is :func:`helpers.convergence.convergence_table` of ``history`` by model and
-    seed. ``budget``: a vertical line at that many steps."""
+    """Validation error against optimisation steps, one panel per model and one colour per seed:
+    each check (faint), their running mean (solid), the run's plateau (the running mean's lowest
+    value, dashed) and the band ``tolerance`` above it; ``plateaus`` is
+    :func:`helpers.convergence.convergence_table` of ``history`` by model and seed.
+    ``budget``: a vertical line at that many steps."""
+    from helpers.convergence import WINDOW, smoothed
+
     models = list(dict.fromkeys(history.model))
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), sharey=True, squeeze=False)
     for ax, model in zip(axes[0], models):
         for (seed, curve), colour in zip(history[history.model == model].groupby("seed"), plt.cm.tab10.colors):
-            ax.plot(curve.step, curve[error], color=colour, lw=1.2, label=f"seed {seed}")
+            ax.plot(curve.step, curve[error], color=colour, lw=0.8, alpha=0.35)
+            ax.plot(curve.step, smoothed(curve[error], WINDOW), color=colour, lw=1.5, label=f"seed {seed}")
             row = plateaus[(plateaus.model == model) & (plateaus.seed == seed)].iloc[0]
             ax.axhline(row.plateau, color=colour, ls="--", lw=0.8)
             ax.axhspan(row.plateau, row.plateau * (1 + tolerance), color=colour, alpha=0.12, lw=0)
@@ -103,7 +107,8 @@ def learning_curves(history: pd.DataFrame, plateaus: pd.DataFrame, budget: int |
         ax.spines[["top", "right"]].set_visible(False)
     axes[0][0].set_ylabel("validation MSE, top-20 DE genes")
     axes[0][0].legend(frameon=False, fontsize=8)
-    fig.suptitle(f"Learning curves: plateau (dashed), within {tolerance:.0%} of it (band, ▼ first reached)"
+    fig.suptitle(f"Validation checks (faint), running mean of {WINDOW} (solid), plateau (dashed), within "
+                 f"{tolerance:.0%} of it (band, ▼ first reached)"
                  + ("; budget dotted" if budget is not None else ""), fontsize=9)
     fig.tight_layout()
     return fig

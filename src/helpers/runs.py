@@ -52,12 +52,13 @@ PROFILES: dict[str, Profile] = {
                      gears_eval_every=4, seeds=(1,),
                      pretrain_steps=10, context_length=64),
     # `make book`: the full Norman scaffold (all 3,051 genes) at reduced cells per condition.
-    # GEARS: the first 3,000 steps of cell-gears' run on Norman, whose epoch is 1,557 steps
-    # (49,849 training cells / 32), so the learning rate halves every 1,557 steps as there; the
-    # budget is where every GEARS model's validation curve is flat (benchmarks/learning_curves.py).
+    # GEARS: cell-gears' schedule (learning rate halved after every epoch: 278 steps on this
+    # data) for 2,400 steps, ~8.6 of its 20 epochs (the rate is then 1/256 of its start): past the
+    # step where every GEARS model's validation curve is within 2% of its plateau
+    # (benchmarks/learning_curves.py, benchmarks/RESULTS.md).
     "default": Profile("default", "simulated", max_cells_per_condition=50,
-                       max_control_cells=2000, n_high_mean_genes=None, gears_steps=3000,
-                       gears_lr_halving_steps=NORMAN_EPOCH_STEPS, gears_eval_every=100,
+                       max_control_cells=2000, n_high_mean_genes=None, gears_steps=2400,
+                       gears_lr_halving_steps=None, gears_eval_every=100,
                        seeds=(1, 2, 3), pretrain_steps=1000, context_length=256),
     # Real Norman at full size; meant for a GPU.
     # GEARS exactly as cell-gears: 20 epochs, the learning rate halved after each.
