@@ -46,9 +46,9 @@ cell_eval_models = []  # models to export for cell-eval (results/cell_eval/<mode
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
-from helpers import data, metrics, plots, predictions, runs, splits
+from helpers import convergence, data, metrics, plots, predictions, runs, splits
 from helpers.conditions import CONTROL
 
 STEP = "20_evaluate_perturbations"
@@ -116,6 +116,23 @@ table = (summary[summary.metric.isin(["mse_top20_de", "mse_all", "pearson_delta_
                  + ", " + d.ci_high.map("{:.3f}".format) + "]")
          .pivot(index=["metric", "model"], columns="subgroup", values="value"))
 display(table[[s for s in (*splits.SUBGROUPS_BY_DIFFICULTY, "all") if s in table.columns]])
+
+# %% [markdown]
+# Were the GEARS models compared here trained to their plateau? Each training chapter recorded
+# its runs' convergence (`convergence.csv`); the pairs whose genes were both seen alone in
+# training (`combo_seen2`) are where additive knows the answer and GEARS should too.
+
+# %%
+trained = pd.concat([pd.read_csv(runs.results_root() / step / "convergence.csv")
+                     for step in ("11_train_gears", "14_train_gears_priors")
+                     if (runs.results_root() / step / "convergence.csv").is_file()], ignore_index=True)
+seen2 = summary.query("metric == 'mse_top20_de' and subgroup == 'combo_seen2'").set_index("model")["mean"]
+findings = ["On `combo_seen2` the top-20-DE MSE is " + ", ".join(
+    f"{model} {seen2[model]:.3f}" for model in [*plots.ordered_models(seen2.index), "noise_ceiling"]
+    if model in seen2.index) + "."]
+if len(trained):
+    findings.append(convergence.describe(trained, "GEARS and GEARS + prior"))
+display(Markdown("\n\n".join(findings)))
 
 # %% [markdown]
 # ## 3. Is the mean prediction inside the spread of the true cells?

@@ -60,7 +60,8 @@ def convergence_table(history: pd.DataFrame, by: Sequence[str], error: str = "va
                      "best": float(np.nanmin(errors)), "plateau": plateau,
                      "step_within_tolerance": steps_to_plateau(steps, np.where(np.isnan(mean), np.inf, mean),
                                                                plateau, tolerance),
-                     "last_step": last, "final_gain": gain, "converged": bool(gain < tolerance)})
+                     "last_step": last, "final_gain": gain, "converged": bool(gain < tolerance),
+                     "window": window})
     return pd.DataFrame(rows)
 
 
@@ -71,7 +72,9 @@ def describe(table: pd.DataFrame, what: str, error_name: str = "validation error
     n, done = len(table), int(table.converged.sum())
     judged = table.dropna(subset=["final_gain"])
     last = ", ".join(f"{s:,}" for s in sorted(set(table.last_step)))
-    figures = (f"plateau (running mean of {WINDOW} validations) {table.plateau.min():.4f} to "
+    window = int(table.window.max()) if "window" in table else WINDOW
+    mean = f" (running mean of {window} checks)" if window > 1 else ""
+    figures = (f"plateau{mean} {table.plateau.min():.4f} to "
                f"{table.plateau.max():.4f}, first within {tolerance:.0%} "
                f"of it at step {int(table.step_within_tolerance.min()):,} to "
                f"{int(table.step_within_tolerance.max()):,} of {last}")
@@ -85,7 +88,7 @@ def describe(table: pd.DataFrame, what: str, error_name: str = "validation error
                 f"before their last {final_fraction:.0%} of training ({figures}). Train longer or validate "
                 "more often before comparing them.")
     keys = [c for c in table.columns if c not in ("best", "plateau", "step_within_tolerance", "last_step",
-                                                  "final_gain", "converged")]
+                                                  "final_gain", "converged", "window")]
     laggards = "; ".join(" ".join(str(row[k]) for k in keys) + f" (last stretch {row['final_gain']:.1%} better)"
                          for _, row in table.loc[~table.converged].iterrows())
     return (f"{n - done} of {n} {what} runs had not reached their plateau, still improving by "

@@ -91,7 +91,8 @@ def learning_curves(history: pd.DataFrame, plateaus: pd.DataFrame, budget: int |
     from helpers.convergence import WINDOW, smoothed
 
     models = list(dict.fromkeys(history.model))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(max(6.5, 4.2 * len(models)), 3.8), sharey=True,
+                             squeeze=False)
     for ax, model in zip(axes[0], models):
         for (seed, curve), colour in zip(history[history.model == model].groupby("seed"), plt.cm.tab10.colors):
             ax.plot(curve.step, curve[error], color=colour, lw=0.8, alpha=0.35)
@@ -107,9 +108,9 @@ def learning_curves(history: pd.DataFrame, plateaus: pd.DataFrame, budget: int |
         ax.spines[["top", "right"]].set_visible(False)
     axes[0][0].set_ylabel("validation MSE, top-20 DE genes")
     axes[0][0].legend(frameon=False, fontsize=8)
-    fig.suptitle(f"Validation checks (faint), running mean of {WINDOW} (solid), plateau (dashed), within "
-                 f"{tolerance:.0%} of it (band, ▼ first reached)"
-                 + ("; budget dotted" if budget is not None else ""), fontsize=9)
+    fig.suptitle(f"Validation checks (faint), their running mean of {WINDOW} (solid), its plateau (dashed),\n"
+                 f"within {tolerance:.0%} of the plateau (band; ▼ first reached)"
+                 + ("; the budget (dotted)" if budget is not None else ""), fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -304,17 +304,19 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
     """Train independent GEARS runs (seeds, priors) and return ``(model, learning curve)`` per run,
     in order.
 
-    On a CPU the runs go to ``workers`` processes (default: one per available core, at most one
-    per run), each with ``cores // workers`` threads: GEARS' many small operations scale poorly
-    over threads (one step took 0.15 s on one thread and 0.09–0.14 s on two, 2 cores), so runs side
-    by side train ~2× more steps per second than one run on every core, and a single-threaded
-    run never spins OpenMP threads against a busy machine. On a GPU, or with one worker, the
-    runs train one after another in this process. Numbers can differ in the last bits between
+    On a CPU every run gets its own process (``workers``: default one per run, at most four per
+    available core), each with ``cores // workers`` threads (one when there are more runs than
+    cores): GEARS' many small operations scale poorly over threads (a step took 0.15 s on one
+    thread and 0.09–0.14 s on two, 2 cores), so runs side by side train at least as many steps per
+    second as one run on every core, the operating system shares the cores between more runs than
+    cores without idle gaps (3 runs on 2 cores take ~1.5 runs' time, not 2), and a
+    single-threaded run never spins OpenMP threads against a busy machine. On a GPU, or with one
+    worker, the runs train one after another in this process. Numbers can differ in the last bits between
     thread counts (BLAS blocking), so a machine with another core count gives other last digits.
     """
     torch_device = resolve_device(device)
     cores = available_cores()
-    workers = min(len(gears_runs), cores if workers is None else workers) if torch_device.type == "cpu" else 1
+    workers = min(len(gears_runs), 4 * cores if workers is None else workers) if torch_device.type == "cpu" else 1
     if workers <= 1:
         return [_train_run(data, split, config, budget, run, str(torch_device), progress) for run in gears_runs]
     context = multiprocessing.get_context("spawn")  # never fork a process whose OpenMP pool has started
