@@ -289,7 +289,7 @@ def held_out_loss(model: GeneMamba, tokens: np.ndarray, batch_size: int = 32) ->
     return float(np.mean(losses))
 
 
-def split_held_out(n_cells: int, fraction: float = 0.05, max_cells: int = 64, seed: int = 0) -> np.ndarray:
+def split_held_out(n_cells: int, fraction: float = 0.05, max_cells: int = 128, seed: int = 0) -> np.ndarray:
     """Mask of the cells kept out of pretraining to measure :func:`held_out_loss` (a random
     ``fraction``, at most ``max_cells``, at least one)."""
     rng = np.random.default_rng(seed)
