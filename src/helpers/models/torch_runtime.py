@@ -74,10 +74,13 @@ def thread_environment() -> dict[str, str]:
 
     - ``OMP_NUM_THREADS``: the cores this process may use (:func:`available_cores`), so a
       container's quota is not oversubscribed.
-    - ``OMP_WAIT_POLICY=PASSIVE``: a thread that runs out of work sleeps instead of spinning.
-      Spinning saves microseconds on an idle machine but, when another process wants the cores,
-      the spinning threads take them from the thread that holds the work (GEARS epochs measured
-      10× slower under load); passive waiting degrades in proportion to the load instead.
+    - ``OMP_WAIT_POLICY=PASSIVE``: a thread out of work sleeps instead of spinning. Spinning
+      saves time on an idle machine (a 2-thread GEARS step ~1.5× faster), but when another
+      process wants the cores the spinning threads take them from the thread holding the work
+      (4–6× slower, measured); passive waiting slows in proportion to the load instead
+      (``benchmarks/RESULTS.md``). Set ``OMP_WAIT_POLICY=ACTIVE`` for a dedicated machine.
+      GEARS' training runs are single-threaded processes, one per run
+      (:func:`helpers.models.gears.train_gears_runs`), which the policy does not touch.
     """
     return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(available_cores())),
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
