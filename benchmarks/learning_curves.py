@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers.models.torch_runtime import available_cores
+
 STEP = "benchmarks"
 
 
@@ -72,7 +74,7 @@ def run_gears(args: argparse.Namespace) -> None:
     default = runs.get_profile("default")
     halving = default.gears_lr_halving_steps if args.lr_halving_steps is None else args.lr_halving_steps
     jobs = [(m, None if m == "gears" else m.removeprefix("gears+"), args.prior_target, seed, args.steps,
-             halving, args.eval_every, max(1, (os.cpu_count() or 1) // args.jobs))
+             halving, args.eval_every, max(1, available_cores() // args.jobs))
             for m in args.models for seed in args.seeds]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -151,7 +153,7 @@ def run_genemamba(args: argparse.Namespace) -> None:
     for row in rows:
         row["held_out_lm_loss"] = float(held.loc[row["pretrain_steps"]])
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        threads = max(1, available_cores() // args.jobs)
         jobs = [("gears+genemamba", row["prior"], args.prior_target, args.seeds[0], args.gears_steps or default.gears_steps,
                  default.gears_lr_halving_steps, default.gears_eval_every, threads) for row in rows]
         curves = list(pool.map(gears_curve, *zip(*jobs)))

@@ -125,3 +125,17 @@ def test_interrupted_book_resumes_and_a_changed_parameter_reruns_only_its_depend
     book.execute("01_prepare_data", {"profile": "quick", "simulator_seed": 1}, executed_dir=executed)
     book.execute("11_train_gears", {"profile": "quick"}, executed_dir=executed)
     assert stamps(data_file) != before[:1] and stamps(gears) != before_gears
+
+
+def test_executed_chapters_hold_no_progress_bars(quick_book):
+    """Progress bars (tqdm's ``42%|████▏ | 5/12 [00:01<00:02, 3.1it/s]``) never reach a page."""
+    import re
+
+    import nbformat
+
+    bar = re.compile(r"\d+%\|.*\|\s*\d+/\d+")
+    for path in sorted((quick_book / "book" / "executed").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+                assert not bar.search(text), f"{path.name}: a progress bar in its output: {text[:120]!r}"

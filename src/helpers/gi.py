@@ -31,9 +31,9 @@ import dcor
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import TheilSenRegressor
-from tqdm import tqdm
 
 from helpers.conditions import CONTROL, condition_genes, is_combo, is_single
+from helpers.runs import progress_bar
 
 
 GI_ENGINES = ("fast", "sklearn")
@@ -231,8 +231,8 @@ def interaction_scores(means: pd.DataFrame, pairs: Sequence[str], genes: Sequenc
                             max_subpopulation, random_state, engine)}
 
     with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
-        rows = list(tqdm(pool.map(score, scored), total=len(scored), desc="GI scores",
-                         disable=not progress, mininterval=2))
+        rows = list(progress_bar(pool.map(score, scored), progress, total=len(scored), desc="GI scores",
+                                 mininterval=2))
     if skipped:
         warnings.warn(f"no single-gene data for {len(skipped)} pair(s), left out of the GI scores: "
                       f"{', '.join(skipped)}", stacklevel=2)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
 from helpers.reference import REPO_ROOT
 
@@ -84,6 +85,13 @@ def resolve_parameters(profile: str, **explicit: Any) -> Profile:
         raise ValueError(f"unknown parameter(s) {sorted(unknown)}; profiles define {sorted(known)}")
     overrides = {k: (tuple(v) if k == "seeds" else v) for k, v in explicit.items() if v is not None}
     return replace(base, **overrides)
+
+
+def progress_bar(iterable: Any = None, enabled: bool = True, **options: Any) -> tqdm:
+    """A tqdm progress bar that draws only on a terminal: in a notebook kernel (a chapter's page),
+    a log or CI it stays silent, so readers never see progress output. ``enabled=False``
+    silences it everywhere."""
+    return tqdm(iterable, disable=None if enabled else True, **options)
 
 
 def results_root() -> Path:

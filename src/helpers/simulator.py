@@ -40,11 +40,11 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from tqdm import tqdm
 
 from helpers import reference
 from helpers.conditions import CONTROL, condition_genes, genes_of
 from helpers.graphs import go_jaccard_edges
+from helpers.runs import progress_bar
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ def simulate_perturb_seq(scaffold: Scaffold, config: SimulatorConfig = Simulator
 
     counts_blocks, conditions_per_cell = [], []
     rows = list(scaffold.conditions.itertuples(index=False))
-    for condition, n_real in tqdm(rows, desc="simulating conditions", disable=not progress):
+    for condition, n_real in progress_bar(rows, progress, desc="simulating conditions"):
         cap = max_control_cells if condition == CONTROL else max_cells_per_condition
         n = int(n_real if cap is None else min(n_real, cap))
         z = rng.normal(0.0, config.natural_program_sd, (n, config.n_programs))

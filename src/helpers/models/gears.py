@@ -20,7 +20,6 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 import torch.nn as nn
-from tqdm import tqdm
 
 from helpers.conditions import CONTROL, condition_genes
 from helpers.graphs import coexpression_edges, edge_tensors
@@ -28,7 +27,7 @@ from helpers.models.gears_module import DenseGEARS, GearsConfig, gears_loss
 from helpers.models.priors import PRIOR_TARGETS, align_embeddings
 from helpers.models.torch_runtime import available_cores, deterministic_torch, resolve_device
 from helpers.reference import aliases
-from helpers.runs import Profile
+from helpers.runs import Profile, progress_bar
 from helpers.splits import SimulationSplit
 
 
@@ -227,7 +226,7 @@ def train_gears(data: GearsData, split: SimulationSplit, config: GearsConfig, bu
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=halving, gamma=0.5)  # stepped per batch
     generator = torch.Generator().manual_seed(seed)
     history, best_state, best_val, losses = [], None, np.inf, []
-    bar = tqdm(total=budget.steps, desc="GEARS", unit="step", disable=not progress, mininterval=2)
+    bar = progress_bar(None, progress, total=budget.steps, desc="GEARS", unit="step", mininterval=2)
     start, order = time.perf_counter(), None
     model.train()
     for step in range(1, budget.steps + 1):
@@ -320,9 +319,9 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
     if workers <= 1:
         return [_train_run(data, split, config, budget, run, str(torch_device), progress) for run in gears_runs]
     context = multiprocessing.get_context("spawn")  # never fork a process whose OpenMP pool has started
-    with context.Manager() as manager, tqdm(total=budget.steps * len(gears_runs), unit="step", mininterval=2,
-                                            desc=f"GEARS × {len(gears_runs)} ({workers} at a time)",
-                                            disable=not progress) as bar:
+    with context.Manager() as manager, progress_bar(None, progress, total=budget.steps * len(gears_runs),
+                                                    unit="step", mininterval=2,
+                                                    desc=f"GEARS × {len(gears_runs)} ({workers} at a time)") as bar:
         queue = manager.Queue()
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                  initargs=(data, split, config, budget, max(1, cores // workers), queue)) as pool:

@@ -25,9 +25,9 @@ Glossary (code → Mamba-2 paper, Dao & Gu 2024):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +36,9 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from helpers.models.torch_runtime import deterministic_torch
+from helpers.runs import progress_bar
 
 PAD, MASK, CLS = 0, 1, 2  # MASK is reserved in the vocabulary; the objective does not mask
 N_SPECIAL_TOKENS = 3
@@ -315,7 +315,7 @@ def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, step
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     rows = []
     with deterministic_torch():
-        for step in tqdm(range(1, steps + 1), desc="GeneMamba", unit="step", disable=not progress,
+        for step in progress_bar(range(1, steps + 1), progress, desc="GeneMamba", unit="step",
                          mininterval=2):
             start = time.perf_counter()
             batch = torch.from_numpy(tokens[rng.integers(0, len(tokens), batch_size)]).to(device)
