@@ -67,7 +67,10 @@ def test_quick_book_runs_end_to_end(quick_book, tmp_path, monkeypatch):
     assert "no_change" not in set(correlation.model) and correlation.n.eq(71).all()  # every test pair
     top = pd.read_csv(first / "gi" / "top20.csv")
     assert top.columns.tolist() == ["model", "seed", "kind", "rank", "perturbation", "verified", "in_true_top20"]
-    assert top.query("model == 'truth'").in_true_top20.all()
+    fidelity = pd.read_csv(first / "gi" / "truth_fidelity.csv")
+    assert fidelity.columns.tolist() == ["source", "r", "slope", "n", "agreement"]
+    assert fidelity.source.tolist() == ["cells", "noise-free"] and fidelity.n.gt(100).all()
+    assert fidelity[["r", "slope", "agreement"]].notna().all().all()
     assert top.groupby(["model", "seed", "kind"]).size().eq(20).all()
     glance = pd.read_csv(first / "30_summarise_results" / "glance.csv")
     assert {"gears", "gears+genemamba", "noise_ceiling"} <= set(glance.model)

@@ -1,5 +1,7 @@
 """The Norman-scaffold simulator: format, determinism, and that it carries what it was given."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,6 +76,8 @@ def test_crispra_raises_its_target(quick_screen):
 
 
 def test_known_coefficients_are_recovered_from_cells():
+    """A pair is set on the scored scale: a fit of its cells' change on its singles' finds the
+    coefficients it was given, not a log1p-shrunk version of them."""
     c_a, c_b = 1.6, 0.5
     scaffold = two_gene_scaffold(c_a, c_b, n_cells=1500)
     config = simulator.SimulatorConfig(seed=2, effect_strength_log_sd=0.0,
@@ -81,16 +85,57 @@ def test_known_coefficients_are_recovered_from_cells():
     adata, _ = simulator.simulate_perturb_seq(scaffold, config, progress=False)
     means = data.condition_means(adata)
     delta = means - means.loc["ctrl"]
-    genes = [g for g in adata.var_names if g not in ("CEBPE", "KLF1")]  # targets: not GI evidence
-    X = np.c_[delta.loc["CEBPE+ctrl", genes], delta.loc["KLF1+ctrl", genes]]
-    fitted, *_ = np.linalg.lstsq(X, delta.loc["CEBPE+KLF1", genes].to_numpy(), rcond=None)
-    assert fitted == pytest.approx([c_a, c_b], abs=0.2)
+    X = np.c_[delta.loc["CEBPE+ctrl"], delta.loc["KLF1+ctrl"]]
+    fitted, *_ = np.linalg.lstsq(X, delta.loc["CEBPE+KLF1"].to_numpy(), rcond=None)
+    assert fitted == pytest.approx([c_a, c_b], abs=0.1)
+
+
+def test_cells_average_to_the_noise_free_truth():
+    """The saved expectation is what the cells' means converge to: with many cells, the
+    difference is within sampling error for nearly every gene of every condition."""
+    scaffold = two_gene_scaffold(1.2, 0.7, n_cells=1000)
+    adata, truth = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=5), progress=False)
+    conditions = adata.obs.condition.astype(str).to_numpy()
+    for condition in truth.obs_names:
+        cells = adata.X[conditions == condition].toarray()
+        error = cells.mean(axis=0) - truth[condition].X.ravel()
+        standard_error = cells.std(axis=0) / np.sqrt(len(cells)) + 1e-3
+        z = np.abs(error) / standard_error
+        assert np.mean(z < 4) > 0.98, (condition, np.sort(z)[-5:])
+        assert np.abs(error).max() < 0.15, condition
+
+
+def test_depth_follows_norman():
+    """Control cells carry Norman's median depth (UMIs per cell), not a made-up one."""
+    scaffold = simulator.norman_scaffold()
+    config = simulator.SimulatorConfig(seed=1)
+    adata, _ = simulator.simulate_perturb_seq(dataclasses.replace(
+        scaffold, conditions=scaffold.conditions[scaffold.conditions.condition == "ctrl"]), config,
+        max_control_cells=1000, progress=False)
+    median = float(np.median(adata.obs.total_counts))
+    assert median == pytest.approx(config.depth_umis, rel=0.1)
+    counts_detected = adata.obs.n_genes_by_counts / adata.n_vars
+    assert 0.1 < counts_detected.median() < 0.4  # Norman: 8% of 5,045 genes, most of the rest low-mean
+
+
+def test_noise_free_pairs_carry_norman_fits(quick_screen):
+    """GI scores of the noise-free truth: Norman's coefficients and fit quality, pair by pair."""
+    from helpers import gi
+
+    _, _, truth = quick_screen
+    fits = reference.gi_fits()
+    pairs = [c for c in fits.condition if c in truth.obs_names]
+    scores = gi.interaction_scores(truth.to_df(), pairs, list(truth.var_names)).set_index("perturbation")
+    norman = fits.set_index("condition").loc[scores.index]
+    magnitude_error = np.abs(scores.magnitude - np.hypot(norman.c_a, norman.c_b))
+    assert len(scores) > 100 and np.mean(magnitude_error < 0.05) > 0.9, magnitude_error.describe()
+    assert np.corrcoef(scores.corr_fit, norman.corr_fit)[0, 1] > 0.8
 
 
 def test_similar_genes_have_similar_true_effects(quick_screen):
     scaffold, _, truth = quick_screen
     singles = {c.split("+")[0]: c for c in truth.obs_names if c.endswith("+ctrl")}
-    lfc = truth.to_df()
+    lfc = truth.to_df("log_rate_shift")
     clusters = {g: c for g, c in scaffold.clusters.items() if c >= 0 and g in singles}
     within, between = [], []
     genes = sorted(clusters)

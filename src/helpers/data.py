@@ -319,3 +319,52 @@ def read_prepared(step_path: Path) -> tuple[ad.AnnData, ad.AnnData | None]:
                                 "(`make book` runs every step in order)")
     truth = Path(step_path) / TRUTH_FILE
     return ad.read_h5ad(dataset), (ad.read_h5ad(truth) if truth.is_file() else None)
+
+
+def depth_table(adata: ad.AnnData) -> pd.DataFrame:
+    """Counts per cell of a simulated dataset beside Norman's (``reference.NORMAN_COUNTS_LAYER``):
+    one row per measure, columns ``norman`` (5,045 genes), ``norman_scaled`` (on this panel: GEARS'
+    high-mean genes carry nearly all of Norman's counts and detected genes, so depth and detected
+    genes per cell stay and the non-zero share grows) and ``simulated``. Needs the simulator's
+    ``obs['total_counts']`` and ``obs['n_genes_by_counts']``."""
+    from helpers.reference import NORMAN_COUNTS_LAYER as norman
+
+    missing = {"total_counts", "n_genes_by_counts"} - set(adata.obs)
+    if missing:
+        raise ValueError(f"obs lacks {sorted(missing)}: depth is known for simulated data only")
+    totals, detected = adata.obs["total_counts"].to_numpy(), adata.obs["n_genes_by_counts"].to_numpy()
+    rows = [("genes", norman["genes"], adata.n_vars, adata.n_vars),
+            ("median UMIs per cell", norman["median_umis_per_cell"], norman["median_umis_per_cell"], np.median(totals)),
+            ("min UMIs per cell", norman["min_umis_per_cell"], norman["min_umis_per_cell"], totals.min()),
+            ("max UMIs per cell", norman["max_umis_per_cell"], norman["max_umis_per_cell"], totals.max()),
+            ("median detected genes per cell", norman["median_detected_genes_per_cell"],
+             norman["median_detected_genes_per_cell"], np.median(detected)),
+            ("non-zero share of the matrix", norman["nonzero_share"],
+             norman["median_detected_genes_per_cell"] / adata.n_vars, detected.sum() / (adata.n_obs * adata.n_vars))]
+    return pd.DataFrame(rows, columns=["measure", "norman", "norman_scaled", "simulated"]).set_index("measure")
+
+
+# The simulator's settings that decide which kind of gene prior has signal on the default data.
+PRIOR_SIGNAL_KNOBS = {
+    "go_weight": "single effects smoothed over GO neighbours: GO-based priors are favoured by construction",
+    "go_neighbours": "GO neighbours each perturbed gene's effect is smoothed over",
+    "cluster_weight": "effects shared within Norman's GI clusters",
+    "private_weight": "each gene's own, unshared part of its effect",
+    "coexpression_strength": "how much a regulator's own expression follows the programs it drives",
+}
+
+
+def genes_outside_rank_context(adata: ad.AnnData, genes: list[str], context_length: int) -> list[str]:
+    """Of ``genes``, those that never rank among a control cell's top ``context_length`` − 1
+    expressed genes (GeneMamba's rank tokens, ``<cls>`` taking one place), so a model reading
+    control cells' contexts never sees them."""
+    from helpers.conditions import CONTROL
+
+    names = adata.var["gene_name"].astype(str).to_numpy()
+    X = adata.X[(adata.obs["condition"] == CONTROL).to_numpy()]
+    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+    keep = context_length - 1
+    order = np.argsort(-X, axis=1, kind="stable")[:, :keep]  # ties by gene order, as rank_tokens
+    in_context = np.take_along_axis(X, order, axis=1) > 0
+    seen = set(names[order[in_context]])
+    return [g for g in genes if g not in seen]

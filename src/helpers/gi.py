@@ -311,3 +311,29 @@ def type_precision(scores: pd.DataFrame, verified: Mapping[str, set[str]]) -> pd
                      "n_verified": int(keys.isin(verified.get(kind, set())).sum()),
                      "precision": hits / len(called) if len(called) else float("nan")})
     return pd.DataFrame(rows)
+
+
+def truth_fidelity(scores: pd.DataFrame, fits: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+    """How well true interaction magnitudes track Norman's own fits, per ``source``.
+
+    ``scores``: ``source, perturbation, magnitude`` (e.g. sources ``cells`` and ``noise-free``);
+    ``fits``: Norman's Theil–Sen fits (``condition, c_a, c_b``, as ``reference.gi_fits``), matched
+    order-free. Per source: Pearson ``r`` and least-squares ``slope`` (with intercept) of the
+    scored magnitude on Norman's sqrt(c_a² + c_b²), ``n`` pairs, and ``agreement``: the share of
+    pairs on which GEARS' synergy threshold (magnitude > ``threshold``, default 1.15) makes the
+    same call on both.
+    """
+    if threshold is None:
+        threshold = GI_THRESHOLDS["synergy"][2]
+    norman = pd.Series(np.hypot(fits.c_a, fits.c_b).to_numpy(), index=fits.condition.map(pair_key))
+    rows = []
+    for source, group in scores.groupby("source", sort=False):
+        ours = pd.Series(group.magnitude.to_numpy(), index=group.perturbation.map(pair_key))
+        shared = ours.index.intersection(norman.index)
+        x, y = norman.loc[shared].to_numpy(), ours.loc[shared].to_numpy()
+        if len(shared) < 3:
+            raise ValueError(f"source {source!r} shares only {len(shared)} pairs with Norman's fits")
+        slope, _ = np.polyfit(x, y, 1)
+        rows.append({"source": source, "r": float(np.corrcoef(x, y)[0, 1]), "slope": float(slope),
+                     "n": len(shared), "agreement": float(np.mean((x > threshold) == (y > threshold)))})
+    return pd.DataFrame(rows)

@@ -367,3 +367,41 @@ def glance_heatmap(table: pd.DataFrame, columns) -> Figure:
                  "the noise ceiling is not shaded)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def magnitudes_vs_norman(table: pd.DataFrame, fidelity: pd.DataFrame) -> Figure:
+    """One panel per truth ``source``: its GI magnitude per pair (``source, norman, magnitude``)
+    against Norman's own sqrt(c1² + c2²), with the identity line, GEARS' synergy threshold and the
+    source's r, slope and synergy-call agreement (a :func:`helpers.gi.truth_fidelity` table)."""
+    sources = list(fidelity.source)
+    fig, axes = plt.subplots(1, len(sources), figsize=(4.6 * len(sources), 4.4), squeeze=False)
+    lims = [min(table.norman.min(), table.magnitude.min()) - 0.05, max(table.norman.max(), table.magnitude.max()) + 0.05]
+    for ax, row in zip(axes[0], fidelity.itertuples(index=False)):
+        group = table[table.source == row.source]
+        ax.scatter(group.norman, group.magnitude, s=10, alpha=0.6, color=MODEL_COLOURS["truth"])
+        ax.plot(lims, lims, color="black", lw=0.8, ls="--")
+        for line in (ax.axvline, ax.axhline):
+            line(1.15, color="grey", lw=0.6, ls=":")
+        ax.set(xlim=lims, ylim=lims, xlabel="Norman's magnitude sqrt(c1² + c2²)",
+               ylabel=f"magnitude from the truth ({row.source})",
+               title=f"{row.source}: r = {row.r:.2f}, slope = {row.slope:.2f}\n"
+                     f"synergy calls agree on {row.agreement:.0%} of {row.n} pairs")
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def depth_histogram(total_counts: pd.Series, norman: Mapping[str, float]) -> Figure:
+    """UMIs per cell (log scale) with Norman's median and range (``reference.NORMAN_COUNTS_LAYER``)."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    bins = np.logspace(np.log10(max(total_counts.min(), 1)), np.log10(total_counts.max()), 60)
+    ax.hist(total_counts, bins=bins, color=MODEL_COLOURS["truth"], alpha=0.7, label="simulated cells")
+    ax.set_xscale("log")
+    ax.axvline(norman["median_umis_per_cell"], color="black", lw=1, label="Norman: median")
+    for key in ("min_umis_per_cell", "max_umis_per_cell"):
+        ax.axvline(norman[key], color="black", lw=0.8, ls=":", label="Norman: range" if key.startswith("min") else None)
+    ax.set(xlabel="UMIs per cell", ylabel="cells", title="Depth: simulated cells and Norman's counts layer")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -75,3 +75,11 @@ def aliases() -> pd.DataFrame:
 def go_terms() -> pd.DataFrame:
     """Name (``term``) and ontology (``BP``, ``MF``, ``CC``) of every GO term annotated above."""
     return pd.read_csv(reference_path("go_terms.tsv.gz"), sep="\t")
+
+
+# Norman's counts per cell in GEARS' processed file (``layers['counts']`` of
+# ``perturb_processed.h5ad``, Dataverse datafile 6154020; 91,205 cells × 5,045 genes), as printed
+# from the file: the depth the simulator's default is scaled from.
+NORMAN_COUNTS_LAYER = {"genes": 5045, "median_umis_per_cell": 2999, "min_umis_per_cell": 322,
+                       "max_umis_per_cell": 11831, "median_detected_genes_per_cell": 409,
+                       "nonzero_share": 0.08}

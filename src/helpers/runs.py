@@ -52,14 +52,14 @@ PROFILES: dict[str, Profile] = {
                      n_high_mean_genes=300, gears_steps=8, gears_lr_halving_steps=None,
                      gears_eval_every=4, seeds=(1,),
                      pretrain_steps=10, context_length=64),
-    # `make book`: the full Norman scaffold (all 3,051 genes) at reduced cells per condition.
-    # GEARS: cell-gears' schedule (learning rate halved after every epoch: 278 steps on this
-    # data) for 2,400 steps, ~8.6 of its 20 epochs (the rate is then 1/256 of its start): past the
-    # step where every GEARS model's validation curve is within 2% of its plateau
-    # (benchmarks/learning_curves.py, benchmarks/RESULTS.md).
-    "default": Profile("default", "simulated", max_cells_per_condition=50,
-                       max_control_cells=2000, n_high_mean_genes=None, gears_steps=2400,
-                       gears_lr_halving_steps=None, gears_eval_every=100,
+    # `make book`: the full Norman scaffold (all 3,051 genes) with Norman's cell counts (91,205
+    # cells, 7,353 control). GEARS: the learning rate halved every 278 steps (cell-gears' epoch
+    # on 50-cell conditions, the schedule whose plateau benchmarks/learning_curves.py measured:
+    # every GEARS model within 2% of its plateau by step 2,600) for 2,800 steps; with Norman's
+    # counts an epoch is 1,557 steps, so this is ~1.8 epochs at cell-gears' batch size.
+    "default": Profile("default", "simulated", max_cells_per_condition=None,
+                       max_control_cells=None, n_high_mean_genes=None, gears_steps=2800,
+                       gears_lr_halving_steps=278, gears_eval_every=100,
                        seeds=(1, 2, 3), pretrain_steps=1000, context_length=256),
     # Real Norman at full size; meant for a GPU.
     # GEARS exactly as cell-gears: 20 epochs, the learning rate halved after each.

@@ -17,14 +17,34 @@ The model (log rates; ``g`` a gene, ``c`` a cell, ``k`` a latent gene program)::
                   m[p] ∝ s[p] · top_n(cluster signature + GO-smoothed draw + private draw)
                   so genes with similar GO annotation or the same Norman cluster act alike
     cell in A+ctrl  log λ += e_A · (d[A] + a · 1[g = A])          a = target_activation_lfc
-    cell in A+B     log λ += e_A · (c_A d[A] + a 1[g = A]) + e_B · (c_B d[B] + a 1[g = B])
-                             + √(e_A e_B) · r[A+B]
-                  c_A, c_B: Norman's Theil–Sen coefficients (1, 1 where Norman has no fit)
-                  r[A+B] = residual_scale · (s_A + s_B)/2 · (random sparse program mix) · W,
-                  with the larger scale for combinations GEARS labels NEOMORPHIC
-                  e ~ Beta(efficiency_a, efficiency_b): per-cell CRISPRa efficiency per guide
+    cell in A+B     log λ += e · L[A+B]          one effective activation e per pair cell
+                  e ~ Beta(efficiency_a, efficiency_b): per-cell CRISPRa efficiency
     counts        y[c, g] ~ NegativeBinomial(mean λ[c, g], inverse dispersion nb_theta)
     processing    X = log1p(normalize_total(y, 1e4)), as GEARS' processed Norman
+
+Pairs are set on the scale the genetic-interaction analysis scores: the mean over cells of
+log-normalised expression. With E[·] the population mean of a condition's cells (noise-free:
+an expectation, not a sample), δ_A = E[A] − E[ctrl] and Norman's Theil–Sen coefficients
+c_A, c_B (1, 1 where Norman has no fit), a pair's expected mean is
+
+    E[A+B] = E[ctrl] + c_A δ_A + c_B δ_B + ρ[A+B]
+
+ρ, the pair's departure from additivity, moves the few genes (``residual_gene_share``) where a
+random program mix, mapped to the scored scale, is largest; it is orthogonal to the fitted part
+on those genes and sized so that Pearson r(fitted, pair change) equals Norman's ``corr_fit``
+for the pair (the median of Norman's fits where he has none). Being sparse, it leaves a robust
+(Theil–Sen) fit of the pair on its singles at Norman's coefficients. L[A+B] is solved per gene
+(Newton steps) so that the cells' expectation is E[A+B]; that expectation, for every
+condition, is saved as the noise-free truth. The expectations are computed exactly over the
+negative-binomial noise (a table of E[log1p(s·y)]) and averaged over ``expectation_cells``
+reference cells (program activity, library size, efficiency) shared by all conditions; each
+cell's normalisation uses its expected total count.
+
+The cost in realism: a real pair cell activates its two genes with two independent
+efficiencies, so its profile mixes "mostly A", "mostly B" and "both"; here the pair acts as one
+unit in each cell. The benefit: the interaction the simulator is given is the one the analysis
+measures, so a model's GI scores are compared with a truth that means what it says (with two
+efficiencies on log rates, normalisation and log1p shift and shrink the given coefficients).
 
 The parameters below were chosen once from the biology and from Norman's data (orders of
 magnitude of 10x K562 libraries, CRISPRa target induction, the spread of Norman's fits) and
@@ -40,6 +60,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.stats import beta, norm
 
 from helpers import reference
 from helpers.conditions import CONTROL, condition_genes, genes_of
@@ -52,10 +73,13 @@ class SimulatorConfig:
     """Simulator parameters (see the module docstring for the model they enter)."""
 
     seed: int = 0
-    # Baseline means, in counts per cell at the median library (10x K562: the high-mean genes
-    # carry a few UMIs per cell each; most perturbed regulators are barely detected).
-    high_mean_log_mean: float = float(np.log(2.0))
-    high_mean_log_sd: float = 1.0
+    # Baseline means, in counts per cell at the median library. Depth from Norman's counts layer:
+    # median 2,999 UMIs per cell over its 5,045 genes, of which GEARS' 2,967 high-mean genes (this
+    # panel) carry nearly all (>99% under a log-normal fit to its depth and 8% detection). The
+    # high-mean genes' means are log-normal with sd ``high_mean_log_sd``, rescaled so that a
+    # control cell's expected total is ``depth_umis`` (~17% of the panel detected per cell; Norman: 409 genes, 13%).
+    depth_umis: float = 2999.0
+    high_mean_log_sd: float = 3.0
     regulator_log_mean: float = float(np.log(0.1))
     regulator_log_sd: float = 1.0
     library_log_sd: float = 0.35
@@ -75,13 +99,14 @@ class SimulatorConfig:
     private_weight: float = 0.7
     go_neighbours: int = 10
     target_activation_lfc: float = 4.0  # ~55-fold at full efficiency (CRISPRa: 10- to 1000-fold)
-    # Combinations
-    residual_scale: float = 0.2
-    neomorphic_residual_scale: float = 0.8
+    # Combinations: the residual's size comes from Norman's corr_fit (see above)
+    residual_gene_share: float = 0.03  # share of genes a pair's departure from additivity moves
+    pair_solver_iterations: int = 20  # Newton steps at most; stops at 1e-3 in expected mean
     # Cells
     efficiency_a: float = 4.0  # Beta(4, 2): mean efficiency 0.67, some cells barely activated
     efficiency_b: float = 2.0
     target_sum: float = 1e4
+    expectation_cells: int = 256  # reference cells the noise-free expectations average over
     cell_type: str = "K562"
 
     @property
@@ -96,6 +121,7 @@ class Scaffold:
     conditions: pd.DataFrame  # condition, n_cells (control included as 'ctrl')
     genes: list[str]
     combo_coefficients: dict[str, tuple[float, float]]  # combo → (c of 1st gene, c of 2nd gene)
+    combo_corr_fit: Mapping[str, float] = field(default_factory=dict)  # combo → Norman's corr_fit
     neomorphic: frozenset[str] = frozenset()
     clusters: Mapping[str, int] = field(default_factory=dict)  # gene → cluster (-1 = none)
     gene2go: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -129,11 +155,12 @@ def norman_scaffold(n_high_mean_genes: int | None = None) -> Scaffold:
     coefficients = {c: ((float(fits.at[c, "c_a"]), float(fits.at[c, "c_b"])) if c in fits.index
                         else (1.0, 1.0))
                     for c in conditions.condition if len(condition_genes(c)) == 2}
+    corr_fit = {c: float(fits.at[c, "corr_fit"]) for c in coefficients if c in fits.index}
     neomorphic_sets = {_order_free(c) for c in reference.gi_types()["NEOMORPHIC"]}
     neomorphic = frozenset(c for c in coefficients if _order_free(c) in neomorphic_sets)
     clusters = dict(zip(*reference.single_clusters()[["gene", "cluster"]].values.T))
     return Scaffold(conditions=conditions[["condition", "n_cells"]], genes=genes,
-                    combo_coefficients=coefficients, neomorphic=neomorphic,
+                    combo_coefficients=coefficients, combo_corr_fit=corr_fit, neomorphic=neomorphic,
                     clusters={g: int(clusters.get(g, -1)) for g in perturbed},
                     gene2go=reference.gene2go())
 
@@ -158,7 +185,7 @@ class _Parameters:
     mixes: dict[str, np.ndarray]  # perturbed gene → (programs,) m[p]
     strength: dict[str, float]  # perturbed gene → s[p]
     downstream: dict[str, np.ndarray]  # perturbed gene → (genes,) d[p]
-    residuals: dict[str, np.ndarray]  # combo → (genes,) r[A+B]
+    residual_directions: dict[str, np.ndarray]  # combo → (genes,) ρ's direction on the log-rate scale
 
 
 def _draw_parameters(scaffold: Scaffold, config: SimulatorConfig,
@@ -166,8 +193,11 @@ def _draw_parameters(scaffold: Scaffold, config: SimulatorConfig,
     genes, perturbed = scaffold.genes, scaffold.perturbed_genes
     n_genes, k = len(genes), config.n_programs
     high_mean = set(reference.high_mean_genes())
-    log_mu = np.where([g in high_mean or g not in perturbed for g in genes],
-                      rng.normal(config.high_mean_log_mean, config.high_mean_log_sd, n_genes),
+    is_high_mean = np.array([g in high_mean or g not in perturbed for g in genes])
+    # truncated at ±2.5 sd: no single gene carries more than ~1% of a library, as in GEARS'
+    # variable-gene panel (a log-normal's far tail would hand one gene a quarter of every cell)
+    high_mean_draw = np.clip(rng.normal(0.0, 1.0, n_genes), -2.5, 2.5) * config.high_mean_log_sd
+    log_mu = np.where(is_high_mean, high_mean_draw,
                       rng.normal(config.regulator_log_mean, config.regulator_log_sd, n_genes))
 
     programs = np.zeros((k, n_genes))
@@ -175,6 +205,10 @@ def _draw_parameters(scaffold: Scaffold, config: SimulatorConfig,
     for row in programs:
         moved = rng.choice(n_genes, n_moved, replace=False)
         row[moved] = rng.normal(0.0, config.program_loading_sd, n_moved)
+    # expected counts of a control cell at the median library: μ · E[exp(z · W)]
+    expected = np.exp(log_mu + 0.5 * config.natural_program_sd**2 * (programs**2).sum(axis=0))
+    log_mu[is_high_mean] += np.log(max(config.depth_umis - expected[~is_high_mean].sum(), 1.0)
+                                   / expected[is_high_mean].sum())
 
     # Each Norman GI-manifold cluster shares a program signature; GO neighbours share draws.
     cluster_ids = sorted({c for c in scaffold.clusters.values() if c >= 0})
@@ -198,33 +232,222 @@ def _draw_parameters(scaffold: Scaffold, config: SimulatorConfig,
         mixes[g] = strength[g] * raw / max(np.linalg.norm(raw), 1e-12)
     downstream = {g: mixes[g] @ programs for g in perturbed}
 
-    residuals = {}
-    for combo in scaffold.combo_coefficients:
-        a, b = condition_genes(combo)
-        scale = (config.neomorphic_residual_scale if combo in scaffold.neomorphic
-                 else config.residual_scale)
-        mix = _sparse_mix(rng, k, config.programs_per_gene)
-        mix /= max(np.linalg.norm(mix), 1e-12)
-        residuals[combo] = scale * 0.5 * (strength[a] + strength[b]) * (mix @ programs)
-    return _Parameters(log_mu, programs, mixes, strength, downstream, residuals)
+    residual_directions = {combo: _sparse_mix(rng, k, config.programs_per_gene) @ programs
+                           for combo in scaffold.combo_coefficients}
+    return _Parameters(log_mu, programs, mixes, strength, downstream, residual_directions)
 
 
-def true_log_fold_changes(scaffold: Scaffold, config: SimulatorConfig,
-                          parameters: _Parameters) -> pd.DataFrame:
-    """Per-condition log-rate change at full activation efficiency (conditions × genes)."""
-    gene_index = {g: i for i, g in enumerate(scaffold.genes)}
-    rows = {}
-    for condition in scaffold.conditions.condition:
-        lfc = np.zeros(len(scaffold.genes))
-        genes = condition_genes(condition)
-        coefs = scaffold.combo_coefficients.get(condition, (1.0, 1.0))
-        for gene, coef in zip(genes, coefs):
-            lfc += coef * parameters.downstream[gene]
-            lfc[gene_index[gene]] += config.target_activation_lfc
-        if len(genes) == 2:
-            lfc += parameters.residuals[condition]
-        rows[condition] = lfc
-    return pd.DataFrame.from_dict(rows, orient="index", columns=scaffold.genes)
+def single_effect(parameters: _Parameters, config: SimulatorConfig, gene_index: Mapping[str, int],
+                  gene: str) -> np.ndarray:
+    """A single perturbation's log-rate change at full efficiency: d[p] plus the target's induction."""
+    effect = parameters.downstream[gene].copy()
+    effect[gene_index[gene]] += config.target_activation_lfc
+    return effect
+
+
+@dataclass(frozen=True)
+class ScoredScale:
+    """E[log1p(s · y)] for y ~ NegativeBinomial(mean λ, inverse dispersion θ): what a cell with
+    rate λ and normalisation factor s (target sum / total count) contributes on average to a
+    mean of log-normalised expression. Tabulated on a grid of log λ × log s, read bilinearly."""
+
+    log_rate: np.ndarray  # (n,) evenly spaced
+    log_factor: np.ndarray  # (m,) evenly spaced
+    table: np.ndarray  # (n, m)
+
+    @classmethod
+    def build(cls, theta: float, log_rate_range: tuple[float, float] = (-12.0, 8.0), rate_step: float = 0.05,
+              log_factor_range: tuple[float, float] = (np.log(0.05), np.log(500.0)),
+              factor_points: int = 80) -> ScoredScale:
+        from scipy.stats import nbinom
+
+        log_rate = np.arange(log_rate_range[0], log_rate_range[1] + rate_step / 2, rate_step)
+        log_factor = np.linspace(*log_factor_range, factor_points)
+        rate = np.exp(log_rate)
+        top = int(rate[-1] + 12 * rate[-1] * np.sqrt(1 / rate[-1] + 1 / theta)) + 50  # far into the tail
+        y = np.arange(top)
+        pmf = nbinom.pmf(y[None, :], theta, theta / (theta + rate[:, None]))  # (n, top)
+        table = pmf @ np.log1p(y[:, None] * np.exp(log_factor)[None, :])
+        return cls(log_rate, log_factor, table)
+
+    def __call__(self, log_rate: np.ndarray,
+                 log_factor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Expected value and its derivatives in log λ and in log s, for ``log_rate`` (R, G) and
+        ``log_factor`` (R, 1). Past the grid's top rate, log1p(s·λ) ≈ log(s·λ) (slopes 1);
+        below its bottom, ~0."""
+        n_rate, n_factor = self.table.shape
+        dx = self.log_rate[1] - self.log_rate[0]
+        df = self.log_factor[1] - self.log_factor[0]
+        position = np.clip((log_rate - self.log_rate[0]) / dx, 0.0, n_rate - 1.000001)
+        i = position.astype(np.int64)
+        t = position - i
+        factor_position = np.clip((log_factor - self.log_factor[0]) / df, 0.0, n_factor - 1.000001)
+        j = factor_position.astype(np.int64)  # (R, 1)
+        u = factor_position - j
+        flat = i * n_factor + j
+        table = self.table.ravel()
+        t00, t01 = table.take(flat), table.take(flat + 1)
+        t10, t11 = table.take(flat + n_factor), table.take(flat + n_factor + 1)
+        lower = t00 + u * (t01 - t00)
+        upper = t10 + u * (t11 - t10)
+        value = lower + t * (upper - lower)
+        slope = (upper - lower) / dx
+        factor_slope = ((t01 - t00) + t * ((t11 - t10) - (t01 - t00))) / df
+        above = log_rate > self.log_rate[-1]
+        if above.any():
+            value = np.where(above, value + (log_rate - self.log_rate[-1]), value)
+            slope = np.where(above, 1.0, slope)
+            factor_slope = np.where(above, 1.0, factor_slope)
+        return value, slope, factor_slope
+
+
+def _baseline_log_rates(parameters: _Parameters, config: SimulatorConfig, gene_index: Mapping[str, int],
+                        n: int, rng: np.random.Generator, log_library: np.ndarray | None = None,
+                        antithetic: bool = False) -> np.ndarray:
+    """Unperturbed log rates (n, genes): baseline, library size (drawn unless ``log_library``
+    (n,) is given), program activity, and each regulator co-varying with the programs it drives.
+    ``antithetic``: program activities come in pairs z, −z (for expectations: their first-order
+    errors cancel)."""
+    if antithetic:
+        half = rng.normal(0.0, config.natural_program_sd, ((n + 1) // 2, config.n_programs))
+        z = np.concatenate([half, -half])[:n]
+    else:
+        z = rng.normal(0.0, config.natural_program_sd, (n, config.n_programs))
+    if log_library is None:
+        log_library = rng.normal(0.0, config.library_log_sd, n)
+    log_rate = parameters.log_mu[None, :] + log_library[:, None] + z @ parameters.programs
+    for gene, mix in parameters.mixes.items():
+        if gene in gene_index:
+            unit = mix / max(np.linalg.norm(mix), 1e-12)
+            log_rate[:, gene_index[gene]] += config.coexpression_strength * (z @ unit)
+    return log_rate
+
+
+@dataclass(frozen=True)
+class _Expectation:
+    """Noise-free population means of log-normalised expression over fixed reference cells."""
+
+    base: np.ndarray  # (R, G) reference cells' unperturbed log rates
+    efficiency: np.ndarray  # (R,) their activation efficiencies
+    scale: ScoredScale
+    log_target_sum: float
+
+    def _terms(self, shift: np.ndarray):
+        log_rate = self.base + self.efficiency[:, None] * shift[None, :]  # (R, G)
+        rate = np.exp(log_rate)
+        total = rate.sum(axis=1, keepdims=True)  # (R, 1)
+        value, slope, factor_slope = self.scale(log_rate, self.log_target_sum - np.log(total))
+        return value, slope, factor_slope, rate / total
+
+    def mean(self, shift: np.ndarray) -> np.ndarray:
+        """Expected mean (G,) when every reference cell's log rate moves by its efficiency ×
+        ``shift`` (G,)."""
+        return self._terms(shift)[0].mean(axis=0)
+
+    def newton_step(self, shift: np.ndarray, target: np.ndarray,
+                    free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The expected mean at ``shift`` and the Newton step towards ``target`` for the
+        ``free`` genes (the others stay where they are).
+
+        A gene's mean moves with its own rate and with every cell's normalisation, which all
+        genes share: J = D − A B, D (G,) the own-rate slopes, A (G, R) the slopes in each cell's
+        log normalisation factor, B (R, G) each cell's efficiency × gene shares of its total.
+        J⁻¹ comes from the Woodbury identity with one R × R solve."""
+        value, slope, factor_slope, share = self._terms(shift)
+        n_cells = len(self.efficiency)
+        reached = value.mean(axis=0)
+        own = np.maximum((slope * self.efficiency[:, None]).mean(axis=0), 1e-3)  # D, floored: unexpressed genes
+        a_over_d = factor_slope.T[free] / n_cells / own[free, None]  # D⁻¹ A (F, R)
+        b = self.efficiency[:, None] * share[:, free]  # (R, F)
+        first = (target - reached)[free] / own[free]
+        inner = np.eye(n_cells) - b @ a_over_d
+        step = np.zeros_like(shift)
+        step[free] = first + a_over_d @ np.linalg.solve(inner, b @ first)
+        return reached, step
+
+
+def _solve_pair_shift(expect: _Expectation, target: np.ndarray, start: np.ndarray, iterations: int,
+                      reach: float = 3.0, tolerance: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Log-rate shift L (G,) whose expected mean is ``target``: damped Newton steps from
+    ``start``, L kept within ``start ± reach`` (a 20-fold rate change past the singles' sum).
+    Returns L and the expected mean it reaches: targets out of reach (below zero, or beyond what
+    a gene's counts allow) are approached as far as that."""
+    shift = start.copy()
+    low, high = start - reach, start + reach
+    reached = expect.mean(shift)
+    for _ in range(iterations):
+        gap = target - reached
+        # a gene at a bound that still wants past it has gone as far as allowed
+        free = ~(((shift <= low) & (gap < 0)) | ((shift >= high) & (gap > 0)))
+        if np.abs(gap[free]).max(initial=0.0) < tolerance:
+            break
+        _, step = expect.newton_step(shift, target, free)
+        shift = np.clip(shift + np.clip(step, -1.0, 1.0), low, high)
+        reached = expect.mean(shift)
+    return shift, reached
+
+
+def _pair_residual(direction: np.ndarray, fitted: np.ndarray, corr_fit: float) -> np.ndarray:
+    """ρ on the genes where ``direction`` (scored scale) is non-zero, orthogonal to ``fitted``
+    on those genes (so ρ stays on them), sized so that r(fitted, fitted + ρ) = ``corr_fit``."""
+    norm_fit = np.linalg.norm(fitted)
+    support = direction != 0
+    fit_on_support = np.where(support, fitted, 0.0)
+    unit = direction - (direction @ fit_on_support) / max(fit_on_support @ fit_on_support, 1e-24) * fit_on_support
+    if norm_fit == 0 or np.linalg.norm(unit) == 0:
+        return np.zeros_like(fitted)
+    unit /= np.linalg.norm(unit)
+    corr = float(np.clip(corr_fit, 1e-3, 1.0))
+    return norm_fit * np.sqrt(1.0 / corr**2 - 1.0) * unit
+
+
+def expected_condition_means(scaffold: Scaffold, config: SimulatorConfig, parameters: _Parameters,
+                             rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """Noise-free truth: per condition, the expected mean of log-normalised expression
+    (conditions × genes), the log-rate shift its cells get at full efficiency (conditions ×
+    genes; pairs: solved), and each pair's residual target corr_fit."""
+    genes = scaffold.genes
+    gene_index = {g: i for i, g in enumerate(genes)}
+    # reference cells: library size × efficiency on a grid of their quantiles (the two
+    # largest sources of cell-to-cell spread), program activity drawn per cell
+    side = int(np.ceil(np.sqrt(config.expectation_cells)))
+    quantiles = (np.arange(side) + 0.5) / side
+    log_library, efficiency = np.meshgrid(norm.ppf(quantiles, scale=config.library_log_sd),
+                                          beta.ppf(quantiles, config.efficiency_a, config.efficiency_b))
+    expect = _Expectation(_baseline_log_rates(parameters, config, gene_index, side**2, rng, log_library.ravel(),
+                                              antithetic=True),
+                          efficiency.ravel(), ScoredScale.build(config.nb_theta),
+                          float(np.log(config.target_sum)))
+    conditions = scaffold.conditions.condition.tolist()
+    zero = np.zeros(len(genes))
+    control = expect.mean(zero)
+    means, shifts, corr_targets = {CONTROL: control}, {CONTROL: zero}, {}
+    singles = {c for c in conditions if len(condition_genes(c)) == 1}
+    for condition in singles:
+        (gene,) = condition_genes(condition)
+        shifts[condition] = single_effect(parameters, config, gene_index, gene)
+        means[condition] = expect.mean(shifts[condition])
+    single_of = {condition_genes(c)[0]: c for c in singles}
+    fitted_median = float(np.median(list(scaffold.combo_corr_fit.values()))) if scaffold.combo_corr_fit else 0.9
+    _, slope, _, _ = expect._terms(zero)
+    sensitivity = slope.mean(axis=0)  # per gene: how far the scored mean moves per unit log rate
+    n_residual_genes = max(2, int(round(config.residual_gene_share * len(genes))))
+    for condition in [c for c in conditions if len(condition_genes(c)) == 2]:
+        a, b = condition_genes(condition)
+        c_a, c_b = scaffold.combo_coefficients.get(condition, (1.0, 1.0))
+        singles = np.stack([means[single_of[a]] - control, means[single_of[b]] - control])
+        fitted = np.array([c_a, c_b]) @ singles
+        corr_targets[condition] = scaffold.combo_corr_fit.get(condition, fitted_median)
+        # the departure from additivity: a few genes of a random program mix (on the scored scale)
+        direction = _keep_top(parameters.residual_directions[condition] * sensitivity, n_residual_genes)
+        residual = _pair_residual(direction, fitted, corr_targets[condition])
+        start = c_a * shifts[single_of[a]] + c_b * shifts[single_of[b]]
+        shifts[condition], means[condition] = _solve_pair_shift(
+            expect, np.maximum(control + fitted + residual, 0.0), start, config.pair_solver_iterations)
+    order = [c for c in conditions if c in means]
+    return (pd.DataFrame.from_dict(means, orient="index", columns=genes).loc[order],
+            pd.DataFrame.from_dict(shifts, orient="index", columns=genes).loc[order],
+            pd.Series(corr_targets, name="corr_fit_target"))
 
 
 def simulate_perturb_seq(scaffold: Scaffold, config: SimulatorConfig = SimulatorConfig(),
@@ -234,14 +457,17 @@ def simulate_perturb_seq(scaffold: Scaffold, config: SimulatorConfig = Simulator
     """Simulate a Perturb-seq screen on ``scaffold``.
 
     Returns ``(adata, truth)``: ``adata`` in GEARS format (``obs['condition']``,
-    ``obs['cell_type']``, ``var['gene_name']``, log-normalised sparse ``X``), and ``truth``
-    with one row per condition: ``X`` the true log-fold changes at full efficiency, ``obs`` the
+    ``obs['cell_type']``, ``var['gene_name']``, log-normalised sparse ``X``; ``obs`` also holds
+    each cell's ``total_counts`` and ``n_genes_by_counts``), and ``truth`` with one row per
+    condition: ``X`` the noise-free expected mean of log-normalised expression,
+    ``layers['log_rate_shift']`` the log-rate change at full efficiency, ``obs`` the
     coefficients and labels the simulator used.
     """
-    param_seed, cell_seed = np.random.SeedSequence(config.seed).spawn(2)
+    param_seed, cell_seed, reference_seed = np.random.SeedSequence(config.seed).spawn(3)
     parameters = _draw_parameters(scaffold, config, np.random.default_rng(param_seed))
+    expected, shifts, corr_targets = expected_condition_means(scaffold, config, parameters,
+                                                              np.random.default_rng(reference_seed))
     rng = np.random.default_rng(cell_seed)
-    lfc = true_log_fold_changes(scaffold, config, parameters)
     gene_index = {g: i for i, g in enumerate(scaffold.genes)}
 
     counts_blocks, conditions_per_cell = [], []
@@ -249,22 +475,10 @@ def simulate_perturb_seq(scaffold: Scaffold, config: SimulatorConfig = Simulator
     for condition, n_real in progress_bar(rows, progress, desc="simulating conditions"):
         cap = max_control_cells if condition == CONTROL else max_cells_per_condition
         n = int(n_real if cap is None else min(n_real, cap))
-        z = rng.normal(0.0, config.natural_program_sd, (n, config.n_programs))
-        log_rate = (parameters.log_mu[None, :] + rng.normal(0.0, config.library_log_sd, (n, 1))
-                    + z @ parameters.programs)
-        for gene, mix in parameters.mixes.items():  # regulators follow the program they drive
-            if gene in gene_index:
-                unit = mix / max(np.linalg.norm(mix), 1e-12)
-                log_rate[:, gene_index[gene]] += config.coexpression_strength * (z @ unit)
-        genes = condition_genes(condition)
-        coefs = scaffold.combo_coefficients.get(condition, (1.0, 1.0))
-        efficiencies = rng.beta(config.efficiency_a, config.efficiency_b, (n, len(genes)))
-        for j, (gene, coef) in enumerate(zip(genes, coefs)):
-            effect = coef * parameters.downstream[gene]
-            effect[gene_index[gene]] += config.target_activation_lfc
-            log_rate += efficiencies[:, [j]] * effect[None, :]
-        if len(genes) == 2:
-            log_rate += np.sqrt(efficiencies.prod(axis=1))[:, None] * parameters.residuals[condition][None, :]
+        log_rate = _baseline_log_rates(parameters, config, gene_index, n, rng)
+        if condition != CONTROL:  # singles: one guide; pairs: one effective activation of the pair
+            efficiency = rng.beta(config.efficiency_a, config.efficiency_b, (n, 1))
+            log_rate += efficiency * shifts.loc[condition].to_numpy()[None, :]
         rate = np.exp(log_rate)
         counts = rng.poisson(rng.gamma(config.nb_theta, rate / config.nb_theta))
         counts_blocks.append(sp.csr_matrix(counts.astype(np.float32)))
@@ -275,22 +489,27 @@ def simulate_perturb_seq(scaffold: Scaffold, config: SimulatorConfig = Simulator
     normalised = sp.diags((config.target_sum / np.maximum(totals, 1)).astype(np.float32)) @ counts
     normalised.data = np.log1p(normalised.data)
     obs = pd.DataFrame({"condition": pd.Categorical(conditions_per_cell),
-                        "cell_type": config.cell_type},
+                        "cell_type": config.cell_type,
+                        "total_counts": totals.astype(np.float32),
+                        "n_genes_by_counts": np.diff(counts.indptr).astype(np.int32)},
                        index=[f"sim{i:06d}" for i in range(len(conditions_per_cell))])
     var = pd.DataFrame({"gene_name": scaffold.genes}, index=pd.Index(scaffold.genes, name=None))
     adata = ad.AnnData(X=normalised.astype(np.float32).tocsr(), obs=obs, var=var)
     adata.uns["simulator"] = {"config": asdict(config), "source": "Norman-scaffold simulator"}
 
-    truth_obs = pd.DataFrame(index=lfc.index)
-    truth_obs["n_genes_perturbed"] = [len(condition_genes(c)) for c in lfc.index]
-    first_coef = [scaffold.combo_coefficients.get(c, (1.0, 1.0))[0] for c in lfc.index]
-    second_coef = [scaffold.combo_coefficients.get(c, (1.0, 1.0))[1] for c in lfc.index]
+    truth_obs = pd.DataFrame(index=expected.index)
+    truth_obs["n_genes_perturbed"] = [len(condition_genes(c)) for c in expected.index]
+    first_coef = [scaffold.combo_coefficients.get(c, (1.0, 1.0))[0] for c in expected.index]
+    second_coef = [scaffold.combo_coefficients.get(c, (1.0, 1.0))[1] for c in expected.index]
     truth_obs["c_a"], truth_obs["c_b"] = first_coef, second_coef
-    truth_obs["neomorphic"] = [c in scaffold.neomorphic for c in lfc.index]
-    strengths = [[parameters.strength[g] for g in condition_genes(c)] for c in lfc.index]
+    truth_obs["corr_fit_target"] = corr_targets.reindex(expected.index).to_numpy()
+    truth_obs["norman_fit"] = [c in scaffold.combo_corr_fit for c in expected.index]
+    truth_obs["neomorphic"] = [c in scaffold.neomorphic for c in expected.index]
+    strengths = [[parameters.strength[g] for g in condition_genes(c)] for c in expected.index]
     truth_obs["effect_strength"] = [float(np.mean(s)) if s else 0.0 for s in strengths]
-    truth = ad.AnnData(X=lfc.to_numpy(np.float32), obs=truth_obs,
-                       var=pd.DataFrame({"log_mean": parameters.log_mu}, index=scaffold.genes))
+    truth = ad.AnnData(X=expected.to_numpy(np.float32), obs=truth_obs,
+                       var=pd.DataFrame({"log_mean": parameters.log_mu}, index=scaffold.genes),
+                       layers={"log_rate_shift": shifts.to_numpy(np.float32)})
     truth.uns["mean_efficiency"] = config.mean_efficiency
     truth.uns["config"] = asdict(config)
     return adata, truth

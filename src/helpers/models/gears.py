@@ -7,6 +7,7 @@ seeds, devices and the training loop of cell-gears 0.1.2's ``GEARS.train``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -52,6 +53,7 @@ class GearsData:
     go_graph: tuple[torch.Tensor, torch.Tensor]
     retain: dict[str, np.ndarray]  # condition → genes kept by the loss (non-zero mean)
     rank_de: dict[str, np.ndarray]  # condition → first 20 genes of the DE ranking (validation)
+    means: dict[str, np.ndarray]  # condition → observed mean expression (every condition)
 
     @classmethod
     def from_adata(cls, adata: ad.AnnData, split: SimulationSplit, go_edges: pd.DataFrame,
@@ -77,7 +79,14 @@ class GearsData:
                    control_mean=X[conditions == CONTROL].mean(axis=0),
                    coexpress_graph=(torch.from_numpy(coexpress_index), torch.from_numpy(coexpress_weight)),
                    go_graph=(torch.from_numpy(go_index), torch.from_numpy(go_weight)),
-                   retain=retain, rank_de=rank_de)
+                   retain=retain, rank_de=rank_de,
+                   means={c: X[conditions == c].mean(axis=0) for c in np.unique(conditions)})
+
+    def training_view(self, split: SimulationSplit) -> GearsData:
+        """The same data holding only the training cells (control included): all that training
+        and prediction read, since validation uses the stored means. Worker processes get this."""
+        keep = np.isin(self.conditions, split.train)
+        return dataclasses.replace(self, X=self.X[keep], conditions=self.conditions[keep])
 
     def pert_nodes(self, condition: str) -> list[int]:
         """GO-graph nodes a condition perturbs (``[-1]`` for control)."""
@@ -324,7 +333,8 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
                                                     desc=f"GEARS × {len(gears_runs)} ({workers} at a time)") as bar:
         queue = manager.Queue()
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(data, split, config, budget, max(1, cores // workers), queue)) as pool:
+                                 initargs=(data.training_view(split), split, config, budget,
+                                           max(1, cores // workers), queue)) as pool:
             futures = [pool.submit(_train_in_worker, run) for run in gears_runs]
             while not all(f.done() for f in futures):
                 try:
@@ -356,4 +366,4 @@ def validation_mse(model: DenseGEARS, data: GearsData, conditions: list[str], se
 
 def condition_means(data: GearsData, conditions: list[str]) -> np.ndarray:
     """Observed mean expression of each condition (conditions × genes)."""
-    return np.vstack([data.X[data.conditions == c].mean(axis=0) for c in conditions])
+    return np.vstack([data.means[c] for c in conditions])
