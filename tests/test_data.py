@@ -5,6 +5,7 @@ import zipfile
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -128,3 +129,26 @@ def test_download_checks_size_and_unpacks(small, tmp_path):
     path = data.download_norman(tmp_path / "cache", url=url, expected_bytes=size)
     assert ad.read_h5ad(path).n_obs == small.n_obs
     assert data.download_norman(tmp_path / "cache", url="http://127.0.0.1:9/") == path  # cached
+
+
+def test_depth_table_and_rank_context_on_simulated_cells():
+    import anndata as ad
+    import scipy.sparse as sp
+
+    counts = np.array([[5, 0, 1, 0], [0, 2, 3, 0], [4, 4, 0, 0]], dtype=np.float32)
+    adata = ad.AnnData(X=sp.csr_matrix(np.log1p(counts)),
+                       obs=pd.DataFrame({"condition": ["ctrl", "ctrl", "A+ctrl"],
+                                         "total_counts": counts.sum(axis=1),
+                                         "n_genes_by_counts": (counts > 0).sum(axis=1)},
+                                        index=["c1", "c2", "c3"]),
+                       var=pd.DataFrame({"gene_name": ["G1", "G2", "G3", "G4"]}, index=["G1", "G2", "G3", "G4"]))
+    table = data.depth_table(adata)
+    assert table.at["median UMIs per cell", "simulated"] == 6
+    assert table.at["median detected genes per cell", "simulated"] == 2
+    assert table.at["non-zero share of the matrix", "simulated"] == pytest.approx(6 / 12)
+    assert table.at["median UMIs per cell", "norman"] == 2999
+    # a 2-token context (<cls> + 1 gene): only each control cell's top gene is seen
+    assert data.genes_outside_rank_context(adata, ["G1", "G2", "G3", "G4"], 2) == ["G2", "G4"]
+    assert data.genes_outside_rank_context(adata, ["G1", "G2", "G3", "G4"], 3) == ["G4"]
+    with pytest.raises(ValueError, match="total_counts"):
+        data.depth_table(ad.AnnData(X=adata.X, obs=adata.obs[["condition"]], var=adata.var))

@@ -176,3 +176,18 @@ def test_magnitude_correlation_and_precision_tables():
     assert types.loc["synergy", "n_called"] == 2 and types.loc["synergy", "precision"] == 0.5
     assert types.loc["suppressor", "n_called"] == 2 and types.loc["suppressor", "n_called_verified"] == 2
     assert np.isnan(types.loc["redundant", "precision"])
+
+
+def test_truth_fidelity_reads_magnitudes_against_norman_order_free():
+    fits = pd.DataFrame({"condition": ["A+B", "C+D", "E+F", "G+H"], "c_a": [1.0, 0.5, 0.9, 0.3],
+                         "c_b": [1.0, 0.5, 0.6, 0.4]})
+    norman = np.hypot(fits.c_a, fits.c_b).to_numpy()  # 1.41, 0.71, 1.08, 0.50
+    scores = pd.concat([
+        pd.DataFrame({"source": "exact", "perturbation": ["B+A", "C+D", "F+E", "G+H"], "magnitude": norman}),
+        pd.DataFrame({"source": "shrunk", "perturbation": ["A+B", "C+D", "E+F", "G+H", "X+Y"],
+                      "magnitude": [*(0.5 * norman), 3.0]})])
+    table = gi.truth_fidelity(scores, fits).set_index("source")
+    assert table.loc["exact", ["r", "slope", "agreement"]].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert table.loc["shrunk", "slope"] == pytest.approx(0.5) and table.loc["shrunk", "r"] == pytest.approx(1.0)
+    assert table.loc["shrunk", "agreement"] == 0.75  # A+B is synergistic by Norman's fit, not once shrunk
+    assert table.n.tolist() == [4, 4]  # X+Y has no Norman fit

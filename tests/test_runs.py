@@ -12,6 +12,7 @@ def test_profiles_keep_every_condition_and_shrink_the_rest():
     quick, default, full = (runs.get_profile(n) for n in ("quick", "default", "full"))
     assert quick.n_high_mean_genes < 1000 and quick.max_cells_per_condition <= 10 and quick.gears_steps == 8
     assert default.n_high_mean_genes is None and default.data_source == "simulated"
+    assert default.max_cells_per_condition is None and default.max_control_cells is None  # Norman's counts
     assert full.data_source == "dataverse" and full.max_cells_per_condition is None
 
 
