@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import plots, runs, summary
+from helpers import data, plots, runs, summary
 
 STEP = "30_summarise_results"
 runs.get_profile(profile)
@@ -77,6 +77,20 @@ runs.atomic_write_csv(comparison, runs.step_dir(STEP) / "comparison.csv")
 runs.write_run_json(STEP, {"profile": profile, "reference_model": reference_model, "n_sd": n_sd},
                     ["glance.csv", "comparison.csv"]);
 display(Markdown("\n".join(f"- {sentence}" for sentence in summary.plain_words(comparison, reference_model, n_sd))))
+
+# %% [markdown]
+# ## 3. What this data can show
+#
+# The verdicts above are only as general as the data behind them. On simulated data, the
+# simulator's settings decide which kind of gene prior has signal, and the GI truth is as good as
+# the cells make it; both are stated here from this build's files.
+
+# %%
+_, simulation = data.read_prepared(root / data.PREPARE_STEP, truth_only=True)
+fidelity = pd.read_csv(gi_dir / "truth_fidelity.csv") if (gi_dir / "truth_fidelity.csv").is_file() else None
+caveats = summary.data_caveats(None if simulation is None else simulation.uns["config"], fidelity,
+                               data.PRIOR_SIGNAL_KNOBS)
+display(Markdown("\n".join(f"- {sentence}" for sentence in caveats)))
 
 # %% [markdown]
 # ## What we found

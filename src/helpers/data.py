@@ -311,14 +311,15 @@ def load_expression(data_source: str, max_cells_per_condition: int | None,
     return subsample_cells(adata, max_cells_per_condition, max_control_cells, seed=simulator_seed), None
 
 
-def read_prepared(step_path: Path) -> tuple[ad.AnnData, ad.AnnData | None]:
-    """The processed dataset (and simulator truth, if any) written by the data step."""
+def read_prepared(step_path: Path, truth_only: bool = False) -> tuple[ad.AnnData | None, ad.AnnData | None]:
+    """The processed dataset (and simulator truth, if any) written by the data step;
+    ``truth_only`` skips reading the dataset (returned as None)."""
     dataset = Path(step_path) / DATASET_FILE
     if not dataset.is_file():
         raise FileNotFoundError(f"{dataset} does not exist; run notebooks/01_prepare_data.py first "
                                 "(`make book` runs every step in order)")
     truth = Path(step_path) / TRUTH_FILE
-    return ad.read_h5ad(dataset), (ad.read_h5ad(truth) if truth.is_file() else None)
+    return (None if truth_only else ad.read_h5ad(dataset)), (ad.read_h5ad(truth) if truth.is_file() else None)
 
 
 def depth_table(adata: ad.AnnData) -> pd.DataFrame:

@@ -7,7 +7,7 @@ Inputs are the tidy tables the evaluation and GI chapters write (``results/metri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,4 +118,33 @@ def plain_words(comparison: pd.DataFrame, reference: str, n_sd: float = 2.0) -> 
         if not parts:
             parts.append(f"no seed spread to judge its differences from {reference} by")
         sentences.append(f"{model}: " + ", ".join(parts) + ".")
+    return sentences
+
+
+def data_caveats(simulator_config: Mapping[str, object] | None, fidelity: pd.DataFrame | None,
+                 knobs: Mapping[str, str]) -> list[str]:
+    """What the data behind the verdicts can show, in sentences built from the simulator's
+    settings (``truth.uns['config']``; None for real data) and the GI truth's fidelity to
+    Norman's fits (``results/gi/truth_fidelity.csv``; None if not scored)."""
+    sentences = []
+    if simulator_config is None:
+        sentences.append("The data are a real screen: the verdicts are about it, not about a simulator's settings.")
+    else:
+        settings = ", ".join(f"{name} = {simulator_config[name]}" for name in knobs)
+        sentences.append(
+            "The data are simulated on Norman's scaffold, and which kind of gene prior has anything to find was "
+            f"decided when they were made ({settings}): single effects are smoothed over GO neighbours with weight "
+            f"{simulator_config['go_weight']} against {simulator_config['private_weight']} of their own, so a GO-based "
+            "prior is favoured by construction, while a prior learnt from control cells' co-expression only sees the "
+            "perturbed genes that control cells express. A prior verdict here is a statement about this simulator.")
+    if fidelity is not None and len(fidelity):
+        rows = fidelity.set_index("source")
+        if "cells" in rows.index:
+            cells = rows.loc["cells"]
+            sentences.append(
+                f"The GI truth scored from the cells tracks Norman's own magnitudes with r = {cells.r:.2f} "
+                f"(slope {cells.slope:.2f}, {int(cells.n)} pairs): GI verdicts against it are bounded by that.")
+        if "noise-free" in rows.index:
+            clean = rows.loc["noise-free"]
+            sentences.append(f"The noise-free truth gives r = {clean.r:.2f} (slope {clean.slope:.2f}).")
     return sentences
