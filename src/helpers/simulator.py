@@ -101,6 +101,7 @@ class SimulatorConfig:
     target_activation_lfc: float = 4.0  # ~55-fold at full efficiency (CRISPRa: 10- to 1000-fold)
     # Combinations: the residual's size comes from Norman's corr_fit (see above)
     residual_gene_share: float = 0.03  # share of genes a pair's departure from additivity moves
+    max_gene_share: float = 0.1  # most of a median library one gene of a pair cell may hold
     pair_solver_iterations: int = 20  # Newton steps at most; stops at 1e-3 in expected mean
     # Cells
     efficiency_a: float = 4.0  # Beta(4, 2): mean efficiency 0.67, some cells barely activated
@@ -192,8 +193,9 @@ def _draw_parameters(scaffold: Scaffold, config: SimulatorConfig,
                      rng: np.random.Generator) -> _Parameters:
     genes, perturbed = scaffold.genes, scaffold.perturbed_genes
     n_genes, k = len(genes), config.n_programs
-    high_mean = set(reference.high_mean_genes())
-    is_high_mean = np.array([g in high_mean or g not in perturbed for g in genes])
+    # perturbed genes (regulators, most barely detected) draw from their own baseline, so that
+    # CRISPRa lifts each from a level typical of a regulator, not from the sparse panel's far tail
+    is_high_mean = np.array([g not in perturbed for g in genes])
     # truncated at ±2.5 sd: no single gene carries more than ~1% of a library, as in GEARS'
     # variable-gene panel (a log-normal's far tail would hand one gene a quarter of every cell)
     high_mean_draw = np.clip(rng.normal(0.0, 1.0, n_genes), -2.5, 2.5) * config.high_mean_log_sd
@@ -367,13 +369,15 @@ class _Expectation:
 
 
 def _solve_pair_shift(expect: _Expectation, target: np.ndarray, start: np.ndarray, iterations: int,
-                      reach: float = 3.0, tolerance: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+                      ceiling: np.ndarray, reach: float = 3.0,
+                      tolerance: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
     """Log-rate shift L (G,) whose expected mean is ``target``: damped Newton steps from
-    ``start``, L kept within ``start ± reach`` (a 20-fold rate change past the singles' sum).
-    Returns L and the expected mean it reaches: targets out of reach (below zero, or beyond what
-    a gene's counts allow) are approached as far as that."""
-    shift = start.copy()
-    low, high = start - reach, start + reach
+    ``start``, L kept within ``start ± reach`` (a 20-fold rate change past the singles' sum) and
+    below ``ceiling`` (G,). Returns L and the expected mean it reaches: targets out of reach
+    (below zero, or beyond what a gene's counts allow) are approached as far as that."""
+    high = np.minimum(start + reach, ceiling)
+    low = np.minimum(start - reach, high)
+    shift = np.clip(start, low, high)
     reached = expect.mean(shift)
     for _ in range(iterations):
         gap = target - reached
@@ -432,6 +436,10 @@ def expected_condition_means(scaffold: Scaffold, config: SimulatorConfig, parame
     _, slope, _, _ = expect._terms(zero)
     sensitivity = slope.mean(axis=0)  # per gene: how far the scored mean moves per unit log rate
     n_residual_genes = max(2, int(round(config.residual_gene_share * len(genes))))
+    # no gene of a pair cell may hold more than max_gene_share of a median library: on the log1p
+    # scale, adding two large single changes of a well-expressed gene would otherwise hand it the
+    # library (and, through normalisation, push every other gene down)
+    ceiling = np.log(config.max_gene_share * config.depth_umis) - parameters.log_mu
     for condition in [c for c in conditions if len(condition_genes(c)) == 2]:
         a, b = condition_genes(condition)
         c_a, c_b = scaffold.combo_coefficients.get(condition, (1.0, 1.0))
@@ -443,7 +451,7 @@ def expected_condition_means(scaffold: Scaffold, config: SimulatorConfig, parame
         residual = _pair_residual(direction, fitted, corr_targets[condition])
         start = c_a * shifts[single_of[a]] + c_b * shifts[single_of[b]]
         shifts[condition], means[condition] = _solve_pair_shift(
-            expect, np.maximum(control + fitted + residual, 0.0), start, config.pair_solver_iterations)
+            expect, np.maximum(control + fitted + residual, 0.0), start, config.pair_solver_iterations, ceiling)
     order = [c for c in conditions if c in means]
     return (pd.DataFrame.from_dict(means, orient="index", columns=genes).loc[order],
             pd.DataFrame.from_dict(shifts, orient="index", columns=genes).loc[order],
