@@ -61,6 +61,8 @@ parameters = {"data_source": settings.data_source,
               "simulator_seed": simulator_seed, "split_name": split_name, "split_seed": split_seed,
               "train_gene_set_size": train_gene_set_size,
               "combo_seen2_train_frac": combo_seen2_train_frac, "go_top_k": go_top_k}
+if settings.data_source == "simulated":
+    parameters["simulator"] = data.simulator_fingerprint(simulator_seed)
 splits.check_split_name(split_name)
 out = runs.step_dir(data.PREPARE_STEP)
 outputs = [data.DATASET_FILE, "split.json", "go_graph.csv", "split_composition.csv",

@@ -108,9 +108,11 @@ def test_interrupted_book_resumes_and_a_changed_parameter_reruns_only_its_depend
     data_file, gears = "01_prepare_data/perturb_processed.h5ad", "predictions/gears/seed=1/predictions.h5ad"
     linear = "predictions/linear/seed=0/predictions.h5ad"
     # the book was stopped inside chapter 14, before one prior's run recorded itself
-    interrupted = "14_train_gears_priors/gears+go_svd/both/seed=1"
+    choice = pd.read_csv(results / "14_train_gears_priors" / "prior_target_selection.csv")
+    target = choice.query("chosen").target.item()
+    interrupted = f"14_train_gears_priors/gears+go_svd/{target}/seed=1"
     (results / interrupted / "run.json").unlink()
-    finished = "14_train_gears_priors/gears+genemamba/both/seed=1/history.csv"
+    finished = f"14_train_gears_priors/gears+genemamba/{target}/seed=1/history.csv"
     reused = [data_file, gears, finished]
     before, redone = stamps(*reused), stamps(f"{interrupted}/history.csv")
     for name in ("01_prepare_data", "11_train_gears", "14_train_gears_priors"):

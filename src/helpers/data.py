@@ -369,3 +369,15 @@ def genes_outside_rank_context(adata: ad.AnnData, genes: list[str], context_leng
     in_context = np.take_along_axis(X, order, axis=1) > 0
     seen = set(names[order[in_context]])
     return [g for g in genes if g not in seen]
+
+
+def simulator_fingerprint(seed: int) -> dict:
+    """What makes the simulated data besides the profile: the simulator's settings and a digest
+    of its code, so that a cached data step is redone when either changes."""
+    import hashlib
+    from dataclasses import asdict
+
+    from helpers import simulator
+
+    code = hashlib.sha256(Path(simulator.__file__).read_bytes()).hexdigest()[:16]
+    return {"config": asdict(simulator.SimulatorConfig(seed=seed)), "code": code}
