@@ -91,8 +91,9 @@ def test_budget_rejects_nonsense_and_follows_the_profile():
     default = runs.get_profile("default")
     budget = TrainingBudget.from_profile(default)
     assert (budget.steps, budget.lr_halving_steps, budget.eval_every) == (
-        default.gears_steps, None, default.gears_eval_every)
-    assert budget.lr_halving_steps is None  # cell-gears: halved after every epoch of the data
+        default.gears_steps, default.gears_lr_halving_steps, default.gears_eval_every)
+    # the full profile is cell-gears' own schedule: halved after every epoch of the data
+    assert TrainingBudget.from_profile(runs.get_profile("full")).lr_halving_steps is None
 
 
 def test_runs_side_by_side_equal_runs_one_after_another(small_screen):
