@@ -298,6 +298,7 @@ print("Results in", out.relative_to(runs.results_root().parent), "(reused from c
 #   annotation, as in GEARS.
 # - Only nine pairs are truly "2 unseen of 2"; most of the pairs often quoted under that heading
 #   have both genes seen as singles in training (`combo_seen2`).
-# - On simulated data, the observed changes follow the simulator's true effects, with the
-#   scatter expected from a few dozen noisy cells per perturbation: this is the noise that every
-#   model, and the noise ceiling of the evaluation chapter, has to live with.
+# - On simulated data, section 6 gives the cells' depth beside Norman's and how closely each
+#   perturbation's observed change follows its noise-free expected change at the screen's cell
+#   counts: the scatter is the noise that every model, and the noise ceiling of the evaluation
+#   chapter, has to live with.
