@@ -313,6 +313,12 @@ def type_precision(scores: pd.DataFrame, verified: Mapping[str, set[str]]) -> pd
     return pd.DataFrame(rows)
 
 
+def norman_magnitudes(fits: pd.DataFrame) -> pd.Series:
+    """Norman's magnitude sqrt(c_a² + c_b²) per pair (``reference.gi_fits``), keyed order-free
+    (:func:`pair_key`)."""
+    return pd.Series(np.hypot(fits.c_a, fits.c_b).to_numpy(), index=fits.condition.map(pair_key))
+
+
 def truth_fidelity(scores: pd.DataFrame, fits: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
     """How well true interaction magnitudes track Norman's own fits, per ``source``.
 
@@ -325,7 +331,7 @@ def truth_fidelity(scores: pd.DataFrame, fits: pd.DataFrame, threshold: float | 
     """
     if threshold is None:
         threshold = GI_THRESHOLDS["synergy"][2]
-    norman = pd.Series(np.hypot(fits.c_a, fits.c_b).to_numpy(), index=fits.condition.map(pair_key))
+    norman = norman_magnitudes(fits)
     rows = []
     for source, group in scores.groupby("source", sort=False):
         ours = pd.Series(group.magnitude.to_numpy(), index=group.perturbation.map(pair_key))

@@ -334,7 +334,9 @@ class _Expectation:
     scale: ScoredScale
     log_target_sum: float
 
-    def _terms(self, shift: np.ndarray):
+    def terms(self, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per reference cell and gene (R, G): expected value, its slopes in log rate and log
+        normalisation, and the gene's share of the cell's total."""
         log_rate = self.base + self.efficiency[:, None] * shift[None, :]  # (R, G)
         rate = np.exp(log_rate)
         total = rate.sum(axis=1, keepdims=True)  # (R, 1)
@@ -344,7 +346,7 @@ class _Expectation:
     def mean(self, shift: np.ndarray) -> np.ndarray:
         """Expected mean (G,) when every reference cell's log rate moves by its efficiency ×
         ``shift`` (G,)."""
-        return self._terms(shift)[0].mean(axis=0)
+        return self.terms(shift)[0].mean(axis=0)
 
     def newton_step(self, shift: np.ndarray, target: np.ndarray,
                     free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -355,7 +357,7 @@ class _Expectation:
         genes share: J = D − A B, D (G,) the own-rate slopes, A (G, R) the slopes in each cell's
         log normalisation factor, B (R, G) each cell's efficiency × gene shares of its total.
         J⁻¹ comes from the Woodbury identity with one R × R solve."""
-        value, slope, factor_slope, share = self._terms(shift)
+        value, slope, factor_slope, share = self.terms(shift)
         n_cells = len(self.efficiency)
         reached = value.mean(axis=0)
         own = np.maximum((slope * self.efficiency[:, None]).mean(axis=0), 1e-3)  # D, floored: unexpressed genes
@@ -424,17 +426,18 @@ def expected_condition_means(scaffold: Scaffold, config: SimulatorConfig, parame
                           float(np.log(config.target_sum)))
     conditions = scaffold.conditions.condition.tolist()
     zero = np.zeros(len(genes))
-    control = expect.mean(zero)
-    means, shifts, corr_targets = {CONTROL: control}, {CONTROL: zero}, {}
-    singles = {c for c in conditions if len(condition_genes(c)) == 1}
-    for condition in singles:
-        (gene,) = condition_genes(condition)
-        shifts[condition] = single_effect(parameters, config, gene_index, gene)
-        means[condition] = expect.mean(shifts[condition])
-    single_of = {condition_genes(c)[0]: c for c in singles}
-    fitted_median = float(np.median(list(scaffold.combo_corr_fit.values()))) if scaffold.combo_corr_fit else 0.9
-    _, slope, _, _ = expect._terms(zero)
+    value, slope, _, _ = expect.terms(zero)
+    control = value.mean(axis=0)
     sensitivity = slope.mean(axis=0)  # per gene: how far the scored mean moves per unit log rate
+    means, shifts, corr_targets = {CONTROL: control}, {CONTROL: zero}, {}
+    by_gene: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # a gene written A+ctrl and ctrl+A: once
+    for condition in (c for c in conditions if len(condition_genes(c)) == 1):
+        (gene,) = condition_genes(condition)
+        if gene not in by_gene:
+            effect = single_effect(parameters, config, gene_index, gene)
+            by_gene[gene] = effect, expect.mean(effect)
+        shifts[condition], means[condition] = by_gene[gene]
+    fitted_median = float(np.median(list(scaffold.combo_corr_fit.values()))) if scaffold.combo_corr_fit else 0.9
     n_residual_genes = max(2, int(round(config.residual_gene_share * len(genes))))
     # no gene of a pair cell may hold more than max_gene_share of a median library: on the log1p
     # scale, adding two large single changes of a well-expressed gene would otherwise hand it the
@@ -443,13 +446,13 @@ def expected_condition_means(scaffold: Scaffold, config: SimulatorConfig, parame
     for condition in [c for c in conditions if len(condition_genes(c)) == 2]:
         a, b = condition_genes(condition)
         c_a, c_b = scaffold.combo_coefficients.get(condition, (1.0, 1.0))
-        singles = np.stack([means[single_of[a]] - control, means[single_of[b]] - control])
+        singles = np.stack([by_gene[a][1] - control, by_gene[b][1] - control])
         fitted = np.array([c_a, c_b]) @ singles
         corr_targets[condition] = scaffold.combo_corr_fit.get(condition, fitted_median)
         # the departure from additivity: a few genes of a random program mix (on the scored scale)
         direction = _keep_top(parameters.residual_directions[condition] * sensitivity, n_residual_genes)
         residual = _pair_residual(direction, fitted, corr_targets[condition])
-        start = c_a * shifts[single_of[a]] + c_b * shifts[single_of[b]]
+        start = c_a * by_gene[a][0] + c_b * by_gene[b][0]
         shifts[condition], means[condition] = _solve_pair_shift(
             expect, np.maximum(control + fitted + residual, 0.0), start, config.pair_solver_iterations, ceiling)
     order = [c for c in conditions if c in means]
