@@ -54,11 +54,12 @@ PROFILES: dict[str, Profile] = {
                      pretrain_steps=10, context_length=64),
     # `make book`: the full Norman scaffold (all 3,051 genes) with Norman's cell counts (91,205
     # cells, 7,353 control). GEARS: the learning rate halved every 278 steps (cell-gears' epoch
-    # on 50-cell conditions, the schedule whose plateau benchmarks/learning_curves.py measured:
-    # every GEARS model within 2% of its plateau by step 2,600) for 2,800 steps; with Norman's
-    # counts an epoch is 1,557 steps, so this is ~1.8 epochs at cell-gears' batch size.
+    # on 50-cell conditions, the schedule benchmarks/learning_curves.py measured) for 2,000
+    # steps: on this data every GEARS run came within 2% of its plateau by step 1,600 and every
+    # prior run by step 1,500 (benchmarks/RESULTS.md); with Norman's counts an epoch is 1,557
+    # steps, so this is ~1.3 epochs at cell-gears' batch size.
     "default": Profile("default", "simulated", max_cells_per_condition=None,
-                       max_control_cells=None, n_high_mean_genes=None, gears_steps=2800,
+                       max_control_cells=None, n_high_mean_genes=None, gears_steps=2000,
                        gears_lr_halving_steps=278, gears_eval_every=100,
                        seeds=(1, 2, 3), pretrain_steps=1000, context_length=256),
     # Real Norman at full size; meant for a GPU.
