@@ -1,7 +1,9 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and pip:
 #   make book   # venv + pinned requirements, run every notebook with papermill, build the HTML
 #   make test   # same set-up, then the test suite
+#   make book DATA=/path/to/perturb_processed.h5ad   # real data (or DATA=dataverse), own results folder
 PROFILE ?= default
+DATA ?=
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -19,7 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 book: notebooks html
 
 notebooks: $(STAMP)
-	$(PY) -m helpers.book --profile $(PROFILE)
+	$(PY) -m helpers.book --profile $(PROFILE) $(if $(DATA),--data $(DATA))
 
 html: $(STAMP)
 	$(VENV)/bin/jupyter-book build --quiet .

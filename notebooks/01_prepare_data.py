@@ -61,8 +61,11 @@ parameters = {"data_source": settings.data_source,
               "simulator_seed": simulator_seed, "split_name": split_name, "split_seed": split_seed,
               "train_gene_set_size": train_gene_set_size,
               "combo_seen2_train_frac": combo_seen2_train_frac, "go_top_k": go_top_k}
+runs.check_results_root(settings.data_source)  # real data never writes into the simulated default's results
 if settings.data_source == "simulated":
     parameters["simulator"] = data.simulator_fingerprint(simulator_seed)
+else:  # the file's checksum: recorded with every result, and a changed file is prepared again
+    parameters["data_file_sha256"] = data.file_sha256(data.data_file(settings.data_source))
 splits.check_split_name(split_name)
 out = runs.step_dir(data.PREPARE_STEP)
 outputs = [data.DATASET_FILE, "split.json", "go_graph.csv", "split_composition.csv",
@@ -267,8 +270,11 @@ if truth is not None:
         f"is favoured by construction; {len(unseen)} of {len(genes_of(cells.condition))} perturbed genes never enter a "
         f"control cell's {context}-token rank context, so a co-expression prior learnt from those contexts has little "
         "to say about them."))
-else:
+elif "total_counts" in adata.obs:
+    display(data.depth_table(adata).drop(columns="norman_scaled").rename(columns={"simulated": "this file"}).round(3))
     print("Real data: no simulator truth to compare with.")
+else:
+    print("Real data without a counts layer: no depth, and no simulator truth to compare with.")
 
 # %% [markdown]
 # ## 7. Write the results later chapters read

@@ -40,7 +40,7 @@
 profile = "default"  # 'quick', 'default' or 'full' (the profile the models were trained with)
 n_bootstrap = 2000  # bootstrap resamples for the confidence intervals
 ceiling_seed = 0  # seed of the random halves of the noise ceiling
-cell_eval_models = []  # models to export for cell-eval (results/cell_eval/<model>/seed=<k>/), e.g. ['gears']
+cell_eval_models = []  # models to export for cell-eval (results/cell_eval/<model>/seed=<k>/), e.g. gears
 
 # %%
 import matplotlib.pyplot as plt

@@ -108,10 +108,10 @@ def test_de_genes_equal_cell_gears():
     assert data.top_de_genes(ours, "KLF1+ctrl")[0] == "KLF1"  # CRISPRa's own target leads
 
 
-def test_offline_download_fails_clearly_and_leaves_nothing(tmp_path):
-    with pytest.raises(data.DataSourceUnavailable, match="offline") as error:
+def test_unreachable_download_fails_clearly_and_leaves_nothing(tmp_path):
+    with pytest.raises(data.DataSourceUnavailable, match="cannot download") as error:
         data.download_norman(tmp_path, url="http://127.0.0.1:9/norman.zip", timeout=5)
-    assert "data_source=" in str(error.value)
+    assert "data_source=" in str(error.value) and "check the network" in str(error.value)
     assert list(tmp_path.iterdir()) == []
 
 

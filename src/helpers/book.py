@@ -6,6 +6,13 @@ the book renders; nothing is written back into the ``.py``. Usage::
 
     python -m helpers.book --profile quick            # every chapter
     python -m helpers.book --only 01_prepare_data -p simulator_seed 3
+    python -m helpers.book --data /path/to/perturb_processed.h5ad   # real data (or --data dataverse)
+
+The data source is a choice for the whole book: it reaches the data step only (later chapters
+read what that step prepared), and each data source keeps its own results root
+(``helpers.runs.results_root_for``: the simulated default in ``results/``, real data in
+``results/real/<tag>/``), so neither overwrites the other. The executed chapters and the HTML
+book show the latest build.
 """
 
 from __future__ import annotations
@@ -29,10 +36,11 @@ import yaml
 
 from helpers.reference import REPO_ROOT
 from helpers.models.torch_runtime import thread_environment
-from helpers.runs import PROFILES, atomic_path, atomic_write_csv, results_root
+from helpers.runs import PROFILES, atomic_path, atomic_write_csv, results_root_for
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
+DATA_CHAPTER = "01_prepare_data"  # the one chapter that takes a data source
 
 
 def toc_notebooks(toc_path: Path = REPO_ROOT / "_toc.yml") -> list[str]:
@@ -118,10 +126,13 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, executed_dir: Path = EXECUTED_DIR) -> int:
     parser = argparse.ArgumentParser(description="Execute the book's notebooks with papermill.")
     parser.add_argument("--profile", default="default", choices=sorted(PROFILES))
     parser.add_argument("--only", action="append", help="run only this notebook (repeatable)")
+    parser.add_argument("--data", default=None, metavar="SOURCE",
+                        help="data source for the whole book: 'simulated', 'dataverse' or the path of "
+                             "a GEARS-format .h5ad (default: the profile's)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="extra notebook parameter")
     args = parser.parse_args(argv)
@@ -132,11 +143,19 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"not in _toc.yml: {missing}; chapters are {names}")
         names = [n for n in names if n in args.only]
     extra = {name: _parse_value(value) for name, value in args.parameter}
+    data_source = str(args.data or extra.pop("data_source", None) or PROFILES[args.profile].data_source)
+    extra.pop("data_source", None)
+    if data_source not in ("simulated", "dataverse"):
+        data_source = str(Path(data_source).expanduser().resolve())  # chapters run from the repository root
+    root = results_root_for(data_source)
+    print(f"[book] data: {data_source}; results in {root}", flush=True)
     timings = []
     for name in names:
         print(f"[book] executing {name} (profile={args.profile})", flush=True)
         start = time.perf_counter()
-        execute(name, {"profile": args.profile, **extra})
+        with _environment({"HELPERS_RESULTS_DIR": str(root)}):
+            execute(name, {"profile": args.profile, **extra,
+                           **({"data_source": data_source} if name == DATA_CHAPTER else {})}, executed_dir)
         seconds = time.perf_counter() - start
         # the largest resident set of any kernel so far (kernels are children of this process)
         peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -144,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
                         "peak_kernel_rss_so_far_mib": round(peak_mib)})
         print(f"[book] {name}: {seconds:.0f} s", flush=True)
     # keep the times of notebooks not rerun this time (an `--only` run updates its own rows)
-    path = results_root() / "book_timings.csv"
+    path = root / "book_timings.csv"
     earlier = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["notebook", "profile"])
     rerun = earlier.set_index(["notebook", "profile"]).index.isin([(t["notebook"], t["profile"]) for t in timings])
     atomic_write_csv(pd.concat([earlier[~rerun], pd.DataFrame(timings)], ignore_index=True), path)
     print(f"[book] all notebooks: {sum(t['seconds'] for t in timings):.0f} s "
-          f"(per notebook: {results_root() / 'book_timings.csv'})", flush=True)
+          f"(per notebook: {path})", flush=True)
     return 0
 
 

@@ -11,6 +11,7 @@ Welch t-test ranking of every gene per condition against control
 
 from __future__ import annotations
 
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from helpers.conditions import CONTROL, condition_genes, condition_problem, genes_of
 from helpers.reference import REPO_ROOT
-from helpers.runs import atomic_path
+from helpers.runs import DATA_STEP, atomic_path
 
 NORMAN_DATAVERSE_URL = "https://dataverse.harvard.edu/api/access/datafile/6154020"
 NORMAN_ZIP_BYTES = 168_758_985  # norman.zip as served by Dataverse (GEARS' datafile 6154020)
@@ -96,20 +97,42 @@ def validate_gears_adata(adata: ad.AnnData, source: str = "AnnData") -> list[str
 def read_gears_h5ad(path: Path | str, cell_type: str | None = NORMAN_CELL_TYPE) -> ad.AnnData:
     """Read and validate a GEARS-format ``.h5ad`` (e.g. GEARS' Norman ``perturb_processed.h5ad``).
 
-    ``cell_type`` relabels every cell (the real Norman file says 'A549'; the cells are K562);
-    ``None`` keeps the file's labels. The original label is kept in ``obs['cell_type_original']``.
+    Only ``obs``, ``var`` and ``X`` are read. A counts layer (the real file's is dense, 1.8 GB) is
+    summed per cell in blocks into ``obs['total_counts']`` and ``obs['n_genes_by_counts']`` and
+    not kept; ``uns`` is not read (the data step ranks DE genes again on the cells it keeps). The
+    gene axis becomes the symbols (:func:`use_symbols`). ``cell_type`` relabels every cell (the
+    real Norman file says 'A549'; the cells are K562); ``None`` keeps the file's labels. The
+    original label is kept in ``obs['cell_type_original']``.
     """
+    import h5py
+    from anndata.io import read_elem
+
     path = Path(path)
     if not path.is_file():
         raise DataValidationError(f"{path}: file not found. What to do: pass the path of a "
                                   "GEARS-format .h5ad, or data_source='simulated'")
     try:
-        adata = ad.read_h5ad(path)
+        with h5py.File(path, "r") as file:
+            absent = [key for key in ("obs", "var", "X") if key not in file]
+            if absent:
+                raise _fail(str(path), ", ".join(absent), "missing from the file",
+                            "write the AnnData with obs, var and X (adata.write_h5ad)")
+            adata = ad.AnnData(X=read_elem(file["X"]), obs=read_elem(file["obs"]), var=read_elem(file["var"]))
+            layers = file.get("layers")
+            depth = _depth_per_cell(layers["counts"]) if layers is not None and "counts" in layers else None
+    except DataValidationError:
+        raise
     except Exception as error:  # h5py/anndata raise many types for damaged files
         raise DataValidationError(
             f"{path}: cannot be read as an .h5ad ({type(error).__name__}: {error}). What to do: the "
             "file may be truncated or not an AnnData file; download or write it again") from error
+    if not sp.issparse(adata.X):
+        adata.X = sp.csr_matrix(adata.X)
+    adata.X = adata.X.astype(np.float32)
     missing = validate_gears_adata(adata, str(path))
+    use_symbols(adata, str(path))
+    if depth is not None:
+        adata.obs["total_counts"], adata.obs["n_genes_by_counts"] = depth
     if missing:
         warnings.warn(f"{path}: {len(missing)} perturbed gene(s) are not in var['gene_name'] "
                       f"({', '.join(missing[:10])}); GEARS can still perturb them through the GO graph",
@@ -124,43 +147,168 @@ def read_gears_h5ad(path: Path | str, cell_type: str | None = NORMAN_CELL_TYPE) 
     return adata
 
 
-def download_norman(cache_dir: Path | str, url: str = NORMAN_DATAVERSE_URL,
-                    expected_bytes: int = NORMAN_ZIP_BYTES, timeout: float = 60.0) -> Path:
-    """Fetch GEARS' processed Norman data from Harvard Dataverse into ``cache_dir``.
+def _depth_per_cell(counts, block_rows: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Total counts and detected genes per cell of a stored counts matrix (a dense h5py dataset,
+    read a block of rows at a time, or a sparse group)."""
+    from anndata.io import read_elem
 
-    Returns the path of ``perturb_processed.h5ad``; a cached copy is reused. The zip's size is
-    checked before it is unpacked, and nothing half-downloaded is left behind.
+    if hasattr(counts, "shape") and not hasattr(counts, "keys"):  # dense dataset
+        totals, detected = [], []
+        for start in range(0, counts.shape[0], block_rows):
+            block = counts[start:start + block_rows]
+            totals.append(block.sum(axis=1, dtype=np.float64))
+            detected.append((block > 0).sum(axis=1))
+        return np.concatenate(totals), np.concatenate(detected)
+    matrix = sp.csr_matrix(read_elem(counts))
+    return np.asarray(matrix.sum(axis=1)).ravel(), np.diff(matrix.indptr)
+
+
+def use_symbols(adata: ad.AnnData, source: str = "AnnData") -> None:
+    """Make gene symbols (``var['gene_name']``) the gene axis, in place, keeping the file's own
+    index (GEARS' real file: Ensembl IDs) as ``var['gene_id']``. Symbols that occur twice get
+    their ID appended (``SYMBOL_ID``), with a warning."""
+    symbols = adata.var["gene_name"].astype(str).to_numpy()
+    ids = adata.var_names.astype(str).to_numpy()
+    if (symbols == ids).all():
+        return
+    duplicated = pd.Series(symbols).duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        warnings.warn(f"{source}: {int(duplicated.sum())} genes share a symbol with another "
+                      f"({', '.join(sorted(set(symbols[duplicated]))[:5])}); they are named SYMBOL_ID",
+                      stacklevel=3)
+        symbols = np.where(duplicated, np.char.add(np.char.add(symbols.astype(str), "_"), ids), symbols)
+    adata.var["gene_id"] = ids
+    adata.var["gene_name"] = symbols
+    adata.var_names = pd.Index(symbols, name=None)
+
+
+def file_sha256(path: Path | str) -> str:
+    """SHA-256 of a file, read in 8 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 23):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_norman(cache_dir: Path | str, url: str = NORMAN_DATAVERSE_URL,
+                    expected_bytes: int | None = None, expected_md5: str | None = None,
+                    timeout: float = 60.0, progress: bool = True) -> Path:
+    """Fetch GEARS' processed Norman data (``norman.zip``) from Harvard Dataverse into
+    ``cache_dir`` and unpack ``norman/perturb_processed.h5ad``; a cached copy is reused.
+
+    The download sends a User-Agent (Dataverse refuses some clients without one), resumes a
+    broken transfer from ``norman.zip.part``, and checks the size and, where known, the MD5
+    (``expected_md5``, else the checksum Dataverse's API reports for the file, when it answers)
+    before the zip is trusted (``expected_bytes``: Dataverse's size for Dataverse's address;
+    another address, e.g. a mirror, is checked against the length its server announces).
+    Errors say what happened: an HTTP refusal (403) is not "offline".
     """
+    if expected_bytes is None and url == NORMAN_DATAVERSE_URL:
+        expected_bytes = NORMAN_ZIP_BYTES
     cache_dir = Path(cache_dir)
     h5ad_path = cache_dir / NORMAN_H5AD_MEMBER
     if h5ad_path.is_file():
         return h5ad_path
     zip_path = cache_dir / "norman.zip"
     if not zip_path.is_file():
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(zip_path) as tmp:
-                total = int(response.headers.get("Content-Length") or expected_bytes)
-                with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                                  desc="norman.zip") as bar:
-                    while chunk := response.read(1 << 20):
-                        out.write(chunk)
-                        bar.update(len(chunk))
-                size = tmp.stat().st_size
-                if size != expected_bytes:
-                    raise DataSourceUnavailable(
-                        f"{url}: downloaded {size:,} bytes, expected {expected_bytes:,}; the file "
-                        "changed or the transfer broke. Try again, or download norman.zip by hand "
-                        "and pass data_source='<path>/perturb_processed.h5ad'")
-        except (urllib.error.URLError, TimeoutError, OSError) as error:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        if expected_md5 is None and url == NORMAN_DATAVERSE_URL:
+            expected_md5 = _dataverse_md5(url, timeout)
+        part = zip_path.with_name(zip_path.name + ".part")
+        _resumable_download(url, part, timeout, progress)
+        size = part.stat().st_size
+        if expected_bytes is not None and size != expected_bytes:
+            part.unlink()
             raise DataSourceUnavailable(
-                f"cannot download Norman data from {url} ({error}). You seem to be offline. What to "
-                "do: on a machine with internet, download norman.zip from that address, unzip it "
-                "and pass data_source='<path>/norman/perturb_processed.h5ad'; or use "
-                "data_source='simulated' (the embedded default)") from error
-    with zipfile.ZipFile(zip_path) as archive, atomic_path(h5ad_path) as tmp:
-        with archive.open(NORMAN_H5AD_MEMBER) as member, open(tmp, "wb") as out:
-            shutil.copyfileobj(member, out, 1 << 20)
+                f"{url}: downloaded {size:,} bytes, expected {expected_bytes:,}; the file changed or the "
+                f"transfer broke. What to do: run again, or download norman.zip by hand ({MANUAL_DOWNLOAD}), "
+                "unzip it and pass data_source='<path>/norman/perturb_processed.h5ad'")
+        if expected_md5 is not None and _md5(part) != expected_md5:
+            part.unlink()
+            raise DataSourceUnavailable(f"{url}: the downloaded file's MD5 differs from {expected_md5}; it "
+                                        "was removed. What to do: run again (the transfer was damaged)")
+        part.replace(zip_path)
+    try:
+        with zipfile.ZipFile(zip_path) as archive, atomic_path(h5ad_path) as tmp:
+            with archive.open(NORMAN_H5AD_MEMBER) as member, open(tmp, "wb") as out:
+                shutil.copyfileobj(member, out, 1 << 20)
+    except (zipfile.BadZipFile, KeyError) as error:
+        raise DataValidationError(f"{zip_path}: not GEARS' norman.zip ({error}). What to do: delete it "
+                                  f"and download again, or pass the .h5ad's path") from error
     return h5ad_path
+
+
+MANUAL_DOWNLOAD = "https://dataverse.harvard.edu/file.xhtml?fileId=6154020"
+USER_AGENT = "genemamba-gears-book (https://github.com; python-urllib)"
+
+
+def _request(url: str, start: int = 0) -> urllib.request.Request:
+    headers = {"User-Agent": USER_AGENT}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    return urllib.request.Request(url, headers=headers)
+
+
+def _resumable_download(url: str, part: Path, timeout: float, progress: bool) -> None:
+    """Download ``url`` into ``part``, continuing from what ``part`` already holds when the server
+    honours a byte range (else starting over)."""
+    start = part.stat().st_size if part.is_file() else 0
+    try:
+        with urllib.request.urlopen(_request(url, start), timeout=timeout) as response:
+            resumed = start > 0 and getattr(response, "status", 200) == 206
+            length = response.headers.get("Content-Length")
+            total = (int(length) + (start if resumed else 0)) if length else None
+            with open(part, "ab" if resumed else "wb") as out, \
+                    tqdm(total=total, initial=start if resumed else 0, unit="B", unit_scale=True,
+                         desc="norman.zip", disable=None if progress else True) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        if total is not None and part.stat().st_size != total:
+            raise OSError(f"the transfer stopped at {part.stat().st_size:,} of {total:,} bytes")
+    except urllib.error.HTTPError as error:
+        why = ("Dataverse refused the request (HTTP 403 Forbidden): it does so for some clients and "
+               "networks, or when a file needs its terms accepted in a browser" if error.code == 403
+               else f"the server answered HTTP {error.code} {error.reason}")
+        raise DataSourceUnavailable(
+            f"cannot download Norman data from {url}: {why}. What to do: download norman.zip by hand "
+            f"from {MANUAL_DOWNLOAD}, unzip it and pass data_source='<path>/norman/perturb_processed.h5ad'; "
+            f"or use data_source='simulated' (the embedded default)") from error
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise DataSourceUnavailable(
+            f"cannot download Norman data from {url} ({reason}); what was received so far is kept in "
+            f"{part} and the next run continues from it. What to do: check the network and run again; "
+            f"or download norman.zip by hand from {MANUAL_DOWNLOAD}, unzip it and pass "
+            "data_source='<path>/norman/perturb_processed.h5ad'; or use data_source='simulated'") from error
+
+
+def _dataverse_md5(url: str, timeout: float) -> str | None:
+    """The MD5 Dataverse's API reports for a datafile (``/api/files/<id>``), or None when it does
+    not answer (the size check still applies)."""
+    import json
+
+    file_id = url.rstrip("/").rsplit("/", 1)[-1]
+    api = url.split("/api/")[0] + f"/api/files/{file_id}"
+    try:
+        with urllib.request.urlopen(_request(api), timeout=timeout) as response:
+            checksum = json.load(response)["data"]["dataFile"].get("checksum", {})
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError, KeyError):
+        return None
+    return checksum.get("value") if checksum.get("type", "").upper() == "MD5" else None
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.md5()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 23):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def subsample_cells(adata: ad.AnnData, max_cells_per_condition: int | None,
@@ -282,7 +430,7 @@ def perturbed_gene_summary(adata: ad.AnnData, go_genes: set[str]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-PREPARE_STEP = "01_prepare_data"
+PREPARE_STEP = DATA_STEP
 DATASET_FILE = "perturb_processed.h5ad"
 TRUTH_FILE = "simulation_truth.h5ad"
 EXTERNAL_CACHE = REPO_ROOT / "data" / "external"
@@ -306,9 +454,23 @@ def load_expression(data_source: str, max_cells_per_condition: int | None,
                                             max_cells_per_condition, max_control_cells)
         validate_gears_adata(adata, "simulated data")
         return adata, truth
-    path = download_norman(cache_dir) if data_source == "dataverse" else Path(data_source)
-    adata = read_gears_h5ad(path)
+    adata = read_gears_h5ad(data_file(data_source, cache_dir))
     return subsample_cells(adata, max_cells_per_condition, max_control_cells, seed=simulator_seed), None
+
+
+def data_file(data_source: str, cache_dir: Path = EXTERNAL_CACHE) -> Path:
+    """The ``.h5ad`` a real data source names: GEARS' Norman file for ``'dataverse'``
+    (downloaded once into ``cache_dir``, or ``$HELPERS_DATA_CACHE``, from Dataverse or from
+    ``$HELPERS_NORMAN_URL``: a mirror or a local ``file://`` copy of ``norman.zip``), or the
+    path given, which must exist."""
+    if data_source == "dataverse":
+        return download_norman(Path(os.environ.get("HELPERS_DATA_CACHE", cache_dir)),
+                               url=os.environ.get("HELPERS_NORMAN_URL", NORMAN_DATAVERSE_URL))
+    path = Path(data_source).expanduser()
+    if not path.is_file():
+        raise DataValidationError(f"{path}: file not found. What to do: pass the path of a "
+                                  "GEARS-format .h5ad, or data_source='simulated'")
+    return path
 
 
 def read_prepared(step_path: Path, truth_only: bool = False) -> tuple[ad.AnnData | None, ad.AnnData | None]:

@@ -95,9 +95,58 @@ def progress_bar(iterable: Any = None, enabled: bool = True, **options: Any) -> 
     return tqdm(iterable, disable=None if enabled else True, **options)
 
 
+DEFAULT_RESULTS = REPO_ROOT / "results"
+DATA_STEP = "01_prepare_data"
+
+
 def results_root() -> Path:
-    """``results/`` at the repository root, or ``$HELPERS_RESULTS_DIR`` when set (tests)."""
-    return Path(os.environ.get("HELPERS_RESULTS_DIR", REPO_ROOT / "results"))
+    """Where every step reads and writes: ``$HELPERS_RESULTS_DIR`` when set (the book runner sets
+    it per data source, the tests to a temporary folder), else ``results/`` at the repository root."""
+    return Path(os.environ.get("HELPERS_RESULTS_DIR", DEFAULT_RESULTS))
+
+
+def data_tag(data_source: str) -> str:
+    """A folder name for a data source: ``simulated``, ``norman-dataverse`` or, for a local file,
+    its name and a digest of its absolute path (``perturb_processed-1a2b3c4d``)."""
+    import hashlib
+
+    if data_source in ("simulated", "dataverse"):
+        return "simulated" if data_source == "simulated" else "norman-dataverse"
+    path = Path(data_source).expanduser().resolve()
+    return f"{path.stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+
+
+def results_root_for(data_source: str, base: Path | None = None) -> Path:
+    """The results root of a data source under ``base`` (default :func:`results_root`): the
+    simulated default's results stay in ``base`` itself, real data's go to
+    ``base/real/<data_tag>``, so neither ever overwrites the other."""
+    base = results_root() if base is None else Path(base)
+    return base if data_source == "simulated" else base / "real" / data_tag(data_source)
+
+
+def check_results_root(data_source: str) -> None:
+    """Stop a data step that would write real data's results into the simulated default's folder
+    (a chapter run by hand with ``data_source`` changed but no results root for it)."""
+    if data_source != "simulated" and results_root().resolve() == DEFAULT_RESULTS.resolve():
+        target = results_root_for(data_source, DEFAULT_RESULTS)
+        raise ValueError(
+            f"data_source={data_source!r} would write into {DEFAULT_RESULTS}, the simulated default's "
+            f"results. What to do: run the book with `python -m helpers.book --data {data_source}` "
+            f"(or `make book DATA={data_source}`), which keeps its results in {target}; or set "
+            f"HELPERS_RESULTS_DIR={target} before running chapters by hand")
+
+
+def data_provenance() -> dict[str, Any] | None:
+    """The data source (and file checksum) the data step of this results root prepared, as its
+    ``run.json`` recorded them; None before the data step has run."""
+    record_path = results_root() / DATA_STEP / "run.json"
+    if not record_path.is_file():
+        return None
+    return _provenance(json.loads(record_path.read_text())["parameters"])
+
+
+def _provenance(parameters: dict[str, Any]) -> dict[str, Any]:
+    return {k: parameters[k] for k in ("data_source", "data_file_sha256", "simulator_seed") if k in parameters}
 
 
 def step_dir(step: str) -> Path:
@@ -218,6 +267,7 @@ def write_run_json(step: str, parameters: dict[str, Any], outputs: list[str] | N
     record = {
         "step": step,
         "parameters": _jsonable(parameters),
+        "data": _provenance(_jsonable(parameters)) if step == DATA_STEP else data_provenance(),
         "outputs": sorted(outputs or []),
         "versions": package_versions(),
         "python": platform.python_version(),
