@@ -151,8 +151,10 @@ plt.show()
 #
 # GEARS evaluates predictions on each perturbation's top-20 DE genes: every gene is ranked by the
 # absolute t statistic of a Welch t-test against control cells (`scanpy.tl.rank_genes_groups`,
-# `rankby_abs=True`), and the first 20 that are not drop-outs are kept
-# (`uns['top_non_dropout_de_20']`). For example, for KLF1 activation:
+# `rankby_abs=True`, `uns['rank_genes_groups_cov_all']`). Its headline metric, `mse_de`, takes the
+# first 20 of that ranking; its deeper analysis the first 20 that are not drop-outs (genes whose
+# mean is zero in the perturbation but not in control; `uns['top_non_dropout_de_20']`). Both are
+# reported in the evaluation chapter. For example, the non-drop-out top 20 of KLF1 activation:
 
 # %%
 example = next(c for c in ("KLF1+ctrl", "CEBPE+ctrl") if c in set(cells.condition))

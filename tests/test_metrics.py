@@ -38,29 +38,33 @@ def test_perturbation_metrics_on_a_perfect_and_a_no_change_prediction():
     effect = np.zeros(50)
     effect[:20] = rng.choice([-1.0, 1.0], 20)
     cells = control + effect + rng.normal(0, 0.05, (200, 50))
-    de = np.arange(20)
-    perfect = metrics.perturbation_metrics(cells.mean(axis=0), cells, control, de)
-    assert perfect["mse_all"] == 0.0 and perfect["mse_top20_de"] == 0.0
-    assert perfect["pearson_delta_top20_de"] == pytest.approx(1.0)
-    assert perfect["direction_accuracy_top20_de"] == 1.0 and perfect["frac_in_range_45_55"] == 1.0
-    unchanged = metrics.perturbation_metrics(control, cells, control, de)
-    assert unchanged["mse_top20_de"] == pytest.approx(1.0, abs=0.02)  # every DE gene off by ±1
-    assert unchanged["mse_top20_de"] == pytest.approx(unchanged["mse_top20_de_delta"])
-    assert unchanged["frac_in_range_45_55"] == 0.0
-    assert set(unchanged) == set(metrics.METRICS)
+    de, non_dropout = np.arange(20), np.arange(10, 30)  # ten of the DE genes are drop-outs
+    perfect = metrics.perturbation_metrics(cells.mean(axis=0), cells, control, de, non_dropout)
+    assert perfect["mse"] == 0.0 and perfect["mse_de"] == 0.0 and perfect["mse_top20_de_non_dropout"] == 0.0
+    assert perfect["pearson_delta_de"] == pytest.approx(1.0) and perfect["pearson_de"] == pytest.approx(1.0)
+    assert perfect["frac_correct_direction_top20_non_dropout"] == 1.0
+    assert perfect["frac_in_range_45_55_non_dropout"] == 1.0
+    unchanged = metrics.perturbation_metrics(control, cells, control, de, non_dropout)
+    assert unchanged["mse_de"] == pytest.approx(1.0, abs=0.02)  # every DE gene off by ±1
+    # half of the non-drop-out top 20 changed: the two definitions differ, each by its genes
+    assert unchanged["mse_top20_de_non_dropout"] == pytest.approx(0.5, abs=0.02)
+    assert np.isnan(unchanged["pearson_delta"]) and np.isnan(unchanged["pearson_delta_de"])  # constant: undefined
+    assert unchanged["pearson_de"] > 0.3  # mean expression still tracks the control profile
+    assert unchanged["frac_in_range_45_55_non_dropout"] <= 0.5  # the ten changed genes fall outside
+    assert set(unchanged) == set(metrics.METRICS) and metrics.HEADLINE in metrics.METRICS
 
 
 def test_split_half_ceiling_is_near_perfect_for_many_clean_cells():
     rng = np.random.default_rng(1)
     control = np.ones(30)
     cells = control + np.r_[np.ones(20), np.zeros(10)] + rng.normal(0, 0.01, (400, 30))
-    ceiling = metrics.split_half_metrics(cells, control, np.arange(20), rng)
-    assert ceiling["mse_top20_de"] < 1e-5 and ceiling["direction_accuracy_top20_de"] == 1.0
+    ceiling = metrics.split_half_metrics(cells, control, np.arange(20), np.arange(20), rng)
+    assert ceiling["mse_de"] < 1e-5 and ceiling["frac_correct_direction_top20_non_dropout"] == 1.0
 
 
 def test_summary_averages_seeds_then_bootstraps_over_perturbations():
     per_pert = pd.DataFrame({
-        "model": "m", "metric": "mse_all", "subgroup": ["a", "a", "a", "a", "b", "b"],
+        "model": "m", "metric": "mse", "subgroup": ["a", "a", "a", "a", "b", "b"],
         "perturbation": ["p1", "p1", "p2", "p2", "p3", "p3"], "seed": [1, 2, 1, 2, 1, 2],
         "value": [1.0, 3.0, 4.0, 4.0, 10.0, 10.0]})
     summary = metrics.summarise(per_pert, n_boot=200).set_index("subgroup")

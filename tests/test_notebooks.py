@@ -55,11 +55,11 @@ def test_quick_book_runs_end_to_end(quick_book, tmp_path, monkeypatch):
     assert per_perturbation.groupby("model").perturbation.nunique().eq(107).all()
     summary = pd.read_csv(first / "metrics" / "summary.csv")
     assert summary.columns.tolist() == ["model", "subgroup", "metric", "mean", "ci_low", "ci_high", "n"]
-    no_change = summary.query("model == 'no_change' and metric == 'mse_top20_de'").set_index("subgroup")
-    additive = summary.query("model == 'additive' and metric == 'mse_top20_de'").set_index("subgroup")
+    no_change = summary.query("model == 'no_change' and metric == 'mse_de'").set_index("subgroup")
+    additive = summary.query("model == 'additive' and metric == 'mse_de'").set_index("subgroup")
     # knowing both single effects must beat predicting no change on pairs seen as singles
     assert additive.at["combo_seen2", "mean"] < no_change.at["combo_seen2", "mean"]
-    assert (first / "20_evaluate_perturbations" / "mse_top20_de_by_subgroup.png").stat().st_size > 10_000
+    assert (first / "20_evaluate_perturbations" / "mse_de_by_subgroup.png").stat().st_size > 10_000
     # one combination up close, GI analysis and the summary read those predictions
     assert (first / "21_inspect_combination" / "ETS2+CEBPE" / "boxplot.png").stat().st_size > 10_000
     correlation = pd.read_csv(first / "gi" / "magnitude_correlation.csv")

@@ -12,9 +12,9 @@ def _per_perturbation():
     for model, base in (("gears", 1.0), ("worse", 1.5), ("close", 1.005)):
         for seed, jitter in zip((1, 2, 3), (-0.01, 0.0, 0.01)):
             for p, subgroup in (("A+B", "combo_seen2"), ("C+D", "combo_seen0")):
-                rows.append((model, seed, p, subgroup, "mse_top20_de", base + jitter))
-    rows.append(("additive", 0, "A+B", "combo_seen2", "mse_top20_de", 0.5))
-    rows.append(("additive", 0, "C+D", "combo_seen0", "mse_top20_de", 0.5))
+                rows.append((model, seed, p, subgroup, "mse_de", base + jitter))
+    rows.append(("additive", 0, "A+B", "combo_seen2", "mse_de", 0.5))
+    rows.append(("additive", 0, "C+D", "combo_seen0", "mse_de", 0.5))
     return pd.DataFrame(rows, columns=["model", "seed", "perturbation", "subgroup", "metric", "value"])
 
 
@@ -23,17 +23,17 @@ def test_glance_values_and_verdicts():
                                  pd.DataFrame({"model": ["gears"] * 3, "seed": [1, 2, 3], "r": [0.1, 0.2, 0.3],
                                                "p": 0.5, "n": 71}))
     table = summary.glance(values).set_index(["model", "column"])
-    assert table.loc[("gears", "mse_top20_de:combo_seen0"), "mean"] == 1.0
-    assert np.isclose(table.loc[("gears", "mse_top20_de:all"), "sd"], 0.01)
+    assert table.loc[("gears", "mse_de:combo_seen0"), "mean"] == 1.0
+    assert np.isclose(table.loc[("gears", "mse_de:all"), "sd"], 0.01)
     assert np.isclose(table.loc[("gears", "magnitude_r"), "mean"], 0.2)
-    assert table.loc[("additive", "mse_top20_de:all"), "n_seeds"] == 1
+    assert table.loc[("additive", "mse_de:all"), "n_seeds"] == 1
     comparison = summary.compare_with(table.reset_index(), "gears").set_index(["model", "column"])
-    assert comparison.loc[("worse", "mse_top20_de:all"), "verdict"] == "worse"
-    assert comparison.loc[("close", "mse_top20_de:all"), "verdict"] == "within spread"
+    assert comparison.loc[("worse", "mse_de:all"), "verdict"] == "worse"
+    assert comparison.loc[("close", "mse_de:all"), "verdict"] == "within spread"
     # a deterministic baseline is judged against GEARS' own seed spread: lower MSE is better
-    assert comparison.loc[("additive", "mse_top20_de:combo_seen2"), "verdict"] == "better"
+    assert comparison.loc[("additive", "mse_de:combo_seen2"), "verdict"] == "better"
     words = summary.plain_words(comparison.reset_index(), "gears")
-    assert any(w.startswith("worse: worse on MSE top-20 DE, combo_seen2 1.5 vs 1") for w in words)
+    assert any(w.startswith("worse: worse on mse_de (top-20 DE), combo_seen2 1.5 vs 1") for w in words)
     assert any(w.startswith("close: within 2 seed SDs of gears on") for w in words)
 
 

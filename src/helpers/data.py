@@ -406,6 +406,15 @@ def top_de_positions(adata: ad.AnnData) -> dict[str, np.ndarray]:
             for name, ids in adata.uns["top_non_dropout_de_20"].items()}
 
 
+def rank_de_positions(adata: ad.AnnData, n: int = 20) -> dict[str, np.ndarray]:
+    """Condition → column positions of its top ``n`` genes by the t-test ranking, drop-outs
+    included (``uns['rank_genes_groups_cov_all']``: the genes of cell-gears' ``mse_de``)."""
+    name_to_condition = dict(zip(adata.obs["condition_name"].astype(str), adata.obs["condition"].astype(str)))
+    position = pd.Series(np.arange(adata.n_vars), index=adata.var_names)
+    return {name_to_condition[name]: position[list(ids)[:n]].to_numpy()
+            for name, ids in adata.uns["rank_genes_groups_cov_all"].items()}
+
+
 def cells_by_condition(adata: ad.AnnData) -> dict[str, np.ndarray]:
     """Condition → its cells as a dense array (cells × genes)."""
     X = adata.X

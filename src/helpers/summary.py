@@ -24,13 +24,14 @@ class Column:
 
 
 SUBGROUP_COLUMNS = tuple(
-    Column(f"mse_top20_de:{s}", f"MSE top-20 DE, {s}", False)
+    Column(f"mse_de:{s}", f"mse_de (top-20 DE), {s}", False)
     for s in ("combo_seen2", "combo_seen1", "combo_seen0", "unseen_single"))
 COLUMNS = (*SUBGROUP_COLUMNS,
-           Column("mse_top20_de:all", "MSE top-20 DE, all test", False),
-           Column("mse_all:all", "MSE all genes", False),
-           Column("pearson_delta_all:all", "Pearson r of Δ, all genes", True),
-           Column("frac_in_range_45_55:all", "share of DE genes in the 45–55% band", True),
+           Column("mse_de:all", "mse_de (top-20 DE), all test", False),
+           Column("mse_top20_de_non_dropout:all", "MSE top-20 non-drop-out DE, all test", False),
+           Column("mse:all", "MSE all genes", False),
+           Column("pearson_delta:all", "Pearson r of Δ, all genes", True),
+           Column("frac_in_range_45_55_non_dropout:all", "share of DE genes in the 45–55% band", True),
            Column("magnitude_r", "GI magnitude r", True),
            Column("synergy_precision_at_10", "synergy precision@10 (vs true top 20)", True),
            Column("suppressor_precision_at_10", "suppressor precision@10 (vs true top 20)", True))
