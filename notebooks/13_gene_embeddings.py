@@ -43,7 +43,7 @@ force = False  # rebuild even if embeddings for these parameters exist
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from helpers import data, plots, reference, runs
 from helpers.conditions import genes_of
@@ -94,6 +94,11 @@ runs.write_run_json(STEP, {"data_run": runs.parameters_fingerprint(data.PREPARE_
 display(coverage.groupby("prior").agg(genes=("gene", "size"), found=("found", "sum"),
                                       found_via_alias=("via_alias", "sum"),
                                       perturbed_found=("perturbed", lambda p: int((p & coverage.loc[p.index, "found"]).sum()))))
+annotated = reference.gene2go()
+go_covered = sum(bool(annotated.get(g)) for g in dataset_genes)
+display(Markdown(f"{go_covered:,} of the data's {len(dataset_genes):,} genes ({go_covered / len(dataset_genes):.0%}) have a "
+                 f"GO annotation in the shipped org.Hs.eg.db table ({len(annotated):,} annotated human genes); the "
+                 "others (e.g. mitochondrial genes, lncRNA clone names) get no GO-SVD vector and no place in the GO graph."))
 
 # %% [markdown]
 # ## 2. Which genes does each prior know?

@@ -85,11 +85,13 @@ def main(source: Path) -> None:
     (pd.DataFrame(clusters).drop_duplicates("gene").sort_values("gene")
      .to_csv(HERE / "norman_single_clusters.csv", index=False, float_format="%.5f"))
 
-    # Direct GO annotations (all ontologies, any evidence, as GEARS' gene2go_all.pkl) for the
-    # genes this project uses, keyed by GEARS spelling.
+    # Direct GO annotations (all ontologies, any evidence, as GEARS' gene2go_all.pkl) of every
+    # annotated human gene, so that any dataset's genes can be placed in the GO graph (the real
+    # Norman file has 5,045 genes, most outside the simulator's panel); the perturbed genes are
+    # also keyed by their GEARS spelling.
     with open(go / "gene2go_orgHs_3.16.pkl", "rb") as handle:
         gene2go = pickle.load(handle)
-    genes = sorted(set(high_mean) | set(perturbed))
+    genes = sorted(set(high_mean) | set(perturbed) | {g for g, terms in gene2go.items() if terms})
     # The GO key of a perturbed gene is org.Hs's automatic match from the source's symbol map;
     # KIAA1804 and RHOXF2BB have none there (as GEARS found), so they stay un-annotated.
     symbol_map = pd.read_csv(go / "norman105_symbol_map.csv").dropna(subset=["orgHs_symbol"])
@@ -97,11 +99,10 @@ def main(source: Path) -> None:
     go_rows = [(g, term) for g in genes for term in sorted(gene2go.get(go_key.get(g, g), ()))]
     _write_gz_tsv(pd.DataFrame(go_rows, columns=["gene", "go_id"]), HERE / "gene2go.tsv.gz")
 
-    # Alias -> current symbol, restricted to aliases of the genes used (for matching external
-    # embedding tables, whose gene symbols may be older or newer than the data's).
+    # Alias -> current symbol for every gene (for matching external embedding tables and
+    # datasets, whose gene symbols may be older or newer than the annotations').
     aliases = pd.read_csv(go / "orgHs_alias2symbol.tsv.gz", sep="\t")
-    wanted = {current.get(g, g) for g in genes}
-    aliases = aliases[aliases.symbol.isin(wanted) & (aliases.alias_symbol != aliases.symbol)]
+    aliases = aliases[aliases.alias_symbol != aliases.symbol]
     _write_gz_tsv(aliases.sort_values(["symbol", "alias_symbol"]), HERE / "alias2symbol.tsv.gz")
 
     terms = pd.read_csv(go / "GOdb_3.16_terms.tsv.gz", sep="\t")
