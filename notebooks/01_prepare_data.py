@@ -28,7 +28,7 @@
 # the path of GEARS' `perturb_processed.h5ad` to run every chapter on the real data instead.
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick' (tests), 'default' (make book), 'full' (real Norman, GPU)
+profile = "default"  # 'quick' (tests), 'default' (make book), 'norman_cpu' (real Norman, 2 cores), 'full' (real Norman, GPU)
 data_source = None  # None: from the profile; or 'simulated', 'dataverse', a GEARS .h5ad path
 max_cells_per_condition = None  # None: cap on perturbed cells per condition from the profile
 max_control_cells = None  # None: cap on control cells from the profile

@@ -27,7 +27,7 @@
 #   rows of $G$ of the perturbed genes, and $W$ the closed-form ridge solution.
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default' or 'full' (same data as the data chapter)
+profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (same data as the data chapter)
 n_components = 10  # PCA dimensions of the linear model
 ridge = 0.1  # ridge penalty of the linear model
 force = False  # refit even if predictions for these parameters exist

@@ -40,7 +40,7 @@
 # cell-gears' outputs and training step to 1e-5. `engine="cell-gears"` runs the real package.
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default' or 'full'
+profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full'
 seeds = None  # None: the seeds of the profile, e.g. [1, 2, 3]
 steps = None  # None: the profile's optimisation steps per run, e.g. 3000
 lr_halving_steps = None  # None: the profile's (the learning rate halves every this many steps)

@@ -33,7 +33,7 @@
 # embeddings as a table to the next chapter).
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default' or 'full'
+profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full'
 steps = None  # None: optimisation steps from the profile
 context_length = None  # None: tokens per cell from the profile
 d_model = 128  # model width

@@ -31,7 +31,7 @@
 #   hub cannot be reached from the machine that builds this book).
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default' or 'full' (same data as the data chapter)
+profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (same data as the data chapter)
 go_svd_components = 64  # dimensions of the GO-SVD embedding
 embedding_file = None  # optional path to a gene-embedding table (CSV, TSV, Parquet or NPZ)
 published_genemamba = None  # optional folder of a published GeneMamba (model.safetensors + tokenizer.json)

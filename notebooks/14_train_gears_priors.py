@@ -29,7 +29,7 @@
 # choice.
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default' or 'full'
+profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full'
 prior_names = None  # None: every prior the embeddings chapter built, e.g. ['go_svd']
 prior_targets = ["gene", "perturbation", "both"]  # candidates compared on validation; one entry fixes it
 selection_prior = "genemamba"  # the prior the candidates are compared with (else the first prior)

@@ -43,7 +43,7 @@
 # direction and correlation metrics are flattered because the DE genes were chosen on all cells.
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default' or 'full' (the profile the models were trained with)
+profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (the profile the models were trained with)
 n_bootstrap = 2000  # bootstrap resamples for the confidence intervals
 ceiling_seed = 0  # seed of the random halves of the noise ceiling
 cell_eval_models = []  # models to export for cell-eval, e.g. gears (written under results/cell_eval/)

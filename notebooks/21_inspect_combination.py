@@ -25,7 +25,7 @@
 # order).
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default' or 'full' (the profile the models were trained with)
+profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (the profile the models were trained with)
 combination = "ETS2+CEBPE"  # a test combination, genes in either order
 n_genes = 20  # top DE genes shown
 

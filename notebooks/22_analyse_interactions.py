@@ -36,7 +36,7 @@
 # magnitude, against which a correlation is undefined.
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default' or 'full' (the profile the models were trained with)
+profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (the profile the models were trained with)
 gi_genes = None  # None: GEARS' 2,967 high-mean genes that are in the data; or a list of genes
 top_k = 20  # size of the synergy and suppressor lists
 engine = "fast"  # Theil–Sen engine: 'fast' (vectorised) or 'sklearn' (GEARS' call, ~20× slower)

@@ -23,7 +23,7 @@
 # (evaluation) and `results/gi/` (genetic interactions).
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default' or 'full' (the profile the results were made with)
+profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (the profile the results were made with)
 reference_model = "gears"  # the model every other is compared with
 n_sd = 2.0  # a difference counts when larger than this many seed standard deviations
 

@@ -90,6 +90,12 @@ def only_singles_of_real_genes(adata):
     adata.obs["condition"] = labels
 
 
+def one_cell_condition(adata):
+    labels = adata.obs.condition.astype(str).to_numpy().copy()
+    labels[np.flatnonzero(labels == "A+B")[0]] = "C+ctrl"
+    adata.obs["condition"] = labels
+
+
 H5AD_CASES: dict[str, tuple[Callable, str, tuple[str, ...]]] = {
     "missing obs['condition']": (drop_obs_condition, "DataValidationError",
                                  ("obs['condition']: column is missing", "What to do:")),
@@ -101,6 +107,8 @@ H5AD_CASES: dict[str, tuple[Callable, str, tuple[str, ...]]] = {
     "NaN in X": (nan_values, "DataValidationError", ("X: contains NaN", "What to do:")),
     "negative values in X": (negative_values, "DataValidationError", ("negative values", "log1p")),
     "raw counts in X": (raw_counts, "DataValidationError", ("raw counts", "sc.pp.normalize_total")),
+    "a condition with one cell": (one_cell_condition, "DataValidationError",
+                                  ("single cell (C+ctrl)", "at least two cells", "What to do:")),
     "an empty test subgroup": (only_singles_of_real_genes, "ValueError",
                                ("'combo_seen0'", "would be empty", "What to do:")),
 }

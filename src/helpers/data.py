@@ -71,6 +71,13 @@ def validate_gears_adata(adata: ad.AnnData, source: str = "AnnData") -> list[str
     if CONTROL not in conditions:
         raise _fail(source, "obs['condition']", "no control cells (condition 'ctrl')",
                     "label non-targeting control cells 'ctrl'")
+    sizes = adata.obs["condition"].astype(str).value_counts()
+    single = sorted(sizes.index[sizes < 2])
+    if single:
+        raise _fail(source, "obs['condition']", f"{len(single)} condition(s) with a single cell "
+                    f"({', '.join(single[:5])}{', …' if len(single) > 5 else ''}); GEARS' t-test ranking of "
+                    "DE genes needs at least two cells per condition",
+                    "remove those cells, or keep more cells per condition")
     if "gene_name" not in adata.var:
         raise _fail(source, "var['gene_name']", "column is missing",
                     "add gene symbols, e.g. adata.var['gene_name'] = adata.var_names")

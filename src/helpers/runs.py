@@ -62,6 +62,12 @@ PROFILES: dict[str, Profile] = {
                        max_control_cells=None, n_high_mean_genes=None, gears_steps=2000,
                        gears_lr_halving_steps=278, gears_eval_every=100,
                        seeds=(1, 2, 3), pretrain_steps=1000, context_length=256),
+    # Real Norman on 2 CPU cores in a few hours: all cells and all genes, every model on the
+    # default's schedule (trained to its plateau there; each chapter checks its own runs), the
+    # time projected in benchmarks/RESULTS.md from benchmarks/real_scale.py.
+    "norman_cpu": Profile("norman_cpu", "dataverse", max_cells_per_condition=None, max_control_cells=None,
+                          n_high_mean_genes=None, gears_steps=2000, gears_lr_halving_steps=278,
+                          gears_eval_every=100, seeds=(1, 2, 3), pretrain_steps=1000, context_length=256),
     # Real Norman at full size; meant for a GPU.
     # GEARS exactly as cell-gears: 20 epochs, the learning rate halved after each.
     "full": Profile("full", "dataverse", max_cells_per_condition=None, max_control_cells=None,
