@@ -81,10 +81,14 @@ def run_gears(args: argparse.Namespace) -> None:
         curves = pd.concat(pool.map(gears_curve, *zip(*jobs)), ignore_index=True)
     print(f"{len(jobs)} runs of {args.steps} steps in {time.perf_counter() - start:.0f} s ({args.jobs} at a time)")
     path = runs.step_dir(STEP) / "gears_learning_curves.csv"
-    curves = curves.assign(lr_halving_steps=halving, prior_target=args.prior_target)
-    if path.is_file():  # keep the curves of models not rerun this time
+    from helpers import data
+
+    data_run = runs.parameters_fingerprint(data.PREPARE_STEP)
+    curves = curves.assign(lr_halving_steps=halving, prior_target=args.prior_target, data_run=data_run)
+    if path.is_file():  # keep the curves of models not rerun this time, if made on the same data
         earlier = pd.read_csv(path)
-        curves = pd.concat([earlier[~earlier.model.isin(args.models)], curves], ignore_index=True)
+        same_data = earlier.get("data_run", pd.Series("", index=earlier.index)) == data_run
+        curves = pd.concat([earlier[same_data & ~earlier.model.isin(args.models)], curves], ignore_index=True)
     runs.atomic_write_csv(curves, path)
     summarise_gears()
 
