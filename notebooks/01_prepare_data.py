@@ -73,6 +73,11 @@ outputs = [data.DATASET_FILE, "split.json", "go_graph.csv", "split_composition.c
 cached = runs.reuse_or_restart(data.PREPARE_STEP, parameters, outputs, force)
 settings
 
+# %%
+# which data this page shows, and the budget
+display(Markdown(runs.data_statement(profile, settings.data_source, simulator_seed,
+                                     parameters.get("data_file_sha256"))))
+
 # %% [markdown]
 # ## 1. Load or simulate the expression data
 #

@@ -35,7 +35,7 @@ force = False  # refit even if predictions for these parameters exist
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from helpers import data, plots, predictions, runs, splits
 from helpers.conditions import CONTROL
@@ -48,6 +48,9 @@ prepared = runs.results_root() / data.PREPARE_STEP
 adata, _ = data.read_prepared(prepared)
 split = splits.SimulationSplit.from_json(prepared / "split.json")
 parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "n_components": n_components, "ridge": ridge}
+
+# %%
+display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]
 # ## 1. Training data

@@ -74,6 +74,9 @@ out = runs.step_dir(STEP)
 runs.forget_run(STEP)  # this step's record is rewritten only once every seed has finished
 print(f"device: {resolve_device(device)}; seeds {settings.seeds}; {budget}")
 
+# %%
+display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+
 # %% [markdown]
 # ## 1. Data, graphs and split
 #

@@ -71,6 +71,9 @@ parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "confi
               "batch_size": batch_size, "learning_rate": learning_rate,
               "infonce_weight": infonce_weight, "eval_every": eval_every, "seed": seed}
 
+# %%
+display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+
 # %% [markdown]
 # ## 1. Training cells as rank tokens
 

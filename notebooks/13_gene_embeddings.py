@@ -60,6 +60,9 @@ dataset_genes = adata.var["gene_name"].astype(str).tolist()
 perturbed = genes_of(adata.obs["condition"].astype(str).unique())
 vocabulary_needed = sorted(set(dataset_genes) | set(go_graph.target))
 
+# %%
+display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+
 # %% [markdown]
 # ## 1. Build the priors
 

@@ -81,6 +81,9 @@ selector = selection_prior if selection_prior in names else names[0]
 print(f"priors {names}; candidate targets {list(prior_targets)} compared with {selector} on seed "
       f"{selection_seed}; seeds {settings.seeds}; {budget}")
 
+# %%
+display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+
 # %% [markdown]
 # ## 1. Align each prior to GEARS' genes and GO-graph nodes
 

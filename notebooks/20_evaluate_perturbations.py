@@ -68,6 +68,9 @@ if stored.empty:
     raise FileNotFoundError("no predictions under results/predictions; run the training chapters first")
 display(stored.groupby("model").seed.apply(list).rename("seeds").to_frame())
 
+# %%
+display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+
 # %% [markdown]
 # ## 1. Score every model, seed and test perturbation
 

@@ -32,7 +32,7 @@ n_genes = 20  # top DE genes shown
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from helpers import data, plots, predictions, runs, splits
 from helpers.conditions import CONTROL, resolve_combination
@@ -50,6 +50,9 @@ out = runs.step_dir(f"{STEP}/{condition}")
 runs.forget_run(f"{STEP}/{condition}")  # recorded again once every output is written
 print(f"{condition}: test subgroup {split.subgroup_of(condition)}, "
       f"{int((adata.obs['condition'] == condition).sum())} cells")
+
+# %%
+display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]
 # ## 1. True cells and predictions as changes over control

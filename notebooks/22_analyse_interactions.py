@@ -73,6 +73,9 @@ verified = gi.verified_pairs(reference.gi_types())
 gi_dir = runs.step_dir("gi")
 print(f"{len(pairs)} test pairs scored on {len(genes):,} genes; {len(stored)} model-seeds; engine {engine}")
 
+# %%
+display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+
 # %% [markdown]
 # ## 1. Score the truth and every model
 #

@@ -47,6 +47,9 @@ if reference_model not in set(per_perturbation.model):
     raise ValueError(f"reference_model {reference_model!r} has no results; choose one of "
                      f"{sorted(set(per_perturbation.model))}")
 
+# %%
+display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+
 # %% [markdown]
 # ## 1. Every model, every metric
 

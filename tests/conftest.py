@@ -48,6 +48,7 @@ def quick_book(tmp_path_factory):
         patch.setenv("HELPERS_RESULTS_DIR", str(root / "results"))
         for name in book.toc_notebooks():
             book.execute(name, {"profile": "quick"}, executed_dir=root / "book" / "executed")
+        book.write_data_statement("quick", root / "book" / "executed")
     return root
 
 

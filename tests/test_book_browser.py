@@ -69,6 +69,8 @@ def test_every_page_of_the_quick_book_renders_in_chromium(quick_book, tmp_path):
             assert heading.strip() and heading.strip().rstrip("#").strip() in driver.title, (name, driver.title)
             text = driver.execute_script("return document.body.innerText")
             assert "Traceback" not in text and "Error" not in heading, name
+            # every page says which data it shows and the training budget
+            assert "Data:" in text and "Budget (profile quick)" in text, name
             if name in chapters:
                 loaded = driver.execute_script(
                     "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")

@@ -104,6 +104,18 @@ def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED
     return output
 
 
+DATA_STATEMENT = "data_source.md"  # included by book/intro.md
+
+
+def write_data_statement(profile: str, executed_dir: Path = EXECUTED_DIR) -> Path:
+    """Write the build's data and budget statement (:func:`helpers.runs.data_statement`, from the
+    current results root) beside the executed chapters, where the book's first page includes it."""
+    from helpers.runs import atomic_write_text, data_statement
+
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(executed_dir / DATA_STATEMENT, data_statement(profile) + "\n")
+
+
 @contextlib.contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     """Set environment variables for the block (the kernel papermill starts inherits them)."""
@@ -162,6 +174,8 @@ def main(argv: list[str] | None = None, executed_dir: Path = EXECUTED_DIR) -> in
         timings.append({"notebook": name, "profile": args.profile, "seconds": round(seconds, 1),
                         "peak_kernel_rss_so_far_mib": round(peak_mib)})
         print(f"[book] {name}: {seconds:.0f} s", flush=True)
+    with _environment({"HELPERS_RESULTS_DIR": str(root)}):
+        write_data_statement(args.profile, executed_dir)
     # keep the times of notebooks not rerun this time (an `--only` run updates its own rows)
     path = root / "book_timings.csv"
     earlier = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["notebook", "profile"])

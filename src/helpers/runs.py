@@ -151,6 +151,30 @@ def data_provenance() -> dict[str, Any] | None:
     return _provenance(json.loads(record_path.read_text())["parameters"])
 
 
+def data_statement(profile: str, data_source: str | None = None, simulator_seed: int | None = None,
+                   data_file_sha256: str | None = None) -> str:
+    """One Markdown paragraph for the head of every page: which data the page shows (from the data
+    step's record in this results root, or the data step's own ``data_source``, ``simulator_seed``
+    and ``data_file_sha256``) and the profile's training budget."""
+    settings = get_profile(profile)
+    provenance = data_provenance() or {}
+    source = data_source or provenance.get("data_source") or settings.data_source
+    if source == "simulated":
+        seed = simulator_seed if simulator_seed is not None else provenance.get("simulator_seed", 0)
+        data = (f"**Data:** simulated on the Norman et al. 2019 design (its 284 conditions, cell counts, "
+                f"split and GI fits; simulator seed {seed}), not Norman's measured expression.")
+    else:
+        name = "GEARS' Norman file from Dataverse" if source == "dataverse" else f"`{Path(source).name}`"
+        digest = data_file_sha256 or provenance.get("data_file_sha256")
+        data = f"**Data:** {name}" + (f" (SHA-256 `{digest[:12]}…`)." if digest else ".")
+    halving = (f"learning rate halved every {settings.gears_lr_halving_steps:,} steps"
+               if settings.gears_lr_halving_steps else "learning rate halved every epoch")
+    budget = (f"**Budget** (profile `{profile}`): GEARS {settings.gears_steps:,} steps per run ({halving}), "
+              f"seeds {', '.join(map(str, settings.seeds))}; GeneMamba {settings.pretrain_steps:,} steps at "
+              f"{settings.context_length} tokens per cell.")
+    return f"{data} {budget}"
+
+
 def _provenance(parameters: dict[str, Any]) -> dict[str, Any]:
     return {k: parameters[k] for k in ("data_source", "data_file_sha256", "simulator_seed") if k in parameters}
 
