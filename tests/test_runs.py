@@ -80,3 +80,21 @@ def test_fingerprint_follows_parameters_not_the_time_a_step_finished(isolated_re
     assert runs.parameters_fingerprint("96_data") == first
     runs.write_run_json("96_data", {"seed": 2}, [])
     assert runs.parameters_fingerprint("96_data") != first
+
+
+def test_progress_reaches_the_console_of_the_book_runner_and_not_the_page(tmp_path, monkeypatch, capsys):
+    """In a chapter run by ``helpers.book``, a progress bar goes to the runner's progress file,
+    which the runner copies to its own console (a kernel's stdout and stderr end up in the page)."""
+    from helpers import book
+
+    with book._console_progress(tmp_path / "progress.log") as progress:
+        monkeypatch.setenv(runs.PROGRESS_FILE_VARIABLE, str(progress))
+        for _ in runs.progress_bar(range(5), desc="steps"):
+            pass
+    console = capsys.readouterr()
+    assert "steps: 100%" in console.err and "5/5" in console.err
+    assert "steps" not in console.out
+    monkeypatch.delenv(runs.PROGRESS_FILE_VARIABLE)
+    for _ in runs.progress_bar(range(5), desc="quiet"):  # not a terminal, no runner: silent
+        pass
+    assert "quiet" not in capsys.readouterr().err

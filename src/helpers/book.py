@@ -36,7 +36,7 @@ import yaml
 
 from helpers.reference import REPO_ROOT
 from helpers.models.torch_runtime import thread_environment
-from helpers.runs import PROFILES, atomic_path, atomic_write_csv, results_root_for
+from helpers.runs import PROFILES, PROGRESS_FILE_VARIABLE, atomic_path, atomic_write_csv, results_root_for
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
@@ -104,6 +104,36 @@ def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED
     return output
 
 
+@contextlib.contextmanager
+def _console_progress(path: Path, interval: float = 0.5) -> Iterator[Path]:
+    """Copy what chapters write to the progress file ``path`` (their progress bars, see
+    :func:`helpers.runs.progress_bar`) to this process's console while the block runs."""
+    import threading
+
+    path.touch()
+    stop = threading.Event()
+
+    def follow() -> None:
+        with open(path, encoding="utf-8") as source:
+            while True:
+                chunk = source.read()
+                if chunk:
+                    sys.stderr.write(chunk)
+                    sys.stderr.flush()
+                elif stop.is_set():
+                    return
+                else:
+                    time.sleep(interval)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 DATA_STATEMENT = "data_source.md"  # included by book/intro.md
 
 
@@ -162,18 +192,19 @@ def main(argv: list[str] | None = None, executed_dir: Path = EXECUTED_DIR) -> in
     root = results_root_for(data_source)
     print(f"[book] data: {data_source}; results in {root}", flush=True)
     timings = []
-    for name in names:
-        print(f"[book] executing {name} (profile={args.profile})", flush=True)
-        start = time.perf_counter()
-        with _environment({"HELPERS_RESULTS_DIR": str(root)}):
-            execute(name, {"profile": args.profile, **extra,
-                           **({"data_source": data_source} if name == DATA_CHAPTER else {})}, executed_dir)
-        seconds = time.perf_counter() - start
-        # the largest resident set of any kernel so far (kernels are children of this process)
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        timings.append({"notebook": name, "profile": args.profile, "seconds": round(seconds, 1),
-                        "peak_kernel_rss_so_far_mib": round(peak_mib)})
-        print(f"[book] {name}: {seconds:.0f} s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, _console_progress(Path(tmp) / "progress.log") as progress:
+        for name in names:
+            print(f"[book] executing {name} (profile={args.profile})", flush=True)
+            start = time.perf_counter()
+            with _environment({"HELPERS_RESULTS_DIR": str(root), PROGRESS_FILE_VARIABLE: str(progress)}):
+                execute(name, {"profile": args.profile, **extra,
+                               **({"data_source": data_source} if name == DATA_CHAPTER else {})}, executed_dir)
+            seconds = time.perf_counter() - start
+            # the largest resident set of any kernel so far (kernels are children of this process)
+            peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            timings.append({"notebook": name, "profile": args.profile, "seconds": round(seconds, 1),
+                            "peak_kernel_rss_so_far_mib": round(peak_mib)})
+            print(f"\n[book] {name}: {seconds:.0f} s", flush=True)
     with _environment({"HELPERS_RESULTS_DIR": str(root)}):
         write_data_statement(args.profile, executed_dir)
     # keep the times of notebooks not rerun this time (an `--only` run updates its own rows)

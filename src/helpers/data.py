@@ -24,11 +24,10 @@ import numpy as np
 import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
-from tqdm import tqdm
 
 from helpers.conditions import CONTROL, condition_genes, condition_problem, genes_of
 from helpers.reference import REPO_ROOT
-from helpers.runs import DATA_STEP, atomic_path
+from helpers.runs import DATA_STEP, atomic_path, progress_bar
 
 NORMAN_DATAVERSE_URL = "https://dataverse.harvard.edu/api/access/datafile/6154020"
 NORMAN_ZIP_BYTES = 168_758_985  # norman.zip as served by Dataverse (GEARS' datafile 6154020)
@@ -269,8 +268,8 @@ def _resumable_download(url: str, part: Path, timeout: float, progress: bool) ->
             length = response.headers.get("Content-Length")
             total = (int(length) + (start if resumed else 0)) if length else None
             with open(part, "ab" if resumed else "wb") as out, \
-                    tqdm(total=total, initial=start if resumed else 0, unit="B", unit_scale=True,
-                         desc="norman.zip", disable=None if progress else True) as bar:
+                    progress_bar(None, progress, total=total, initial=start if resumed else 0, unit="B",
+                                 unit_scale=True, desc="norman.zip") as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
