@@ -301,17 +301,25 @@ print("Results in", out.relative_to(runs.results_root().parent), "(reused from c
 
 # %% [markdown]
 # ## What we found
-#
-# - The data has every one of GEARS' 284 Norman conditions; the cell counts per condition follow
-#   the real screen, capped by the profile.
-# - Our re-implementation of GEARS' split reproduces GEARS' published Norman split exactly: 139
-#   training conditions (control included), 31 validation and 107 test perturbations, of which
-#   9 are `combo_seen0`, 43 `combo_seen1`, 19 `combo_seen2` and 36 `unseen_single`. Seven
-#   conditions with IER5L, KIAA1804 or RHOXF2BB are dropped because those genes lack GO
-#   annotation, as in GEARS.
-# - Only nine pairs are truly "2 unseen of 2"; most of the pairs often quoted under that heading
-#   have both genes seen as singles in training (`combo_seen2`).
-# - On simulated data, section 6 gives the cells' depth beside Norman's and how closely each
-#   perturbation's observed change follows its noise-free expected change at the screen's cell
-#   counts: the scatter is the noise that every model, and the noise ceiling of the evaluation
-#   chapter, has to live with.
+
+# %%
+published = reference.gears_split()
+same_split = (all(sorted(getattr(split, name)) == sorted(published["set2conditions"][name])
+                  for name in ("train", "val", "test"))
+              and all(sorted(split.test_subgroup.get(g, [])) == sorted(members)
+                      for g, members in published["subgroup"]["test_subgroup"].items()))
+counts = {g: len(split.test_subgroup.get(g, [])) for g in splits.SUBGROUPS_BY_DIFFICULTY}
+slide_seen2 = sum(true_subgroup(p) == "combo_seen2" for p in slide)
+display(Markdown("\n".join([
+    f"- The data has {len(conditions)} of GEARS' 284 Norman conditions and {adata.n_obs:,} cells "
+    f"({int(qc.loc['control cells', 'value']):,} control; median {int(qc.loc['median cells per perturbation', 'value'])} "
+    "per perturbation).",
+    f"- The split {'reproduces GEARS’ published Norman split exactly' if same_split else 'differs from GEARS’ published Norman split (other conditions or parameters)'}: "
+    f"{len(split.train)} training conditions (control included), {len(split.val)} validation and {len(split.test)} test "
+    "perturbations, of which " + ", ".join(f"{n} `{g}`" for g, n in counts.items()) + f"; {len(split.excluded_not_in_go)} "
+    f"conditions are dropped for lack of GO annotation ({', '.join(sorted(split.excluded_not_in_go)) or 'none'}).",
+    f"- Only {counts['combo_seen0']} pairs are truly \"2 unseen of 2\"; {slide_seen2} of the {len(slide)} pairs often quoted "
+    "under that heading have both genes seen as singles in training (`combo_seen2`).",
+    "- Section 6 gives the cells' depth and, on simulated data, how closely each perturbation's observed change follows "
+    "its noise-free expected change at the screen's cell counts: the scatter is the noise that every model, and the "
+    "noise ceiling of the evaluation chapter, has to live with."])))

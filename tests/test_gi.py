@@ -186,3 +186,14 @@ def test_truth_fidelity_reads_magnitudes_against_norman_order_free():
     assert table.loc["shrunk", "slope"] == pytest.approx(0.5) and table.loc["shrunk", "r"] == pytest.approx(1.0)
     assert table.loc["shrunk", "agreement"] == 0.75  # A+B is synergistic by Norman's fit, not once shrunk
     assert table.n.tolist() == [4, 4]  # X+Y has no Norman fit
+
+
+def test_significant_r_matches_the_t_test():
+    from scipy.stats import t as student
+
+    threshold = gi.significant_r(71)
+    assert threshold == pytest.approx(0.233, abs=0.001)  # the figure usually quoted for 71 pairs
+    t = threshold * np.sqrt(69 / (1 - threshold**2))  # Pearson r's t statistic at the threshold
+    assert 2 * student.sf(t, 69) == pytest.approx(0.05, abs=1e-9)
+    assert gi.significant_r(20) > gi.significant_r(200)  # fewer pairs need a larger r
+    assert np.isnan(gi.significant_r(2))

@@ -99,3 +99,17 @@ def test_leading_component_correlation_finds_an_expression_axis():
     assert priors.leading_component_correlation(table.sample(frac=1, random_state=0), level) > 0.95  # by name
     noise = pd.DataFrame(rng.normal(size=(200, 8)), index=level.index)
     assert priors.leading_component_correlation(noise, level) < 0.3
+
+
+def test_neighbour_agreement_against_its_chance_rate():
+    rng = np.random.default_rng(0)
+    centres = {"a": np.r_[5.0, 0, 0], "b": np.r_[0, 5.0, 0], "c": np.r_[0, 0, 5.0]}
+    labels = pd.Series([lab for lab in "abc" for _ in range(10)], index=[f"g{i}" for i in range(30)])
+    clustered = pd.DataFrame([centres[lab] + rng.normal(0, 0.5, 3) for lab in labels], index=labels.index)
+    rate, chance, n = priors.neighbour_agreement(clustered, labels, k=5)
+    assert n == 30 and rate == 1.0 and chance == pytest.approx(9 / 29)
+    shuffled = pd.Series(rng.permutation(labels.to_numpy()), index=labels.index)
+    rate, chance, _ = priors.neighbour_agreement(clustered, shuffled, k=5)
+    assert abs(rate - chance) < 0.2  # labels unrelated to the vectors: about chance
+    unlabelled = priors.neighbour_agreement(clustered, labels.iloc[:1], k=5)
+    assert np.isnan(unlabelled[0]) and unlabelled[2] == 1

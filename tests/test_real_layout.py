@@ -135,3 +135,7 @@ def test_a_chapter_run_by_hand_on_real_data_cannot_overwrite_the_default(real_fi
     with pytest.raises(ValueError, match="helpers.book --data"):
         runs.check_results_root(str(real_file[0]))
     runs.check_results_root("simulated")  # the default is fine
+    monkeypatch.setenv("HELPERS_RESULTS_DIR", str(runs.results_root_for(str(real_file[0]), runs.DEFAULT_RESULTS)))
+    runs.check_results_root(str(real_file[0]))  # its own folder is fine
+    with pytest.raises(ValueError, match="another data source"):
+        runs.check_results_root("simulated")

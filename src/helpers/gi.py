@@ -313,6 +313,17 @@ def type_precision(scores: pd.DataFrame, verified: Mapping[str, set[str]]) -> pd
     return pd.DataFrame(rows)
 
 
+def significant_r(n: int, alpha: float = 0.05) -> float:
+    """The smallest |Pearson r| over ``n`` pairs that is significant at ``alpha`` (two-sided t test
+    of zero correlation)."""
+    from scipy.stats import t
+
+    if n < 3:
+        return float("nan")
+    critical = t.ppf(1 - alpha / 2, n - 2)
+    return float(critical / np.sqrt(n - 2 + critical**2))
+
+
 def norman_magnitudes(fits: pd.DataFrame) -> pd.Series:
     """Norman's magnitude sqrt(c_a² + c_b²) per pair (``reference.gi_fits``), keyed order-free
     (:func:`pair_key`)."""

@@ -150,9 +150,15 @@ def results_root_for(data_source: str, base: Path | None = None) -> Path:
 
 
 def check_results_root(data_source: str) -> None:
-    """Stop a data step that would write real data's results into the simulated default's folder
-    (a chapter run by hand with ``data_source`` changed but no results root for it)."""
-    if data_source != "simulated" and results_root().resolve() == DEFAULT_RESULTS.resolve():
+    """Stop a data step that would write one data source's results into another's folder: real
+    data into the simulated default's (a chapter run by hand with ``data_source`` changed but no
+    results root for it), or any data into another real data source's ``real/<tag>`` folder."""
+    root = results_root().resolve()
+    if root.parent.name == "real" and root.name != data_tag(data_source):
+        raise ValueError(f"data_source={data_source!r} would write into {root}, the results of another data "
+                         f"source ({root.name}). What to do: run the book with `python -m helpers.book --data "
+                         f"{data_source}`, which picks this data source's own results folder")
+    if data_source != "simulated" and root == DEFAULT_RESULTS.resolve():
         target = results_root_for(data_source, DEFAULT_RESULTS)
         raise ValueError(
             f"data_source={data_source!r} would write into {DEFAULT_RESULTS}, the simulated default's "

@@ -133,6 +133,27 @@ def nearest_neighbours(table: pd.DataFrame, queries: Sequence[str], k: int = 5) 
     return pd.DataFrame(rows)
 
 
+def neighbour_agreement(table: pd.DataFrame, labels: pd.Series, k: int = 5) -> tuple[float, float, int]:
+    """How often a labelled row's ``k`` most cosine-similar labelled rows share its label, beside
+    the rate a random choice of neighbours would give (the labels' own frequencies). Returns
+    ``(rate, chance, n)``, ``n`` the labelled rows; NaN rates when fewer than two."""
+    labelled = [g for g in table.index if g in labels.index and pd.notna(labels[g])]
+    if len(labelled) < 2:
+        return float("nan"), float("nan"), len(labelled)
+    vectors = table.loc[labelled].to_numpy(dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    k = min(k, len(labelled) - 1)
+    neighbours = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    own = labels.loc[labelled].to_numpy()
+    rate = float((own[neighbours] == own[:, None]).mean())
+    counts = pd.Series(own).value_counts().to_numpy()
+    chance = float(((counts * (counts - 1)) / (len(own) - 1)).sum() / len(own))  # same label, another row
+    return rate, chance, len(labelled)
+
+
 def choose_prior_target(validation: pd.DataFrame) -> pd.DataFrame:
     """Per prior, the target (``gene``, ``perturbation`` or ``both``) with the lowest validation
     error; ``validation`` has columns ``prior, target, val_mse_top20_de`` (one row per run; seeds
