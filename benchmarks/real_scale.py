@@ -106,15 +106,41 @@ def run_book(file: Path, work: Path, profile: str) -> pd.DataFrame:
         extra = [arg for k, v in chapter_parameters.get(name, {}).items() for arg in ("-p", k, repr(v))]
         command = [sys.executable, "-m", "helpers.book", "--profile", profile, "--data", str(file), "--only", name, *extra]
         started = time.perf_counter()
-        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        tree_peak = _watch_tree_rss(process)
+        if process.returncode:
+            raise subprocess.CalledProcessError(process.returncode, command)
         from helpers.runs import results_root_for
 
         timings = pd.read_csv(results_root_for(str(file), work / "results") / "book_timings.csv")
         row = timings[timings.notebook == name].iloc[-1].to_dict()
         rows.append({"chapter": name, "seconds": round(time.perf_counter() - started, 1),
-                     "peak_rss_mib": row["peak_kernel_rss_so_far_mib"]})
-        print(f"{name}: {rows[-1]['seconds']} s, peak {rows[-1]['peak_rss_mib']:,.0f} MiB", flush=True)
+                     "peak_rss_mib": row["peak_kernel_rss_so_far_mib"], "peak_all_processes_mib": round(tree_peak)})
+        print(f"{name}: {rows[-1]['seconds']} s, peak {rows[-1]['peak_rss_mib']:,.0f} MiB in one process, "
+              f"{tree_peak:,.0f} MiB in all its processes together", flush=True)
     return pd.DataFrame(rows)
+
+
+def _watch_tree_rss(process: subprocess.Popen, interval: float = 0.5) -> float:
+    """Wait for ``process``; return the largest resident memory its whole process tree (the book
+    runner, the kernel and GEARS' worker processes) held at once, sampled every ``interval`` s."""
+    import psutil
+
+    root, peak = psutil.Process(process.pid), 0.0
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            total = 0
+            for member in tree:
+                try:
+                    total += member.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak = max(peak, total / 2**20)
+        except psutil.Error:
+            pass
+        time.sleep(interval)
+    return peak
 
 
 def per_step_costs(root: Path) -> dict:
@@ -177,6 +203,7 @@ def main() -> None:
     print(projections.to_string(index=False))
     print(f"peak_rss_mib_chapter_01: {chapters.set_index('chapter').peak_rss_mib['01_prepare_data']:.0f}")
     print(f"peak_rss_mib_chapter_11: {chapters.set_index('chapter').peak_rss_mib['11_train_gears']:.0f}")
+    print(f"peak_all_processes_mib (any chapter): {chapters.peak_all_processes_mib.max():.0f}")
 
 
 if __name__ == "__main__":
