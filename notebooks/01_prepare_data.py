@@ -41,7 +41,7 @@ combo_seen2_train_frac = 0.75  # share of two-seen-gene combinations used for tr
 go_top_k = 20  # GO neighbours per gene in the perturbation graph (GEARS' default)
 force = False  # recompute even if results for these parameters exist
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -73,7 +73,7 @@ outputs = [data.DATASET_FILE, "split.json", "go_graph.csv", "split_composition.c
 cached = runs.reuse_or_restart(data.PREPARE_STEP, parameters, outputs, force)
 settings
 
-# %%
+# %% tags=["remove-input"]
 # which data this page shows, and the budget
 display(Markdown(runs.data_statement(profile, settings.data_source, simulator_seed,
                                      parameters.get("data_file_sha256"))))

@@ -32,7 +32,7 @@ n_components = 10  # PCA dimensions of the linear model
 ridge = 0.1  # ridge penalty of the linear model
 force = False  # refit even if predictions for these parameters exist
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -50,7 +50,7 @@ adata, _ = data.read_prepared(prepared)
 split = splits.SimulationSplit.from_json(prepared / "split.json")
 parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "n_components": n_components, "ridge": ridge}
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]

@@ -49,7 +49,7 @@ device = "auto"  # 'auto' means CUDA when present, else CPU
 engine = "dense"  # 'dense' (helpers) or 'cell-gears' (the reference package)
 force = False  # retrain even if predictions for these parameters exist
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -74,7 +74,7 @@ out = runs.step_dir(STEP)
 runs.forget_run(STEP)  # this step's record is rewritten only once every seed has finished
 print(f"device: {resolve_device(device)}; seeds {settings.seeds}; {budget}")
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]

@@ -46,7 +46,7 @@ seed = 0  # seed of initialisation and batches
 device = "auto"  # 'auto' means CUDA when present, else CPU
 force = False  # retrain even if a checkpoint for these parameters exists
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -71,7 +71,7 @@ parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "confi
               "batch_size": batch_size, "learning_rate": learning_rate,
               "infonce_weight": infonce_weight, "eval_every": eval_every, "seed": seed}
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]

@@ -39,7 +39,7 @@ published_id_to_symbol = None  # its Ensembl ID → symbol table (CSV/TSV, or Ge
 neighbour_genes = ["KLF1", "CEBPE", "ETS2"]  # perturbed genes whose nearest neighbours we list
 force = False  # rebuild even if embeddings for these parameters exist
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -60,7 +60,7 @@ dataset_genes = adata.var["gene_name"].astype(str).tolist()
 perturbed = genes_of(adata.obs["condition"].astype(str).unique())
 vocabulary_needed = sorted(set(dataset_genes) | set(go_graph.target))
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]

@@ -40,7 +40,7 @@ eval_every = None  # None: the profile's (validation every this many steps)
 device = "auto"  # 'auto' means CUDA when present, else CPU
 force = False  # retrain even if predictions for these parameters exist
 
-# %%
+# %% tags=["hide-input"]
 import hashlib
 
 import matplotlib.pyplot as plt
@@ -81,7 +81,7 @@ selector = selection_prior if selection_prior in names else names[0]
 print(f"priors {names}; candidate targets {list(prior_targets)} compared with {selector} on seed "
       f"{selection_seed}; seeds {settings.seeds}; {budget}")
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]

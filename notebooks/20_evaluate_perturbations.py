@@ -48,7 +48,7 @@ n_bootstrap = 2000  # bootstrap resamples for the confidence intervals
 ceiling_seed = 0  # seed of the random halves of the noise ceiling
 cell_eval_models = []  # models to export for cell-eval, e.g. gears (written under results/cell_eval/)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -68,7 +68,7 @@ if stored.empty:
     raise FileNotFoundError("no predictions under results/predictions; run the training chapters first")
 display(stored.groupby("model").seed.apply(list).rename("seeds").to_frame())
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]

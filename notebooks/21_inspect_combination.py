@@ -29,7 +29,7 @@ profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (the profile t
 combination = "ETS2+CEBPE"  # a test combination, genes in either order
 n_genes = 20  # top DE genes shown
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -51,7 +51,7 @@ runs.forget_run(f"{STEP}/{condition}")  # recorded again once every output is wr
 print(f"{condition}: test subgroup {split.subgroup_of(condition)}, "
       f"{int((adata.obs['condition'] == condition).sum())} cells")
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]

@@ -45,7 +45,7 @@ random_state = 1000  # Theil–Sen subset draw (GEARS: 1000)
 n_jobs = 2  # threads scoring pairs in parallel (results do not depend on it)
 force = False  # rescore even if scores for these parameters exist
 
-# %%
+# %% tags=["hide-input"]
 import hashlib
 
 import matplotlib.pyplot as plt
@@ -73,7 +73,7 @@ verified = gi.verified_pairs(reference.gi_types())
 gi_dir = runs.step_dir("gi")
 print(f"{len(pairs)} test pairs scored on {len(genes):,} genes; {len(stored)} model-seeds; engine {engine}")
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]

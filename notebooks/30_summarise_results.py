@@ -27,7 +27,7 @@ profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (the profile t
 reference_model = "gears"  # the model every other is compared with
 n_sd = 2.0  # a difference counts when larger than this many seed standard deviations
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -47,7 +47,7 @@ if reference_model not in set(per_perturbation.model):
     raise ValueError(f"reference_model {reference_model!r} has no results; choose one of "
                      f"{sorted(set(per_perturbation.model))}")
 
-# %%
+# %% tags=["remove-input"]
 display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
 
 # %% [markdown]
