@@ -38,17 +38,17 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, plots, predictions, runs, splits
+from helpers import data, plots, predictions, runs
 from helpers.conditions import CONTROL
 from helpers.models import baselines
 
 STEP = "10_train_baselines"
 SEED = 0  # the baselines are deterministic; they are stored under one seed
 runs.get_profile(profile)
-prepared = runs.results_root() / data.PREPARE_STEP
-adata, _ = data.read_prepared(prepared)
-split = splits.SimulationSplit.from_json(prepared / "split.json")
-parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "n_components": n_components, "ridge": ridge}
+prepared = data.load_prepared()
+adata = prepared.adata
+split = prepared.split
+parameters = {"data_run": prepared.fingerprint, "n_components": n_components, "ridge": ridge}
 
 # %% tags=["remove-input"]
 display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
@@ -78,7 +78,7 @@ for name in baselines.BASELINES:
         continue
     predicted = (baselines.linear(means, train, targets, gene_names, n_components, ridge) if name == "linear"
                  else baselines.predict_baseline(name, means, train, targets, gene_names))
-    written.append(predictions.write_predictions(name, SEED, predicted, runs.parameters_fingerprint(data.PREPARE_STEP),
+    written.append(predictions.write_predictions(name, SEED, predicted, prepared.fingerprint,
                                                  {"profile": profile}))
 runs.write_run_json(STEP, parameters, [str(p.relative_to(runs.results_root())) for p in written])
 print(f"wrote {len(written)} prediction files" if written else "all baseline predictions reused from cache")

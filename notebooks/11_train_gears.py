@@ -55,7 +55,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, plots, predictions, runs, splits
+from helpers import convergence, data, plots, predictions, runs
 from helpers.conditions import CONTROL
 from helpers.models.gears import (GearsData, GearsRun, TrainingBudget, predict_means, steps_per_epoch,
                                   train_gears_runs)
@@ -69,7 +69,7 @@ budget = TrainingBudget.from_profile(settings)
 if engine not in ("dense", "cell-gears"):
     raise ValueError(f"engine must be 'dense' or 'cell-gears', got {engine!r}")
 config = GearsConfig()
-prepared = runs.results_root() / data.PREPARE_STEP
+prepared = data.load_prepared()
 out = runs.step_dir(STEP)
 runs.forget_run(STEP)  # this step's record is rewritten only once every seed has finished
 print(f"device: {resolve_device(device)}; seeds {settings.seeds}; {budget}")
@@ -84,9 +84,9 @@ display(Markdown(runs.data_statement(profile)))  # which data this page shows, a
 # control and training single-perturbation cells; the GO graph is the data chapter's.
 
 # %%
-adata, _ = data.read_prepared(prepared)
-split = splits.SimulationSplit.from_json(prepared / "split.json")
-go_edges = pd.read_csv(prepared / "go_graph.csv")
+adata = prepared.adata
+split = prepared.split
+go_edges = prepared.go_graph
 gears_data = GearsData.from_adata(adata, split, go_edges, config)
 targets = [c for c in split.train + split.val + split.test if c != CONTROL]
 epoch_steps = steps_per_epoch(gears_data, split, config.batch_size)
@@ -118,13 +118,13 @@ display(Markdown(
 
 # %%
 def parameters_of(seed: int) -> dict:
-    return {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "config": config, "engine": engine,
+    return {"data_run": prepared.fingerprint, "config": config, "engine": engine,
             "budget": budget, "seed": seed}
 
 
 def record(seed: int, predicted: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     run_name = f"{STEP}/seed={seed}"
-    predictions.write_predictions(MODEL, seed, predicted, runs.parameters_fingerprint(data.PREPARE_STEP),
+    predictions.write_predictions(MODEL, seed, predicted, prepared.fingerprint,
                                   {"profile": profile, "engine": engine})
     history = history.assign(model=MODEL, seed=seed)
     runs.atomic_write_csv(history, runs.step_dir(run_name) / "history.csv")

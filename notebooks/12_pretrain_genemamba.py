@@ -53,20 +53,20 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, graphs, plots, runs, splits
+from helpers import convergence, data, graphs, plots, runs
 from helpers.models import genemamba as gm
 from helpers.models.torch_runtime import resolve_device
 
 STEP = "12_pretrain_genemamba"
 settings = runs.resolve_parameters(profile, pretrain_steps=steps, context_length=context_length)
 eval_every = eval_every or max(1, settings.pretrain_steps // 10)
-prepared = runs.results_root() / data.PREPARE_STEP
+prepared = data.load_prepared()
 out = runs.step_dir(STEP)
-adata, _ = data.read_prepared(prepared)
-split = splits.SimulationSplit.from_json(prepared / "split.json")
+adata = prepared.adata
+split = prepared.split
 genes = adata.var["gene_name"].astype(str).tolist()
 config = gm.GeneMambaConfig(vocab_size=len(genes) + gm.N_SPECIAL_TOKENS, d_model=d_model, n_layers=n_layers)
-parameters = {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "config": config,
+parameters = {"data_run": prepared.fingerprint, "config": config,
               "steps": settings.pretrain_steps, "context_length": settings.context_length,
               "batch_size": batch_size, "learning_rate": learning_rate,
               "infonce_weight": infonce_weight, "eval_every": eval_every, "seed": seed}

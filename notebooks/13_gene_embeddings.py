@@ -51,11 +51,11 @@ from helpers.models import genemamba, priors
 
 STEP = "13_gene_embeddings"
 runs.get_profile(profile)
-prepared = runs.results_root() / data.PREPARE_STEP
+prepared = data.load_prepared()
 out = runs.step_dir(STEP)
 runs.forget_run(STEP)  # recomputed every time (seconds); recorded again at the end
-adata, _ = data.read_prepared(prepared)
-go_graph = pd.read_csv(prepared / "go_graph.csv")
+adata = prepared.adata
+go_graph = prepared.go_graph
 dataset_genes = adata.var["gene_name"].astype(str).tolist()
 perturbed = genes_of(adata.obs["condition"].astype(str).unique())
 vocabulary_needed = sorted(set(dataset_genes) | set(go_graph.target))
@@ -90,7 +90,7 @@ for stale in out.glob("*.parquet"):  # a prior given last time but not now must 
     if stale.stem not in tables:
         stale.unlink()
 runs.atomic_write_csv(coverage, out / "coverage.csv")
-runs.write_run_json(STEP, {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP), "go_svd_components": go_svd_components,
+runs.write_run_json(STEP, {"data_run": prepared.fingerprint, "go_svd_components": go_svd_components,
                            "embedding_file": embedding_file, "published_genemamba": published_genemamba,
                            "genemamba_run": runs.parameters_fingerprint("12_pretrain_genemamba")
                            if "genemamba" in tables else None}, [f"{n}.parquet" for n in tables] + ["coverage.csv"]);

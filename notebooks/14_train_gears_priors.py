@@ -48,7 +48,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, plots, predictions, reference, runs, splits
+from helpers import convergence, data, plots, predictions, reference, runs
 from helpers.conditions import CONTROL
 from helpers.models import priors
 from helpers.models.gears import GearsData, GearsRun, TrainingBudget, predict_means, train_gears_runs
@@ -71,10 +71,10 @@ if missing:
                             "Run notebooks/13_gene_embeddings.py (with embedding_file for 'file')")
 runs.forget_run(STEP)  # recorded again once every prior and seed has finished
 config = GearsConfig()
-prepared = runs.results_root() / data.PREPARE_STEP
-adata, _ = data.read_prepared(prepared)
-split = splits.SimulationSplit.from_json(prepared / "split.json")
-gears_data = GearsData.from_adata(adata, split, pd.read_csv(prepared / "go_graph.csv"), config)
+prepared = data.load_prepared()
+adata = prepared.adata
+split = prepared.split
+gears_data = GearsData.from_adata(adata, split, prepared.go_graph, config)
 targets = [c for c in split.train + split.val + split.test if c != CONTROL]
 selection_seed = settings.seeds[0]
 selector = selection_prior if selection_prior in names else names[0]
@@ -108,7 +108,7 @@ def train_or_reuse(jobs: list[tuple[str, str, int]]) -> dict[tuple[str, str, int
     each ``(name, target, seed)``: from the cache when these exact parameters (data, prior
     content, settings) were run before, else trained, side by side (see ``train_gears_runs``)."""
     def parameters_of(name: str, target: str, seed: int) -> dict:
-        return {"data_run": runs.parameters_fingerprint(data.PREPARE_STEP),
+        return {"data_run": prepared.fingerprint,
                 "prior_sha256": hashlib.sha256((EMBEDDINGS / f"{name}.parquet").read_bytes()).hexdigest(),
                 "config": config, "prior_target": target, "budget": budget, "seed": seed}
 
@@ -162,7 +162,7 @@ print(f"every prior enters GEARS' {target} embedding")
 histories = []
 for (name, _, seed), (history, predicted) in train_or_reuse(
         [(name, target, seed) for name in names for seed in settings.seeds]).items():
-    predictions.write_predictions(f"gears+{name}", seed, predicted, runs.parameters_fingerprint(data.PREPARE_STEP),
+    predictions.write_predictions(f"gears+{name}", seed, predicted, prepared.fingerprint,
                                   {"profile": profile, "prior": name, "prior_target": target})
     histories.append(history)
 history = pd.concat(histories, ignore_index=True)

@@ -60,10 +60,10 @@ from helpers.conditions import CONTROL
 STEP = "20_evaluate_perturbations"
 runs.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
-prepared = runs.results_root() / data.PREPARE_STEP
-adata, _ = data.read_prepared(prepared)
-split = splits.SimulationSplit.from_json(prepared / "split.json")
-stored = predictions.available_predictions(runs.parameters_fingerprint(data.PREPARE_STEP))
+prepared = data.load_prepared()
+adata = prepared.adata
+split = prepared.split
+stored = predictions.available_predictions(prepared.fingerprint)
 if stored.empty:
     raise FileNotFoundError("no predictions under results/predictions; run the training chapters first")
 display(stored.groupby("model").seed.apply(list).rename("seeds").to_frame())

@@ -34,16 +34,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, plots, predictions, runs, splits
+from helpers import data, plots, predictions, runs
 from helpers.conditions import CONTROL, resolve_combination
 
 STEP = "21_inspect_combination"
 runs.get_profile(profile)
-prepared = runs.results_root() / data.PREPARE_STEP
-adata, _ = data.read_prepared(prepared)
-split = splits.SimulationSplit.from_json(prepared / "split.json")
+prepared = data.load_prepared()
+adata = prepared.adata
+split = prepared.split
 condition = resolve_combination(combination, split.test)
-stored = predictions.available_predictions(runs.parameters_fingerprint(data.PREPARE_STEP))
+stored = predictions.available_predictions(prepared.fingerprint)
 if stored.empty:
     raise FileNotFoundError("no predictions under results/predictions; run the training chapters first")
 out = runs.step_dir(f"{STEP}/{condition}")

@@ -53,21 +53,21 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, gi, plots, predictions, reference, runs, splits
+from helpers import data, gi, plots, predictions, reference, runs
 from helpers.conditions import CONTROL, is_combo
 
 STEP = "22_analyse_interactions"
 runs.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
-prepared = runs.results_root() / data.PREPARE_STEP
-adata, simulation = data.read_prepared(prepared)
-split = splits.SimulationSplit.from_json(prepared / "split.json")
+prepared = data.load_prepared()
+adata, simulation = prepared.adata, prepared.truth
+split = prepared.split
 true_means = data.condition_means(adata)
 genes = [g for g in (reference.high_mean_genes() if gi_genes is None else gi_genes) if g in true_means.columns]
 if len(genes) < 20:
     raise ValueError(f"only {len(genes)} GI genes are in the data; pass gi_genes with at least 20 of its genes")
 pairs = [c for c in split.test if is_combo(c)]
-stored = predictions.available_predictions(runs.parameters_fingerprint(data.PREPARE_STEP))
+stored = predictions.available_predictions(prepared.fingerprint)
 stored = stored[stored.model != "no_change"]
 verified = gi.verified_pairs(reference.gi_types())
 gi_dir = runs.step_dir("gi")
@@ -101,7 +101,7 @@ def scores_for(model: str, seed: int, means: pd.DataFrame, source: str, which: l
 # the truth is scored on the test pairs and on every pair Norman fitted (for its fidelity below)
 fits = reference.gi_fits()
 truth_pairs = pairs + [c for c in fits.condition if c in true_means.index and c not in pairs]
-truth_scores = scores_for("truth", 0, true_means, runs.parameters_fingerprint(data.PREPARE_STEP), truth_pairs)
+truth_scores = scores_for("truth", 0, true_means, prepared.fingerprint, truth_pairs)
 all_scores = [truth_scores[truth_scores.perturbation.isin(pairs)]]
 for model, seed in stored.itertuples(index=False):
     predicted = predictions.read_predictions(model, seed)
@@ -133,7 +133,7 @@ print(f"true magnitudes: median {truth.magnitude.median():.2f}, range {truth.mag
 truth_sources = {"cells": truth_scores}
 if simulation is not None:
     truth_sources["noise-free"] = scores_for("truth_noise_free", 0, simulation.to_df(),
-                                             runs.parameters_fingerprint(data.PREPARE_STEP), truth_pairs)
+                                             prepared.fingerprint, truth_pairs)
 truth_magnitudes = pd.concat([table.assign(source=source) for source, table in truth_sources.items()],
                              ignore_index=True)
 fidelity = gi.truth_fidelity(truth_magnitudes, fits)

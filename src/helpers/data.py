@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
@@ -28,6 +29,7 @@ import scipy.sparse as sp
 from helpers.conditions import CONTROL, condition_genes, condition_problem, genes_of
 from helpers.reference import REPO_ROOT
 from helpers.runs import DATA_STEP, atomic_path, progress_bar
+from helpers.splits import SimulationSplit
 
 NORMAN_DATAVERSE_URL = "https://dataverse.harvard.edu/api/access/datafile/6154020"
 NORMAN_ZIP_BYTES = 168_758_985  # norman.zip as served by Dataverse (GEARS' datafile 6154020)
@@ -497,6 +499,27 @@ def read_prepared(step_path: Path, truth_only: bool = False) -> tuple[ad.AnnData
                                 "(`make book` runs every step in order)")
     truth = Path(step_path) / TRUTH_FILE
     return (None if truth_only else ad.read_h5ad(dataset)), (ad.read_h5ad(truth) if truth.is_file() else None)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the data step wrote, as every later chapter reads it."""
+
+    adata: ad.AnnData
+    truth: ad.AnnData | None  # the simulator's noise-free expected means (simulated data only)
+    split: SimulationSplit
+    go_graph: pd.DataFrame  # source, target, importance
+    fingerprint: str  # of the data step's parameters: every later cache is keyed on it
+
+
+def load_prepared() -> Prepared:
+    """The data step's results in the current results root (``runs.results_root()``)."""
+    from helpers.runs import parameters_fingerprint, results_root
+
+    path = results_root() / PREPARE_STEP
+    adata, truth = read_prepared(path)
+    return Prepared(adata, truth, SimulationSplit.from_json(path / "split.json"), pd.read_csv(path / "go_graph.csv"),
+                    parameters_fingerprint(PREPARE_STEP))
 
 
 def depth_table(adata: ad.AnnData) -> pd.DataFrame:
