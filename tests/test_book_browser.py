@@ -7,6 +7,7 @@ copy the book carries. The book is the quick one the end-to-end tests execute (t
 (``_build/screenshots/``) as artifacts.
 """
 
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,7 @@ def test_every_page_of_the_quick_book_renders_in_chromium(quick_book, tmp_path):
             assert heading.strip() and heading.strip().rstrip("#").strip() in driver.title, (name, driver.title)
             text = driver.execute_script("return document.body.innerText")
             assert "Traceback" not in text and "Error" not in heading, name
+            assert not re.search(r"\d+%\|", text) and "it/s]" not in text, f"{name}: progress-bar text"
             # every page says which data it shows and the training budget
             assert "Data:" in text and "Budget (profile quick)" in text, name
             if name in chapters:
