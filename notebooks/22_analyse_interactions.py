@@ -250,6 +250,7 @@ for name, table in by_model.items():
     summary_r = table.groupby("model").r.agg(["mean", "std", "min", "size"])
     above = [m for m in summary_r.index if summary_r.at[m, "min"] >= threshold]
     lines.append(f"- Against the {name}: " + "; ".join(
+        f"{m} r undefined (the same magnitude for every pair)" if pd.isna(row["mean"]) else
         f"{m} r = {row['mean']:.2f}" + (f" ± {row['std']:.2f} over {int(row['size'])} seeds" if row["size"] > 1 else "")
         for m, row in summary_r.iterrows()) + ". "
         + (f"Significant on every seed: {', '.join(above)}." if above else "No model is significant on every seed."))
@@ -259,7 +260,8 @@ lines.append(f"- The true magnitudes from the cells track Norman's fits with r =
 at10 = (precision[(precision.k == 10) & (precision.reference == "norman_verified") & (precision.model != "truth")]
         .groupby(["kind", "model"]).precision.mean())
 for kind in ("synergy", "suppressor"):
-    beat = [m for m, v in at10[kind].items() if v > base_rate[kind]] if kind in at10.index.get_level_values(0) else []
+    beat = ([m for m, v in at10[kind].items() if round(v, 2) > round(base_rate[kind], 2)]  # as printed
+            if kind in at10.index.get_level_values(0) else [])
     lines.append(f"- {kind.capitalize()} precision@10 against Norman's verified pairs, where a random list scores "
                  f"{base_rate[kind]:.2f}: " + ", ".join(f"{m} {v:.2f}" for m, v in at10[kind].items())
                  + (f" (above chance: {', '.join(beat)})." if beat else " (none above chance)."))
