@@ -33,8 +33,10 @@
 # | `frac_in_range_45_55_non_dropout` (`40_60`, `25_75`) | share of those genes whose mean prediction falls between those quantiles of the true per-cell values (genes with only zeros left out) |
 #
 # A Pearson r needs variation on both sides. The "no change" baseline predicts a zero change for
-# every gene, so its correlations of changes are undefined: they are recorded as missing (NaN)
-# and left out of every mean, rather than scored as 0, which would read as "uncorrelated".
+# every gene (and additive does for a pair of genes never seen alone), so their correlations of
+# changes are undefined: a side whose spread is below 10⁻⁶ (float rounding) counts as constant,
+# and its r is recorded as missing (NaN) and left out of every mean (the summary's `n` says how
+# many perturbations were scored), rather than scored as 0, which would read as "uncorrelated".
 #
 # The **noise ceiling** scores the mean of a random half of each test perturbation's cells
 # against the other half: how well one could do by knowing the answer up to sampling noise. It

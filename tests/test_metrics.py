@@ -49,6 +49,9 @@ def test_perturbation_metrics_on_a_perfect_and_a_no_change_prediction():
     # half of the non-drop-out top 20 changed: the two definitions differ, each by its genes
     assert unchanged["mse_top20_de_non_dropout"] == pytest.approx(0.5, abs=0.02)
     assert np.isnan(unchanged["pearson_delta"]) and np.isnan(unchanged["pearson_delta_de"])  # constant: undefined
+    # the same prediction after a float32 round trip (as stored) differs from control by rounding only
+    stored = metrics.perturbation_metrics(control.astype(np.float32).astype(float), cells, control, de, non_dropout)
+    assert np.isnan(stored["pearson_delta"]) and stored["mse_de"] == pytest.approx(unchanged["mse_de"])
     assert unchanged["pearson_de"] > 0.3  # mean expression still tracks the control profile
     assert unchanged["frac_in_range_45_55_non_dropout"] <= 0.5  # the ten changed genes fall outside
     assert set(unchanged) == set(metrics.METRICS) and metrics.HEADLINE in metrics.METRICS

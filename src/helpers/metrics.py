@@ -28,12 +28,18 @@ def mse(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean((np.asarray(pred) - np.asarray(true)) ** 2))
 
 
+CONSTANT_SD = 1e-6  # a side whose spread is below this is constant: float32 rounding of log-expression (~1e-7) is no signal
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r; NaN when either side is constant (no correlation is defined)."""
+    """Pearson r; NaN when either side is constant (standard deviation at most
+    :data:`CONSTANT_SD`), where no correlation is defined: a "no change" prediction's change
+    over control is zero up to float rounding, and correlating that rounding would score noise."""
     a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.std() <= CONSTANT_SD or b.std() <= CONSTANT_SD:
+        return float("nan")
     a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a**2).sum() * (b**2).sum())
-    return float((a * b).sum() / denominator) if denominator > 0 else float("nan")
+    return float((a * b).sum() / np.sqrt((a**2).sum() * (b**2).sum()))
 
 
 def direction_accuracy(pred_delta: np.ndarray, true_delta: np.ndarray) -> float:
