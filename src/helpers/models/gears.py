@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import multiprocessing
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from queue import Empty
 
 import anndata as ad
@@ -289,9 +291,12 @@ class GearsRun:
 _WORKER: dict = {}  # what each worker process trains on, set once by _start_worker
 
 
-def _start_worker(data: GearsData, split: SimulationSplit, config: GearsConfig, budget: TrainingBudget,
-                  threads: int, queue) -> None:
+def _start_worker(data: GearsData, expression_file: str, split: SimulationSplit, config: GearsConfig,
+                  budget: TrainingBudget, threads: int, queue) -> None:
     torch.set_num_threads(threads)
+    # the training cells' matrix is mapped from the file the parent wrote, not sent to each worker:
+    # the workers share its pages (copy-on-write), and nothing is pickled three times
+    data = dataclasses.replace(data, X=np.load(expression_file, mmap_mode="c"))
     _WORKER.update(data=data, split=split, config=config, budget=budget, queue=queue)
 
 
@@ -331,12 +336,16 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
     if workers <= 1:
         return [_train_run(data, split, config, budget, run, str(torch_device), progress) for run in gears_runs]
     context = multiprocessing.get_context("spawn")  # never fork a process whose OpenMP pool has started
-    with context.Manager() as manager, progress_bar(None, progress, total=budget.steps * len(gears_runs),
-                                                    unit="step", mininterval=2,
-                                                    desc=f"GEARS × {len(gears_runs)} ({workers} at a time)") as bar:
+    with tempfile.TemporaryDirectory() as scratch, context.Manager() as manager, \
+            progress_bar(None, progress, total=budget.steps * len(gears_runs), unit="step", mininterval=2,
+                         desc=f"GEARS × {len(gears_runs)} ({workers} at a time)") as bar:
         queue = manager.Queue()
+        view = data.training_view(split)
+        expression_file = Path(scratch) / "training_expression.npy"
+        np.save(expression_file, view.X)
+        view = dataclasses.replace(view, X=np.empty((0, view.X.shape[1]), view.X.dtype))
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(data.training_view(split), split, config, budget,
+                                 initargs=(view, str(expression_file), split, config, budget,
                                            max(1, cores // workers), queue)) as pool:
             futures = [pool.submit(_train_in_worker, run) for run in gears_runs]
             while not all(f.done() for f in futures):
