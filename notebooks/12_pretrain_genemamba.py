@@ -79,8 +79,7 @@ display(Markdown(runs.data_statement(profile)))  # which data this page shows, a
 
 # %%
 keep = gm.pretraining_cells(adata.obs["condition"], split.train)
-X = adata.X[keep]
-X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+X = adata.X[keep]  # sparse: ranked and correlated a block of cells at a time
 tokens = gm.rank_tokens(X, np.arange(len(genes)) + gm.N_SPECIAL_TOKENS, settings.context_length)
 held_out = gm.split_held_out(len(tokens))  # never trained on: the held-out loss curve
 pairs_table = graphs.coexpression_edges(X, genes, k=1, threshold=0.2)

@@ -17,6 +17,18 @@ def test_rank_tokens_orders_expressed_genes_and_pads():
         gm.rank_tokens(X, ids[:3], 4)
 
 
+def test_rank_tokens_are_the_same_by_blocks_and_from_sparse():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(0.4, (300, 50)).astype(np.float32) * rng.uniform(0.5, 2, (300, 1)).astype(np.float32)
+    ids = np.arange(50) + gm.N_SPECIAL_TOKENS
+    whole = gm.rank_tokens(X, ids, context_length=16, block_rows=1000)
+    assert (gm.rank_tokens(X, ids, context_length=16, block_rows=7) == whole).all()
+    assert (gm.rank_tokens(sp.csr_matrix(X), ids, context_length=16, block_rows=64) == whole).all()
+    assert (whole[:, 0] == gm.CLS).all() and (whole == gm.PAD).any()
+
+
 def test_fast_scan_equals_the_recurrence():
     torch.manual_seed(0)
     b, L, H, P, N = 2, 37, 3, 4, 5

@@ -54,3 +54,20 @@ def test_cell_gears_csv_has_its_columns(tmp_path):
     with pytest.raises(ValueError, match="importance"):
         graphs.write_gears_go_csv(edges.drop(columns="importance"), tmp_path / "bad.csv")
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_coexpression_edges_match_numpy_correlation_dense_and_sparse():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(rng.uniform(0.1, 3, 40), (500, 40)).astype(np.float32)
+    X[:, 7] = 0.0  # a gene never expressed: no correlation, no edge
+    genes = [f"g{i}" for i in range(40)]
+    dense = graphs.coexpression_edges(X, genes, k=5, threshold=0.05, block_rows=64)
+    sparse = graphs.coexpression_edges(sp.csr_matrix(X), genes, k=5, threshold=0.05, block_rows=128)
+    pd.testing.assert_frame_equal(dense, sparse)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reference = np.abs(np.nan_to_num(np.corrcoef(X.T.astype(np.float64))))
+    for row in dense.itertuples():
+        assert row.importance == pytest.approx(reference[int(row.target[1:]), int(row.source[1:])], abs=1e-10)
+    assert "g7" not in set(dense.source) | set(dense.target)

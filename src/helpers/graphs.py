@@ -69,7 +69,7 @@ def write_gears_go_csv(edges: pd.DataFrame, path: Path) -> Path:
 
 
 def coexpression_edges(X: np.ndarray, gene_names: Sequence[str], k: int = 20,
-                       threshold: float = 0.4) -> pd.DataFrame:
+                       threshold: float = 0.4, block_rows: int = 4096) -> pd.DataFrame:
     """GEARS' gene co-expression graph (``gears.utils.get_coexpression_network_from_train``).
 
     ``X`` holds the cells GEARS uses: training cells whose condition contains ``ctrl`` (control
@@ -77,11 +77,20 @@ def coexpression_edges(X: np.ndarray, gene_names: Sequence[str], k: int = 20,
     largest absolute Pearson correlation (itself included) become sources, and edges with
     ``|r| <= threshold`` are dropped.
     """
-    X = np.asarray(X, dtype=np.float64)
-    centred = X - X.mean(axis=0)
-    norms = np.sqrt((centred**2).sum(axis=0))
+    # the Gram matrix in float64, a block of cells at a time (dense or sparse X): no centred
+    # copy of the whole matrix (at Norman's size two float64 copies took 4 GB)
+    n_cells, n_genes = X.shape
+    gram, sums = np.zeros((n_genes, n_genes)), np.zeros(n_genes)
+    for start in range(0, n_cells, block_rows):
+        block = X[start:start + block_rows]
+        block = np.asarray(block.toarray() if hasattr(block, "toarray") else block, dtype=np.float64)
+        gram += block.T @ block
+        sums += block.sum(axis=0)
+    mean = sums / n_cells
+    covariance = gram - n_cells * np.outer(mean, mean)
+    norms = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = (centred.T @ centred) / np.outer(norms, norms)
+        corr = covariance / np.outer(norms, norms)
     corr = np.abs(np.nan_to_num(corr, nan=0.0))
     order = np.argsort(corr, axis=1)[:, -(k + 1):]  # as GEARS: ascending, last k+1
     values = np.take_along_axis(corr, order, axis=1)

@@ -44,28 +44,32 @@ PAD, MASK, CLS = 0, 1, 2  # MASK is reserved in the vocabulary; the objective do
 N_SPECIAL_TOKENS = 3
 
 
-def rank_tokens(X: np.ndarray, gene_token_ids: np.ndarray, context_length: int) -> np.ndarray:
+def rank_tokens(X: np.ndarray, gene_token_ids: np.ndarray, context_length: int,
+                block_rows: int = 2048) -> np.ndarray:
     """Rank tokenisation: per cell, ``<cls>`` then the tokens of its expressed genes from highest
     to lowest expression (ties broken by gene order), cut to ``context_length`` and padded.
 
     Args:
-        X: cells × genes, normalised expression.
+        X: cells × genes, normalised expression (dense or sparse; ranked ``block_rows`` cells at a
+            time, so a large matrix is never sorted, or densified, whole).
         gene_token_ids: token id of each gene column (≥ ``N_SPECIAL_TOKENS``).
         context_length: tokens per cell, ``<cls>`` included.
     Returns:
         cells × context_length int64 token ids (``PAD`` = 0 after the last expressed gene).
     """
-    X = np.asarray(X)
     if X.shape[1] != len(gene_token_ids):
         raise ValueError(f"X has {X.shape[1]} genes but {len(gene_token_ids)} token ids were given")
     if context_length < 2:
         raise ValueError("context_length must leave room for <cls> and one gene")
-    order = np.argsort(-X, axis=1, kind="stable")[:, : context_length - 1]  # cells × (L-1)
-    expressed = np.take_along_axis(X, order, axis=1) > 0
-    tokens = np.where(expressed, np.asarray(gene_token_ids)[order], PAD)
+    ids = np.asarray(gene_token_ids)
     out = np.full((X.shape[0], context_length), PAD, dtype=np.int64)
     out[:, 0] = CLS
-    out[:, 1: 1 + tokens.shape[1]] = tokens
+    for start in range(0, X.shape[0], block_rows):
+        block = X[start:start + block_rows]
+        block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+        order = np.argsort(-block, axis=1, kind="stable")[:, : context_length - 1]  # cells × (L-1)
+        expressed = np.take_along_axis(block, order, axis=1) > 0
+        out[start:start + len(block), 1: 1 + order.shape[1]] = np.where(expressed, ids[order], PAD)
     return out
 
 
