@@ -91,7 +91,7 @@ def write_full_size(path: Path, cell_fraction: float, seed: int = 0) -> dict:
             "median_umis": float(np.median(counts.sum(axis=1))), "file_gib": round(path.stat().st_size / 2**30, 2)}
 
 
-def run_book(file: Path, work: Path, profile: str) -> pd.DataFrame:
+def run_book(file: Path, work: Path, profile: str, only: list[str] | None = None) -> pd.DataFrame:
     """Every chapter on ``file`` with short training budgets, one ``helpers.book`` call per
     chapter (so each chapter's peak memory is its own); returns the book's timing rows."""
     from helpers.book import toc_notebooks
@@ -102,7 +102,7 @@ def run_book(file: Path, work: Path, profile: str) -> pd.DataFrame:
                                                     "prior_targets": ["both"]}}
     env = {**os.environ, "HELPERS_RESULTS_DIR": str(work / "results")}
     rows = []
-    for name in toc_notebooks():
+    for name in [n for n in toc_notebooks() if not only or n in only]:
         extra = [arg for k, v in chapter_parameters.get(name, {}).items() for arg in ("-p", k, repr(v))]
         command = [sys.executable, "-m", "helpers.book", "--profile", profile, "--data", str(file), "--only", name, *extra]
         started = time.perf_counter()
@@ -187,13 +187,18 @@ def main() -> None:
     parser.add_argument("--cell-fraction", type=float, default=1.0, help="share of each condition's real cells")
     parser.add_argument("--work", type=Path, default=Path("results/benchmarks/real_scale"))
     parser.add_argument("--keep", action="store_true", help="keep the work folder's earlier file and results")
+    parser.add_argument("--chapters", nargs="+", help="run only these chapters (with --keep, after a full run): "
+                        "their time and memory, no projection")
     args = parser.parse_args()
     file = (args.work / "norman" / "perturb_processed.h5ad").resolve()
     if not (args.keep and file.is_file()):
         started = time.perf_counter()
         shape = write_full_size(file, args.cell_fraction)
         print(f"wrote {file}: {shape} in {time.perf_counter() - started:.0f} s", flush=True)
-    chapters = run_book(file, args.work.resolve(), "norman_cpu")
+    chapters = run_book(file, args.work.resolve(), "norman_cpu", args.chapters)
+    if args.chapters:
+        print(chapters.to_string(index=False))
+        return
     from helpers.runs import results_root_for
 
     costs = per_step_costs(results_root_for(str(file), args.work.resolve() / "results"))
