@@ -103,7 +103,8 @@ def run_book(file: Path, work: Path, profile: str, only: list[str] | None = None
     env = {**os.environ, "HELPERS_RESULTS_DIR": str(work / "results")}
     rows = []
     for name in [n for n in toc_notebooks() if not only or n in only]:
-        extra = [arg for k, v in chapter_parameters.get(name, {}).items() for arg in ("-p", k, repr(v))]
+        parameters = {**chapter_parameters.get(name, {}), **({"force": True} if only else {})}  # a rerun recomputes
+        extra = [arg for k, v in parameters.items() for arg in ("-p", k, repr(v))]
         command = [sys.executable, "-m", "helpers.book", "--profile", profile, "--data", str(file), "--only", name, *extra]
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
