@@ -48,8 +48,8 @@ class GearsData:
 
     genes: list[str]
     pert_names: list[str]
-    X: np.ndarray  # cells × genes
-    conditions: np.ndarray  # condition per cell
+    X: np.ndarray  # training cells (control included) × genes
+    conditions: np.ndarray  # condition per row of X
     control_mean: np.ndarray  # genes
     coexpress_graph: tuple[torch.Tensor, torch.Tensor]
     go_graph: tuple[torch.Tensor, torch.Tensor]
@@ -61,8 +61,13 @@ class GearsData:
     def from_adata(cls, adata: ad.AnnData, split: SimulationSplit, go_edges: pd.DataFrame,
                    config: GearsConfig = GearsConfig()) -> GearsData:
         genes = adata.var["gene_name"].astype(str).tolist()
-        conditions = adata.obs["condition"].astype(str).to_numpy()
-        X = _dense(adata.X)
+        all_conditions = adata.obs["condition"].astype(str).to_numpy()
+        # only the training cells (control included) are kept as a dense matrix: training and
+        # prediction read nothing else, validation reads the means (at Norman's size the other
+        # cells would add ~0.8 GB)
+        keep = np.isin(all_conditions, split.train)
+        X, conditions = _dense(adata.X[keep]), all_conditions[keep]
+        means = {c: _dense(adata.X[all_conditions == c]).mean(axis=0) for c in np.unique(all_conditions)}
         pert_names = sorted(set(go_edges.target) | set(go_edges.source))
         train = set(split.train)
         coexpress_cells = np.isin(conditions, [c for c in train if CONTROL in c])
@@ -70,7 +75,7 @@ class GearsData:
                                        k=config.num_similar_genes_co_express_graph,
                                        threshold=config.coexpress_threshold)
         go = go_edges.groupby("target", sort=True).head(config.num_similar_genes_go_graph + 1)
-        name_to_condition = dict(zip(adata.obs["condition_name"].astype(str), conditions))
+        name_to_condition = dict(zip(adata.obs["condition_name"].astype(str), all_conditions))
         var_position = pd.Series(np.arange(adata.n_vars), index=adata.var_names)
         retain = {name_to_condition[k]: np.asarray(v) for k, v in adata.uns["non_zeros_gene_idx"].items()}
         rank_de = {name_to_condition[k]: np.sort(var_position[list(v[:20])].to_numpy())
@@ -81,14 +86,7 @@ class GearsData:
                    control_mean=X[conditions == CONTROL].mean(axis=0),
                    coexpress_graph=(torch.from_numpy(coexpress_index), torch.from_numpy(coexpress_weight)),
                    go_graph=(torch.from_numpy(go_index), torch.from_numpy(go_weight)),
-                   retain=retain, rank_de=rank_de,
-                   means={c: X[conditions == c].mean(axis=0) for c in np.unique(conditions)})
-
-    def training_view(self, split: SimulationSplit) -> GearsData:
-        """The same data holding only the training cells (control included): all that training
-        and prediction read, since validation uses the stored means. Worker processes get this."""
-        keep = np.isin(self.conditions, split.train)
-        return dataclasses.replace(self, X=self.X[keep], conditions=self.conditions[keep])
+                   retain=retain, rank_de=rank_de, means=means)
 
     def pert_nodes(self, condition: str) -> list[int]:
         """GO-graph nodes a condition perturbs (``[-1]`` for control)."""
@@ -340,10 +338,9 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
             progress_bar(None, progress, total=budget.steps * len(gears_runs), unit="step", mininterval=2,
                          desc=f"GEARS × {len(gears_runs)} ({workers} at a time)") as bar:
         queue = manager.Queue()
-        view = data.training_view(split)
         expression_file = Path(scratch) / "training_expression.npy"
-        np.save(expression_file, view.X)
-        view = dataclasses.replace(view, X=np.empty((0, view.X.shape[1]), view.X.dtype))
+        np.save(expression_file, data.X)
+        view = dataclasses.replace(data, X=np.empty((0, data.X.shape[1]), data.X.dtype))
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                  initargs=(view, str(expression_file), split, config, budget,
                                            max(1, cores // workers), queue)) as pool:
