@@ -118,13 +118,15 @@ def run_book(file: Path, work: Path, profile: str, only: list[str] | None = None
         rows.append({"chapter": name, "seconds": round(time.perf_counter() - started, 1),
                      "peak_rss_mib": row["peak_kernel_rss_so_far_mib"], "peak_all_processes_mib": round(tree_peak)})
         print(f"{name}: {rows[-1]['seconds']} s, peak {rows[-1]['peak_rss_mib']:,.0f} MiB in one process, "
-              f"{tree_peak:,.0f} MiB in all its processes together", flush=True)
+              f"{tree_peak:,.0f} MiB in all its processes together (PSS)", flush=True)
     return pd.DataFrame(rows)
 
 
 def _watch_tree_rss(process: subprocess.Popen, interval: float = 0.5) -> float:
-    """Wait for ``process``; return the largest resident memory its whole process tree (the book
-    runner, the kernel and GEARS' worker processes) held at once, sampled every ``interval`` s."""
+    """Wait for ``process``; return the largest memory its whole process tree (the book runner,
+    the kernel and GEARS' worker processes) held at once, sampled every ``interval`` s, as the sum
+    of proportional set sizes (PSS: pages shared between processes, such as the training matrix
+    every GEARS worker maps from one file, count once), falling back to RSS where PSS is unknown."""
     import psutil
 
     root, peak = psutil.Process(process.pid), 0.0
@@ -134,7 +136,7 @@ def _watch_tree_rss(process: subprocess.Popen, interval: float = 0.5) -> float:
             total = 0
             for member in tree:
                 try:
-                    total += member.memory_info().rss
+                    total += getattr(member.memory_full_info(), "pss", None) or member.memory_info().rss
                 except psutil.Error:
                     pass
             peak = max(peak, total / 2**20)
