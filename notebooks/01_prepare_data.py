@@ -60,7 +60,8 @@ parameters = {"data_source": settings.data_source,
               "n_high_mean_genes": settings.n_high_mean_genes,
               "simulator_seed": simulator_seed, "split_name": split_name, "split_seed": split_seed,
               "train_gene_set_size": train_gene_set_size,
-              "combo_seen2_train_frac": combo_seen2_train_frac, "go_top_k": go_top_k}
+              "combo_seen2_train_frac": combo_seen2_train_frac, "go_top_k": go_top_k,
+              "reference_files": reference.reference_digest()}
 runs.check_results_root(settings.data_source)  # real data never writes into the simulated default's results
 if settings.data_source == "simulated":
     parameters["simulator"] = data.simulator_fingerprint(simulator_seed)

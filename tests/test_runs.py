@@ -98,3 +98,23 @@ def test_progress_reaches_the_console_of_the_book_runner_and_not_the_page(tmp_pa
     for _ in runs.progress_bar(range(5), desc="quiet"):  # not a terminal, no runner: silent
         pass
     assert "quiet" not in capsys.readouterr().err
+
+
+def test_reference_digest_follows_the_shipped_files(tmp_path, monkeypatch):
+    """The data step's cache key holds a digest of data/reference, so an edited reference file
+    (e.g. a larger GO table) makes the data step, and all that depends on it, run again."""
+    import shutil
+
+    from helpers import reference
+
+    copy = tmp_path / "reference"
+    shutil.copytree(reference.REFERENCE_DIR, copy)
+    monkeypatch.setattr(reference, "REFERENCE_DIR", copy)
+    before = reference.reference_digest()
+    assert before == reference.reference_digest()
+    (copy / "README.md").write_text("documentation only")  # prose and the build script do not count
+    (copy / "make_reference.py").write_text("# edited")
+    assert reference.reference_digest() == before
+    with open(copy / "norman_gi_fits.csv", "a") as handle:
+        handle.write("\n")
+    assert reference.reference_digest() != before

@@ -23,6 +23,17 @@ def reference_path(name: str) -> Path:
     return path
 
 
+def reference_digest() -> str:
+    """A digest of every shipped reference file, so that a cached data step (whose GO graph,
+    split and simulated data are made from them) is redone when any of them changes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in REFERENCE_DIR.iterdir() if p.is_file() and p.suffix not in (".md", ".py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def norman_conditions() -> pd.DataFrame:
     """The 284 GEARS Norman conditions with their real cell counts (``condition,n_cells,kind``)."""
     return pd.read_csv(reference_path("norman_conditions.csv"))
