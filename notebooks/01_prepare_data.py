@@ -66,7 +66,7 @@ runs.check_results_root(settings.data_source)  # real data never writes into the
 if settings.data_source == "simulated":
     parameters["simulator"] = data.simulator_fingerprint(simulator_seed)
 else:  # the file's checksum: recorded with every result, and a changed file is prepared again
-    parameters["data_file_sha256"] = data.file_sha256(data.data_file(settings.data_source))
+    parameters["data_file_sha256"] = data.file_digest(data.data_file(settings.data_source))
 splits.check_split_name(split_name)
 out = runs.step_dir(data.PREPARE_STEP)
 outputs = [data.DATASET_FILE, "split.json", "go_graph.csv", "split_composition.csv",

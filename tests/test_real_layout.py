@@ -85,7 +85,7 @@ def test_every_chapter_runs_on_the_real_layout(real_book, real_file):
     per_perturbation = pd.read_csv(root / "metrics" / "per_perturbation.csv")
     assert per_perturbation.value.notna().any()
     # every result records the data source and the file's checksum
-    expected = {"data_source": str(real_file[0]), "data_file_sha256": data.file_sha256(real_file[0])}
+    expected = {"data_source": str(real_file[0]), "data_file_sha256": data.file_digest(real_file[0])}
     for record in root.glob("*/run.json"):
         provenance = json.loads(record.read_text())["data"]
         assert {k: provenance[k] for k in expected} == expected, record

@@ -190,11 +190,11 @@ def use_symbols(adata: ad.AnnData, source: str = "AnnData") -> None:
     adata.var_names = pd.Index(symbols, name=None)
 
 
-def file_sha256(path: Path | str) -> str:
-    """SHA-256 of a file, read in 8 MiB blocks."""
+def file_digest(path: Path | str, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (``hashlib`` algorithm name), read in 8 MiB blocks."""
     import hashlib
 
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as file:
         while block := file.read(1 << 23):
             digest.update(block)
@@ -234,7 +234,7 @@ def download_norman(cache_dir: Path | str, url: str = NORMAN_DATAVERSE_URL,
                 f"{url}: downloaded {size:,} bytes, expected {expected_bytes:,}; the file changed or the "
                 f"transfer broke. What to do: run again, or download norman.zip by hand ({MANUAL_DOWNLOAD}), "
                 "unzip it and pass data_source='<path>/norman/perturb_processed.h5ad'")
-        if expected_md5 is not None and _md5(part) != expected_md5:
+        if expected_md5 is not None and file_digest(part, "md5") != expected_md5:
             part.unlink()
             raise DataSourceUnavailable(f"{url}: the downloaded file's MD5 differs from {expected_md5}; it "
                                         "was removed. What to do: run again (the transfer was damaged)")
@@ -307,16 +307,6 @@ def _dataverse_md5(url: str, timeout: float) -> str | None:
     except (urllib.error.URLError, TimeoutError, OSError, ValueError, KeyError):
         return None
     return checksum.get("value") if checksum.get("type", "").upper() == "MD5" else None
-
-
-def _md5(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.md5()
-    with open(path, "rb") as file:
-        while block := file.read(1 << 23):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def subsample_cells(adata: ad.AnnData, max_cells_per_condition: int | None,

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from helpers.conditions import CONTROL, condition_genes
+from helpers.data import rank_de_positions
 from helpers.graphs import coexpression_edges, edge_tensors
 from helpers.models.gears_module import DenseGEARS, GearsConfig, gears_loss
 from helpers.models.priors import PRIOR_TARGETS, align_embeddings
@@ -76,10 +77,8 @@ class GearsData:
                                        threshold=config.coexpress_threshold)
         go = go_edges.groupby("target", sort=True).head(config.num_similar_genes_go_graph + 1)
         name_to_condition = dict(zip(adata.obs["condition_name"].astype(str), all_conditions))
-        var_position = pd.Series(np.arange(adata.n_vars), index=adata.var_names)
         retain = {name_to_condition[k]: np.asarray(v) for k, v in adata.uns["non_zeros_gene_idx"].items()}
-        rank_de = {name_to_condition[k]: np.sort(var_position[list(v[:20])].to_numpy())
-                   for k, v in adata.uns["rank_genes_groups_cov_all"].items()}
+        rank_de = {c: np.sort(positions) for c, positions in rank_de_positions(adata).items()}
         coexpress_index, coexpress_weight = edge_tensors(coexpress, genes)
         go_index, go_weight = edge_tensors(go, pert_names)
         return cls(genes=genes, pert_names=pert_names, X=X, conditions=conditions,
