@@ -2,14 +2,17 @@
 #   make book   # venv + pinned requirements, run every notebook with papermill, build the HTML
 #   make test   # same set-up, then the test suite
 #   make book DATA=/path/to/perturb_processed.h5ad   # real data (or DATA=dataverse), own results folder
+#   make lab    # JupyterLab: every notebooks/*.py opens as a notebook and saves back to py:percent
+# The chapters run as the Snakemake workflow in workflow/Snakefile (the same one a cluster runs).
 PROFILE ?= default
 DATA ?=
+CORES ?= $(shell nproc)
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book notebooks html test clean
+.PHONY: book notebooks html test lab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +24,8 @@ $(STAMP): requirements.txt pyproject.toml
 book: notebooks html
 
 notebooks: $(STAMP)
-	$(PY) -m helpers.book --profile $(PROFILE) $(if $(DATA),--data $(DATA))
+	$(VENV)/bin/snakemake --snakefile workflow/Snakefile --cores $(CORES) \
+		--config profile=$(PROFILE) $(if $(DATA),data=$(DATA))
 
 html: $(STAMP)
 	$(VENV)/bin/jupyter-book build --quiet .
@@ -30,5 +34,13 @@ html: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# .py files open in JupyterLab as notebooks by default (jupytext's viewer; jupytext.toml pairs
+# them with py:percent, without outputs)
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+lab: $(STAMP)
+	mkdir -p $(dir $(LAB_SETTINGS))
+	echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' > $(LAB_SETTINGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/
+
 clean:
-	rm -rf _build book/executed results
+	rm -rf _build book/executed results .snakemake

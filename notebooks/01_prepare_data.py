@@ -1,16 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # Preparing the Norman 2019 data
 #
@@ -28,16 +15,23 @@
 # the path of GEARS' `perturb_processed.h5ad` to run every chapter on the real data instead.
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick' (tests), 'default' (make book), 'norman_cpu' (real Norman, 2 cores), 'full' (real Norman, GPU)
-data_source = None  # None: from the profile; or 'simulated', 'dataverse', a GEARS .h5ad path
-max_cells_per_condition = None  # None: cap on perturbed cells per condition from the profile
+# 'quick' (tests), 'default' (make book), 'norman_cpu' (real Norman, 2 cores), 'full'
+# (real Norman, GPU)
+profile = "default"
+# None: from the profile; or 'simulated', 'dataverse', a GEARS .h5ad path
+data_source = None
+# None: cap on perturbed cells per condition from the profile
+max_cells_per_condition = None
 max_control_cells = None  # None: cap on control cells from the profile
-n_high_mean_genes = None  # None: from the profile (simulated genes besides the perturbed ones)
+# None: from the profile (simulated genes besides the perturbed ones)
+n_high_mean_genes = None
 simulator_seed = 0  # seed of the simulator (and of cell subsampling on real data)
-split_name = "simulation"  # GEARS' split type; the study's subgroups come from 'simulation'
+# GEARS' split type; the study's subgroups come from 'simulation'
+split_name = "simulation"
 split_seed = 1  # seed of the split (1 reproduces the published GEARS Norman split)
 train_gene_set_size = 0.75  # share of perturbed genes seen in training
-combo_seen2_train_frac = 0.75  # share of two-seen-gene combinations used for training
+# share of two-seen-gene combinations used for training
+combo_seen2_train_frac = 0.75
 go_top_k = 20  # GO neighbours per gene in the perturbation graph (GEARS' default)
 force = False  # recompute even if results for these parameters exist
 
@@ -50,34 +44,60 @@ from IPython.display import Markdown, display
 from helpers import data, graphs, plots, reference, runs, splits
 from helpers.conditions import CONTROL, condition_genes, genes_of
 
-settings = runs.resolve_parameters(profile, data_source=data_source,
-                                   max_cells_per_condition=max_cells_per_condition,
-                                   max_control_cells=max_control_cells,
-                                   n_high_mean_genes=n_high_mean_genes)
-parameters = {"data_source": settings.data_source,
-              "max_cells_per_condition": settings.max_cells_per_condition,
-              "max_control_cells": settings.max_control_cells,
-              "n_high_mean_genes": settings.n_high_mean_genes,
-              "simulator_seed": simulator_seed, "split_name": split_name, "split_seed": split_seed,
-              "train_gene_set_size": train_gene_set_size,
-              "combo_seen2_train_frac": combo_seen2_train_frac, "go_top_k": go_top_k,
-              "reference_files": reference.reference_digest()}
-runs.check_results_root(settings.data_source)  # real data never writes into the simulated default's results
+settings = runs.resolve_parameters(
+    profile,
+    data_source=data_source,
+    max_cells_per_condition=max_cells_per_condition,
+    max_control_cells=max_control_cells,
+    n_high_mean_genes=n_high_mean_genes,
+)
+parameters = {
+    "data_source": settings.data_source,
+    "max_cells_per_condition": settings.max_cells_per_condition,
+    "max_control_cells": settings.max_control_cells,
+    "n_high_mean_genes": settings.n_high_mean_genes,
+    "simulator_seed": simulator_seed,
+    "split_name": split_name,
+    "split_seed": split_seed,
+    "train_gene_set_size": train_gene_set_size,
+    "combo_seen2_train_frac": combo_seen2_train_frac,
+    "go_top_k": go_top_k,
+    "reference_files": reference.reference_digest(),
+}
+runs.check_results_root(
+    settings.data_source
+)  # real data never writes into the simulated default's results
 if settings.data_source == "simulated":
     parameters["simulator"] = data.simulator_fingerprint(simulator_seed)
-else:  # the file's checksum: recorded with every result, and a changed file is prepared again
-    parameters["data_file_sha256"] = data.file_digest(data.data_file(settings.data_source))
+else:  # recorded with every result; a changed file is prepared again
+    parameters["data_file_sha256"] = data.file_digest(
+        data.data_file(settings.data_source)
+    )
 splits.check_split_name(split_name)
 out = runs.step_dir(data.PREPARE_STEP)
-outputs = [data.DATASET_FILE, "split.json", "go_graph.csv", "split_composition.csv",
-           "cells_per_condition.csv", "perturbed_genes.csv"]
+outputs = [
+    data.DATASET_FILE,
+    "split.json",
+    "go_graph.csv",
+    "split_composition.csv",
+    "cells_per_condition.csv",
+    "perturbed_genes.csv",
+]
 cached = runs.reuse_or_restart(data.PREPARE_STEP, parameters, outputs, force)
 settings
 
 # %% tags=["remove-input"]
 # which data this page shows, and the budget
-display(Markdown(runs.data_statement(profile, settings.data_source, simulator_seed,
-                                     parameters.get("data_file_sha256"))))
+display(
+    Markdown(
+        runs.data_statement(
+            profile,
+            settings.data_source,
+            simulator_seed,
+            parameters.get("data_file_sha256"),
+        )
+    )
+)
 
 # %% [markdown]
 # ## 1. Load or simulate the expression data
@@ -119,34 +139,69 @@ display(Markdown(runs.data_statement(profile, settings.data_source, simulator_se
 if cached:
     adata, truth = data.read_prepared(out)
 else:
-    adata, truth = data.load_expression(settings.data_source, settings.max_cells_per_condition,
-                                        settings.max_control_cells, settings.n_high_mean_genes,
-                                        simulator_seed)
+    adata, truth = data.load_expression(
+        settings.data_source,
+        settings.max_cells_per_condition,
+        settings.max_control_cells,
+        settings.n_high_mean_genes,
+        simulator_seed,
+    )
     data.add_de_genes(adata)
-# the split is made now, before anything is written, so data unfit for the study stops here
+# the split is made before anything is written: data unfit for the study stop here
 go_annotations = reference.gene2go()
 conditions = adata.obs["condition"].astype(str).unique().tolist()
-split = splits.make_split(split_name, conditions, set(go_annotations), seed=split_seed,
-                          train_gene_set_size=train_gene_set_size,
-                          combo_seen2_train_frac=combo_seen2_train_frac)
+split = splits.make_split(
+    split_name,
+    conditions,
+    set(go_annotations),
+    seed=split_seed,
+    train_gene_set_size=train_gene_set_size,
+    combo_seen2_train_frac=combo_seen2_train_frac,
+)
 adata
 
 # %% [markdown]
 # ## 2. Cells and genes
 
 # %%
-cells = (adata.obs["condition"].astype(str).value_counts().rename_axis("condition")
-         .rename("n_cells").reset_index())
-cells["kind"] = np.select([cells.condition == CONTROL,
-                           cells.condition.map(lambda c: len(condition_genes(c)) == 1)],
-                          ["control", "single"], "combo")
-qc = pd.DataFrame({
-    "value": [adata.n_obs, adata.n_vars, int((cells.kind == "single").sum()),
-              int((cells.kind == "combo").sum()), len(genes_of(cells.condition)),
-              int(cells.loc[cells.kind == "control", "n_cells"].sum()),
-              int(cells.loc[cells.kind != "control", "n_cells"].median())]},
-    index=["cells", "genes", "single-gene conditions", "two-gene conditions", "perturbed genes",
-           "control cells", "median cells per perturbation"])
+cells = (
+    adata.obs["condition"]
+    .astype(str)
+    .value_counts()
+    .rename_axis("condition")
+    .rename("n_cells")
+    .reset_index()
+)
+cells["kind"] = np.select(
+    [
+        cells.condition == CONTROL,
+        cells.condition.map(lambda c: len(condition_genes(c)) == 1),
+    ],
+    ["control", "single"],
+    "combo",
+)
+qc = pd.DataFrame(
+    {
+        "value": [
+            adata.n_obs,
+            adata.n_vars,
+            int((cells.kind == "single").sum()),
+            int((cells.kind == "combo").sum()),
+            len(genes_of(cells.condition)),
+            int(cells.loc[cells.kind == "control", "n_cells"].sum()),
+            int(cells.loc[cells.kind != "control", "n_cells"].median()),
+        ]
+    },
+    index=[
+        "cells",
+        "genes",
+        "single-gene conditions",
+        "two-gene conditions",
+        "perturbed genes",
+        "control cells",
+        "median cells per perturbation",
+    ],
+)
 display(qc)
 fig = plots.cells_per_condition_hist(cells)
 runs.atomic_savefig(fig, out / "cells_per_condition.png")
@@ -177,12 +232,22 @@ print(example, "top-20 DE genes:", ", ".join(data.top_de_genes(adata, example)))
 
 # %%
 composition = split.composition()
-sets = pd.DataFrame({"set": ["train (incl. ctrl)", "validation", "test", "dropped (no GO)"],
-                     "n_conditions": [len(split.train), len(split.val), len(split.test),
-                                      len(split.excluded_not_in_go)]})
+sets = pd.DataFrame(
+    {
+        "set": ["train (incl. ctrl)", "validation", "test", "dropped (no GO)"],
+        "n_conditions": [
+            len(split.train),
+            len(split.val),
+            len(split.test),
+            len(split.excluded_not_in_go),
+        ],
+    }
+)
 display(sets)
 display(composition)
-print("Dropped for lack of GO annotation:", ", ".join(sorted(split.excluded_not_in_go)))
+print(
+    "Dropped for lack of GO annotation:", ", ".join(sorted(split.excluded_not_in_go))
+)
 fig = plots.split_composition_bar(composition)
 runs.atomic_savefig(fig, out / "split_composition.png")
 plt.show()
@@ -194,8 +259,18 @@ plt.show()
 
 # %%
 print("combo_seen0:", ", ".join(sorted(split.test_subgroup["combo_seen0"])))
-slide = ["AHR+KLF1", "CEBPE+CNN1", "CEBPE+KLF1", "CNN1+MAPK1", "ETS2+CEBPE", "ETS2+CNN1",
-         "ETS2+MAPK1", "FEV+ISL2", "FOSB+CEBPE", "FOSB+KLF1"]
+slide = [
+    "AHR+KLF1",
+    "CEBPE+CNN1",
+    "CEBPE+KLF1",
+    "CNN1+MAPK1",
+    "ETS2+CEBPE",
+    "ETS2+CNN1",
+    "ETS2+MAPK1",
+    "FEV+ISL2",
+    "FOSB+CEBPE",
+    "FOSB+KLF1",
+]
 by_genes = {frozenset(condition_genes(c)): c for c in conditions}
 
 
@@ -203,10 +278,21 @@ def true_subgroup(pair: str) -> str:
     condition = by_genes.get(frozenset(pair.split("+")))
     if condition is None:
         return "not a Norman condition"
-    return split.subgroup_of(condition) if condition in split.test else split.set_of(condition)
+    return (
+        split.subgroup_of(condition)
+        if condition in split.test
+        else split.set_of(condition)
+    )
 
 
-display(pd.DataFrame({"slide's pair": slide, "subgroup in GEARS' split": map(true_subgroup, slide)}))
+display(
+    pd.DataFrame(
+        {
+            "slide's pair": slide,
+            "subgroup in GEARS' split": map(true_subgroup, slide),
+        }
+    )
+)
 
 # %% [markdown]
 # ## 5. The GO perturbation graph and the genes
@@ -218,17 +304,31 @@ display(pd.DataFrame({"slide's pair": slide, "subgroup in GEARS' split": map(tru
 # %%
 dataset_genes = set(adata.var["gene_name"].astype(str))
 perturbed_genes = set(genes_of(conditions))
-graph_genes = sorted(g for g in dataset_genes | perturbed_genes if g in go_annotations)
+graph_genes = sorted(
+    g for g in dataset_genes | perturbed_genes if g in go_annotations
+)
 go_graph = graphs.go_perturbation_graph(go_annotations, graph_genes, k=go_top_k)
-print(f"GO graph: {go_graph.target.nunique():,} genes, {len(go_graph):,} edges "
-      f"(median Jaccard {go_graph.importance.median():.2f})")
-fig = plots.gene_venn({"dataset genes": dataset_genes, "perturbation targets": perturbed_genes,
-                       "GO-annotated": set(graph_genes)}, title="Genes in the data")
+print(
+    f"GO graph: {go_graph.target.nunique():,} genes, {len(go_graph):,} edges "
+    f"(median Jaccard {go_graph.importance.median():.2f})"
+)
+fig = plots.gene_venn(
+    {
+        "dataset genes": dataset_genes,
+        "perturbation targets": perturbed_genes,
+        "GO-annotated": set(graph_genes),
+    },
+    title="Genes in the data",
+)
 runs.atomic_savefig(fig, out / "gene_venn.png")
 plt.show()
 perturbed_table = data.perturbed_gene_summary(adata, set(go_annotations))
 perturbed_table["in_go_graph"] = perturbed_table.gene.isin(go_graph.target)
-display(perturbed_table[~perturbed_table.has_go_annotation | ~perturbed_table.in_expression_matrix])
+display(
+    perturbed_table[
+        ~perturbed_table.has_go_annotation | ~perturbed_table.in_expression_matrix
+    ]
+)
 
 # %% [markdown]
 # ## 6. Does the simulation carry what it was given, at Norman's depth?
@@ -242,47 +342,90 @@ display(perturbed_table[~perturbed_table.has_go_annotation | ~perturbed_table.in
 if truth is not None:
     depth = data.depth_table(adata)
     display(depth.round(3))
-    fig = plots.depth_histogram(adata.obs["total_counts"], reference.NORMAN_COUNTS_LAYER)
+    fig = plots.depth_histogram(
+        adata.obs["total_counts"], reference.NORMAN_COUNTS_LAYER
+    )
     runs.atomic_savefig(fig, out / "depth.png")
     plt.show()
     means = data.condition_means(adata)
     observed = means - means.loc[CONTROL]
     expected = truth.to_df() - truth.to_df().loc[CONTROL]
     changed = [c for c in expected.index if c != CONTROL]
-    per_condition_r = pd.Series({c: np.corrcoef(expected.loc[c], observed.loc[c, expected.columns])[0, 1]
-                                 for c in changed})
-    kinds = pd.Series({c: "pair" if len(condition_genes(c)) == 2 else "single" for c in changed})
-    recovered = pd.DataFrame({"expected change (noise-free)": expected.loc[changed].to_numpy().ravel(),
-                              "observed change (cells)": observed.loc[changed, expected.columns].to_numpy().ravel()})
-    fig = plots.true_vs_observed_scatter(recovered.sample(min(len(recovered), 20000), random_state=0),
-                                         "expected change (noise-free)", "observed change (cells)",
-                                         title="Every perturbation: expected vs observed change")
+    per_condition_r = pd.Series(
+        {
+            c: np.corrcoef(expected.loc[c], observed.loc[c, expected.columns])[0, 1]
+            for c in changed
+        }
+    )
+    kinds = pd.Series(
+        {c: "pair" if len(condition_genes(c)) == 2 else "single" for c in changed}
+    )
+    recovered = pd.DataFrame(
+        {
+            "expected change (noise-free)": expected.loc[changed].to_numpy().ravel(),
+            "observed change (cells)": observed.loc[changed, expected.columns]
+            .to_numpy()
+            .ravel(),
+        }
+    )
+    fig = plots.true_vs_observed_scatter(
+        recovered.sample(min(len(recovered), 20000), random_state=0),
+        "expected change (noise-free)",
+        "observed change (cells)",
+        title="Every perturbation: expected vs observed change",
+    )
     runs.atomic_savefig(fig, out / "simulation_recovery.png")
     plt.show()
-    display(per_condition_r.groupby(kinds).quantile([0.1, 0.5]).unstack().round(2)
-            .rename(columns={0.1: "r, 10th percentile", 0.5: "r, median"}))
+    display(
+        per_condition_r.groupby(kinds)
+        .quantile([0.1, 0.5])
+        .unstack()
+        .round(2)
+        .rename(columns={0.1: "r, 10th percentile", 0.5: "r, median"})
+    )
     config = truth.uns["config"]
-    knobs = pd.DataFrame({"value": [config[k] for k in data.PRIOR_SIGNAL_KNOBS]},
-                         index=pd.Index(list(data.PRIOR_SIGNAL_KNOBS), name="setting"))
+    knobs = pd.DataFrame(
+        {"value": [config[k] for k in data.PRIOR_SIGNAL_KNOBS]},
+        index=pd.Index(list(data.PRIOR_SIGNAL_KNOBS), name="setting"),
+    )
     knobs["what it decides"] = list(data.PRIOR_SIGNAL_KNOBS.values())
     display(knobs)
     context = runs.get_profile(profile).context_length
-    unseen = data.genes_outside_rank_context(adata, genes_of(cells.condition), context)
-    display(Markdown(
-        f"Simulated depth: median {depth.at['median UMIs per cell', 'simulated']:,.0f} UMIs per cell (Norman "
-        f"{depth.at['median UMIs per cell', 'norman']:,.0f}), {depth.at['median detected genes per cell', 'simulated']:,.0f} "
-        f"detected genes per cell (Norman {depth.at['median detected genes per cell', 'norman']:,.0f}). Per condition, "
-        f"observed and expected changes correlate with median r {per_condition_r[kinds == 'single'].median():.2f} (singles) "
-        f"and {per_condition_r[kinds == 'pair'].median():.2f} (pairs). Priors: single effects are smoothed over GO "
-        f"neighbours with weight {config['go_weight']} (against {config['private_weight']} private), so a GO-based prior "
-        f"is favoured by construction; {len(unseen)} of {len(genes_of(cells.condition))} perturbed genes never enter a "
-        f"control cell's {context}-token rank context, so a co-expression prior learnt from those contexts has little "
-        "to say about them."))
+    unseen = data.genes_outside_rank_context(
+        adata, genes_of(cells.condition), context
+    )
+    umis = depth.loc["median UMIs per cell"]
+    detected = depth.loc["median detected genes per cell"]
+    n_perturbed = len(genes_of(cells.condition))
+    display(
+        Markdown(
+            f"Simulated depth: median {umis['simulated']:,.0f} UMIs per cell "
+            f"(Norman {umis['norman']:,.0f}), {detected['simulated']:,.0f} detected "
+            f"genes per cell (Norman {detected['norman']:,.0f}). Per condition, "
+            "observed and expected changes correlate with median "
+            f"r {per_condition_r[kinds == 'single'].median():.2f} (singles) and "
+            f"{per_condition_r[kinds == 'pair'].median():.2f} (pairs). Priors: "
+            "single effects are smoothed over GO neighbours with weight "
+            f"{config['go_weight']} (against {config['private_weight']} private), "
+            f"so a GO-based prior is favoured by construction; {len(unseen)} of "
+            f"{n_perturbed} perturbed genes never enter a control cell's "
+            f"{context}-token rank context, so a co-expression prior learnt from "
+            "those contexts has little to say about them."
+        )
+    )
 elif "total_counts" in adata.obs:
-    display(data.depth_table(adata).drop(columns="norman_scaled").rename(columns={"simulated": "this file"}).round(3))
+    display(
+        data.depth_table(adata)
+        .drop(columns="norman_scaled")
+        .rename(columns={"simulated": "this file"})
+        .round(3)
+    )
     print("Real data: no simulator truth to compare with.")
 else:
-    print("Real data without a counts layer: no depth, and no simulator truth to compare with.")
+    print(
+        "Real data without a counts layer: no depth, and no simulator truth to "
+        "compare with."
+    )
 
 # %% [markdown]
 # ## 7. Write the results later chapters read
@@ -295,32 +438,56 @@ if not cached:
     split.to_json(out / "split.json")
     runs.atomic_write_csv(go_graph, out / "go_graph.csv")
     runs.atomic_write_csv(composition, out / "split_composition.csv")
-    runs.atomic_write_csv(cells.sort_values("condition"), out / "cells_per_condition.csv")
+    runs.atomic_write_csv(
+        cells.sort_values("condition"), out / "cells_per_condition.csv"
+    )
     runs.atomic_write_csv(perturbed_table, out / "perturbed_genes.csv")
     runs.write_run_json(data.PREPARE_STEP, parameters, outputs)
-print("Results in", out.relative_to(runs.results_root().parent), "(reused from cache)" if cached else "")
+print(
+    "Results in",
+    out.relative_to(runs.results_root().parent),
+    "(reused from cache)" if cached else "",
+)
 
 # %% [markdown]
 # ## What we found
 
 # %%
 published = reference.gears_split()
-same_split = (all(sorted(getattr(split, name)) == sorted(published["set2conditions"][name])
-                  for name in ("train", "val", "test"))
-              and all(sorted(split.test_subgroup.get(g, [])) == sorted(members)
-                      for g, members in published["subgroup"]["test_subgroup"].items()))
-counts = {g: len(split.test_subgroup.get(g, [])) for g in splits.SUBGROUPS_BY_DIFFICULTY}
+same_split = all(
+    sorted(getattr(split, name)) == sorted(published["set2conditions"][name])
+    for name in ("train", "val", "test")
+) and all(
+    sorted(split.test_subgroup.get(g, [])) == sorted(members)
+    for g, members in published["subgroup"]["test_subgroup"].items()
+)
+counts = {
+    g: len(split.test_subgroup.get(g, [])) for g in splits.SUBGROUPS_BY_DIFFICULTY
+}
 slide_seen2 = sum(true_subgroup(p) == "combo_seen2" for p in slide)
-display(Markdown("\n".join([
-    f"- The data has {len(conditions)} of GEARS' 284 Norman conditions and {adata.n_obs:,} cells "
-    f"({int(qc.loc['control cells', 'value']):,} control; median {int(qc.loc['median cells per perturbation', 'value'])} "
-    "per perturbation).",
-    f"- The split {'reproduces GEARS’ published Norman split exactly' if same_split else 'differs from GEARS’ published Norman split (other conditions or parameters)'}: "
-    f"{len(split.train)} training conditions (control included), {len(split.val)} validation and {len(split.test)} test "
-    "perturbations, of which " + ", ".join(f"{n} `{g}`" for g, n in counts.items()) + f"; {len(split.excluded_not_in_go)} "
-    f"conditions are dropped for lack of GO annotation ({', '.join(sorted(split.excluded_not_in_go)) or 'none'}).",
-    f"- Only {counts['combo_seen0']} pairs are truly \"2 unseen of 2\"; {slide_seen2} of the {len(slide)} pairs often quoted "
-    "under that heading have both genes seen as singles in training (`combo_seen2`).",
-    "- Section 6 gives the cells' depth and, on simulated data, how closely each perturbation's observed change follows "
-    "its noise-free expected change at the screen's cell counts: the scatter is the noise that every model, and the "
-    "noise ceiling of the evaluation chapter, has to live with."])))
+split_verdict = (
+    "reproduces GEARS’ published Norman split exactly"
+    if same_split
+    else "differs from GEARS’ published Norman split (other conditions, parameters)"
+)
+dropped = ", ".join(sorted(split.excluded_not_in_go)) or "none"
+findings = [
+    f"- The data has {len(conditions)} of GEARS' 284 Norman conditions and "
+    f"{adata.n_obs:,} cells ({int(qc.loc['control cells', 'value']):,} control; "
+    f"median {int(qc.loc['median cells per perturbation', 'value'])} per "
+    "perturbation).",
+    f"- The split {split_verdict}: {len(split.train)} training conditions (control "
+    f"included), {len(split.val)} validation and {len(split.test)} test "
+    "perturbations, of which "
+    + ", ".join(f"{n} `{g}`" for g, n in counts.items())
+    + f"; {len(split.excluded_not_in_go)} conditions are dropped for lack of GO "
+    f"annotation ({dropped}).",
+    f'- Only {counts["combo_seen0"]} pairs are truly "2 unseen of 2"; {slide_seen2} '
+    f"of the {len(slide)} pairs often quoted under that heading have both genes "
+    "seen as singles in training (`combo_seen2`).",
+    "- Section 6 gives the cells' depth and, on simulated data, how closely each "
+    "perturbation's observed change follows its noise-free expected change at the "
+    "screen's cell counts: the scatter is the noise that every model, and the "
+    "noise ceiling of the evaluation chapter, has to live with.",
+]
+display(Markdown("\n".join(findings)))

@@ -1,16 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # Training the baselines
 #
@@ -27,7 +14,8 @@
 #   rows of $G$ of the perturbed genes, and $W$ the closed-form ridge solution.
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (same data as the data chapter)
+# 'quick', 'default', 'norman_cpu' or 'full' (same data as the data chapter)
+profile = "default"
 n_components = 10  # PCA dimensions of the linear model
 ridge = 0.1  # ridge penalty of the linear model
 force = False  # refit even if predictions for these parameters exist
@@ -48,10 +36,15 @@ runs.get_profile(profile)
 prepared = data.load_prepared()
 adata = prepared.adata
 split = prepared.split
-parameters = {"data_run": prepared.fingerprint, "n_components": n_components, "ridge": ridge}
+parameters = {
+    "data_run": prepared.fingerprint,
+    "n_components": n_components,
+    "ridge": ridge,
+}
 
 # %% tags=["remove-input"]
-display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+# which data this page shows, and the budget
+display(Markdown(runs.data_statement(profile)))
 
 # %% [markdown]
 # ## 1. Training data
@@ -65,7 +58,10 @@ means = data.condition_means(adata)
 train = [c for c in split.train if c in means.index]
 targets = [c for c in split.train + split.val + split.test if c != CONTROL]
 gene_names = adata.var["gene_name"].astype(str).tolist()
-print(f"{len(train)} training conditions (control included), predicting {len(targets)} conditions")
+print(
+    f"{len(train)} training conditions (control included), "
+    f"predicting {len(targets)} conditions"
+)
 
 # %% [markdown]
 # ## 2. Fit and predict
@@ -76,12 +72,24 @@ cached = runs.reuse_or_restart(STEP, parameters, [], force)
 for name in baselines.BASELINES:
     if cached and predictions.prediction_path(name, SEED).is_file():
         continue
-    predicted = (baselines.linear(means, train, targets, gene_names, n_components, ridge) if name == "linear"
-                 else baselines.predict_baseline(name, means, train, targets, gene_names))
-    written.append(predictions.write_predictions(name, SEED, predicted, prepared.fingerprint,
-                                                 {"profile": profile}))
-runs.write_run_json(STEP, parameters, [str(p.relative_to(runs.results_root())) for p in written])
-print(f"wrote {len(written)} prediction files" if written else "all baseline predictions reused from cache")
+    predicted = (
+        baselines.linear(means, train, targets, gene_names, n_components, ridge)
+        if name == "linear"
+        else baselines.predict_baseline(name, means, train, targets, gene_names)
+    )
+    written.append(
+        predictions.write_predictions(
+            name, SEED, predicted, prepared.fingerprint, {"profile": profile}
+        )
+    )
+runs.write_run_json(
+    STEP, parameters, [str(p.relative_to(runs.results_root())) for p in written]
+)
+print(
+    f"wrote {len(written)} prediction files"
+    if written
+    else "all baseline predictions reused from cache"
+)
 
 # %% [markdown]
 # ## 3. A first look: predicted vs true change for one pair
@@ -91,13 +99,27 @@ print(f"wrote {len(written)} prediction files" if written else "all baseline pre
 # change, gene by gene.
 
 # %%
-example = next(c for c in ("ETS2+CEBPE", *split.test_subgroup["combo_seen2"]) if c in split.test)
+example = next(
+    c for c in ("ETS2+CEBPE", *split.test_subgroup["combo_seen2"]) if c in split.test
+)
 control = means.loc[CONTROL]
-table = pd.DataFrame({"true": means.loc[example] - control,
-                      **{name: predictions.read_predictions(name, SEED).loc[example] - control
-                         for name in ("additive", "linear")}})
-fig = plots.true_vs_observed_scatter(table, "true", "additive", title=f"{example}: additive baseline",
-                                     xlabel="true change over control", ylabel="predicted change")
+table = pd.DataFrame(
+    {
+        "true": means.loc[example] - control,
+        **{
+            name: predictions.read_predictions(name, SEED).loc[example] - control
+            for name in ("additive", "linear")
+        },
+    }
+)
+fig = plots.true_vs_observed_scatter(
+    table,
+    "true",
+    "additive",
+    title=f"{example}: additive baseline",
+    xlabel="true change over control",
+    ylabel="predicted change",
+)
 runs.atomic_savefig(fig, runs.step_dir(STEP) / "additive_example.png")
 plt.show()
 display(table.corr().round(2))
@@ -108,12 +130,25 @@ display(table.corr().round(2))
 # %%
 seen2 = [c for c in split.test_subgroup["combo_seen2"] if c in means.index]
 additive = predictions.read_predictions("additive", SEED)
-r_seen2 = pd.Series({c: np.corrcoef(additive.loc[c] - control, means.loc[c] - control)[0, 1] for c in seen2})
-display(Markdown(
-    f"- The {len(baselines.BASELINES)} baselines predict all {len(targets)} conditions of the split; they are the "
-    "yardstick for GEARS and GEARS + prior in the evaluation chapter.\n"
-    f"- On {example}, the additive prediction's change over control correlates with the measured change at "
-    f"r = {table.corr().at['true', 'additive']:.2f} across genes (linear model: r = {table.corr().at['true', 'linear']:.2f}); "
-    f"over the {len(seen2)} `combo_seen2` test pairs, whose genes were both seen alone, the median r is "
-    f"{r_seen2.median():.2f} (range {r_seen2.min():.2f}–{r_seen2.max():.2f}). What additive misses there is the "
-    "genetic interaction (and noise), which is what a learned model has to add to be worth its cost."))
+r_seen2 = pd.Series(
+    {
+        c: np.corrcoef(additive.loc[c] - control, means.loc[c] - control)[0, 1]
+        for c in seen2
+    }
+)
+r_example = table.corr().loc["true"]
+display(
+    Markdown(
+        f"- The {len(baselines.BASELINES)} baselines predict all {len(targets)} "
+        "conditions of the split; they are the yardstick for GEARS and "
+        "GEARS + prior in the evaluation chapter.\n"
+        f"- On {example}, the additive prediction's change over control correlates "
+        f"with the measured change at r = {r_example['additive']:.2f} across genes "
+        f"(linear model: r = {r_example['linear']:.2f}); over the {len(seen2)} "
+        "`combo_seen2` test pairs, whose genes were both seen alone, the median "
+        f"r is {r_seen2.median():.2f} "
+        f"(range {r_seen2.min():.2f}–{r_seen2.max():.2f}). What additive misses "
+        "there is the genetic interaction (and noise), which is what a learned "
+        "model has to add to be worth its cost."
+    )
+)

@@ -1,16 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # Training GEARS
 #
@@ -43,8 +30,10 @@
 profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full'
 seeds = None  # None: the seeds of the profile, e.g. [1, 2, 3]
 steps = None  # None: the profile's optimisation steps per run, e.g. 3000
-lr_halving_steps = None  # None: the profile's (the learning rate halves every this many steps)
-eval_every = None  # None: the profile's (validation every this many steps: the learning curve)
+# None: the profile's (the learning rate halves every this many steps)
+lr_halving_steps = None
+# None: the profile's (validation every this many steps: the learning curve)
+eval_every = None
 device = "auto"  # 'auto' means CUDA when present, else CPU
 engine = "dense"  # 'dense' (helpers) or 'cell-gears' (the reference package)
 force = False  # retrain even if predictions for these parameters exist
@@ -52,30 +41,37 @@ force = False  # retrain even if predictions for these parameters exist
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
 from helpers import convergence, data, plots, predictions, runs
 from helpers.conditions import CONTROL
-from helpers.models.gears import (GearsData, GearsRun, TrainingBudget, predict_means, steps_per_epoch,
-                                  train_gears_runs)
+from helpers.models import cell_gears, gears
+from helpers.models.gears import GearsData, GearsRun, TrainingBudget, steps_per_epoch
 from helpers.models.torch_runtime import resolve_device
 from helpers.models.gears_module import GearsConfig
 
 STEP, MODEL = "11_train_gears", "gears"
-settings = runs.resolve_parameters(profile, seeds=seeds, gears_steps=steps, gears_lr_halving_steps=lr_halving_steps,
-                                   gears_eval_every=eval_every)
+settings = runs.resolve_parameters(
+    profile,
+    seeds=seeds,
+    gears_steps=steps,
+    gears_lr_halving_steps=lr_halving_steps,
+    gears_eval_every=eval_every,
+)
 budget = TrainingBudget.from_profile(settings)
 if engine not in ("dense", "cell-gears"):
     raise ValueError(f"engine must be 'dense' or 'cell-gears', got {engine!r}")
 config = GearsConfig()
 prepared = data.load_prepared()
 out = runs.step_dir(STEP)
-runs.forget_run(STEP)  # this step's record is rewritten only once every seed has finished
+runs.forget_run(
+    STEP
+)  # this step's record is rewritten only once every seed has finished
 print(f"device: {resolve_device(device)}; seeds {settings.seeds}; {budget}")
 
 # %% tags=["remove-input"]
-display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+# which data this page shows, and the budget
+display(Markdown(runs.data_statement(profile)))
 
 # %% [markdown]
 # ## 1. Data, graphs and split
@@ -90,25 +86,46 @@ go_edges = prepared.go_graph
 gears_data = GearsData.from_adata(adata, split, go_edges, config)
 targets = [c for c in split.train + split.val + split.test if c != CONTROL]
 epoch_steps = steps_per_epoch(gears_data, split, config.batch_size)
-display(pd.Series({"genes": len(gears_data.genes), "GO-graph nodes": len(gears_data.pert_names),
-                   "co-expression edges": gears_data.coexpress_graph[0].shape[1],
-                   "GO edges": gears_data.go_graph[0].shape[1],
-                   "training cells": int(pd.Series(gears_data.conditions).isin(split.train).sum()),
-                   "steps per epoch (this data)": epoch_steps,
-                   "optimisation steps per run": budget.steps,
-                   "epochs per run (this data)": round(budget.steps / epoch_steps, 1),
-                   "learning rate halves every (steps)": budget.lr_halving_steps or epoch_steps},
-                  name="value"))
+display(
+    pd.Series(
+        {
+            "genes": len(gears_data.genes),
+            "GO-graph nodes": len(gears_data.pert_names),
+            "co-expression edges": gears_data.coexpress_graph[0].shape[1],
+            "GO edges": gears_data.go_graph[0].shape[1],
+            "training cells": int(
+                pd.Series(gears_data.conditions).isin(split.train).sum()
+            ),
+            "steps per epoch (this data)": epoch_steps,
+            "optimisation steps per run": budget.steps,
+            "epochs per run (this data)": round(budget.steps / epoch_steps, 1),
+            "learning rate halves every (steps)": budget.lr_halving_steps
+            or epoch_steps,
+        },
+        name="value",
+    )
+)
 halving = budget.lr_halving_steps or epoch_steps
-display(Markdown(
-    f"Schedule: the learning rate halves every {halving:,} steps, "
-    + ("after every epoch of this data's training cells, as cell-gears does: this budget is the first "
-       f"{budget.steps:,} steps of cell-gears' own run on this data."
-       if halving == epoch_steps else
-       f"{epoch_steps / halving:.1f} times per epoch of this data's training cells ({epoch_steps:,} steps); "
-       f"cell-gears halves once per epoch, so this run decays {epoch_steps / halving:.1f}× faster than "
-       "cell-gears' and reaches its final learning rate "
-       f"(1/{2 ** (budget.steps // halving):,} of the start) after {budget.steps / epoch_steps:.1f} epochs.")))
+if halving == epoch_steps:
+    schedule = (
+        "after every epoch of this data's training cells, as cell-gears does: this "
+        f"budget is the first {budget.steps:,} steps of cell-gears' own run on "
+        "this data."
+    )
+else:
+    faster = epoch_steps / halving
+    schedule = (
+        f"{faster:.1f} times per epoch of this data's training cells "
+        f"({epoch_steps:,} steps); cell-gears halves once per epoch, so this run "
+        f"decays {faster:.1f}× faster than cell-gears' and reaches its final "
+        f"learning rate (1/{2 ** (budget.steps // halving):,} of the start) after "
+        f"{budget.steps / epoch_steps:.1f} epochs."
+    )
+display(
+    Markdown(
+        f"Schedule: the learning rate halves every {halving:,} steps, {schedule}"
+    )
+)
 
 # %% [markdown]
 # ## 2. Train one model per seed
@@ -116,51 +133,50 @@ display(Markdown(
 # Checkpoints, training curves and predictions are cached under `results/`; rerunning with the
 # same parameters reuses them.
 
+
 # %%
-def parameters_of(seed: int) -> dict:
-    return {"data_run": prepared.fingerprint, "config": config, "engine": engine,
-            "budget": budget, "seed": seed}
+def parameters_of(seed: int) -> dict:  # what a run's cached results are keyed on
+    return {
+        "data_run": prepared.fingerprint,
+        "config": config,
+        "engine": engine,
+        "budget": budget,
+        "seed": seed,
+    }
 
 
-def record(seed: int, predicted: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    run_name = f"{STEP}/seed={seed}"
-    predictions.write_predictions(MODEL, seed, predicted, prepared.fingerprint,
-                                  {"profile": profile, "engine": engine})
-    history = history.assign(model=MODEL, seed=seed)
-    runs.atomic_write_csv(history, runs.step_dir(run_name) / "history.csv")
-    runs.write_run_json(run_name, parameters_of(seed), ["history.csv"])
-    return history
-
-
-histories, pending = {}, []
-for seed in settings.seeds:
-    run_name = f"{STEP}/seed={seed}"
-    if runs.reuse_or_restart(run_name, parameters_of(seed), ["history.csv"], force) \
-            and predictions.prediction_path(MODEL, seed).is_file():
-        histories[seed] = pd.read_csv(runs.step_dir(run_name) / "history.csv")
-        print(f"seed {seed}: reused from cache")
-    else:
-        pending.append(seed)
-if engine == "cell-gears":
-    from helpers.models.cell_gears import train_and_predict_cell_gears
-
-    for seed in pending:  # cell-gears runs whole epochs with its own schedule: the budget rounded up
-        predicted, history = train_and_predict_cell_gears(adata, split, go_edges, config,
-                                                          -(-budget.steps // epoch_steps), seed, device,
-                                                          targets, runs.step_dir(f"{STEP}/seed={seed}"))
-        histories[seed] = record(seed, predicted, history)
-elif pending:  # independent runs train side by side, one per core (see train_gears_runs)
-    trained = train_gears_runs(gears_data, split, config, budget, [GearsRun(seed) for seed in pending], device)
-    for seed, (model, history) in zip(pending, trained):
-        runs.atomic_write(runs.step_dir(f"{STEP}/seed={seed}") / f"{MODEL}_seed={seed}.pt",
-                          lambda p: torch.save(model.state_dict(), p))
-        histories[seed] = record(seed, predict_means(model, gears_data, targets, seed, config.n_control_samples),
-                                 history)
-histories = [histories[seed] for seed in settings.seeds]
-history = pd.concat(histories, ignore_index=True)
+jobs = [
+    runs.CachedRun(f"{STEP}/seed={seed}", parameters_of(seed), GearsRun(seed))
+    for seed in settings.seeds
+]
+if engine == "dense":  # independent runs train side by side, one per core
+    train = gears.trainer(gears_data, split, config, budget, targets, device)
+else:  # cell-gears runs whole epochs with its own schedule: the budget rounded up
+    train = cell_gears.trainer(
+        adata,
+        split,
+        go_edges,
+        config,
+        -(-budget.steps // epoch_steps),
+        device,
+        targets,
+    )
+trained = runs.reuse_or_compute(jobs, gears.RUN_OUTPUTS, train, force, "GEARS runs")
+for seed, result in zip(settings.seeds, trained):
+    predictions.write_predictions(
+        MODEL,
+        seed,
+        result["predicted_means.parquet"],
+        prepared.fingerprint,
+        {"profile": profile, "engine": engine},
+    )
+history = pd.concat([result["history.csv"] for result in trained], ignore_index=True)
 runs.atomic_write_csv(history, out / "training_history.csv")
-runs.write_run_json(STEP, {"settings": settings, "engine": engine, "device": device}, ["training_history.csv"]);
-
+runs.write_run_json(
+    STEP,
+    {"settings": settings, "engine": engine, "device": device},
+    ["training_history.csv"],
+)
 # %% [markdown]
 # ## 3. Did every run reach its plateau?
 #
@@ -170,14 +186,20 @@ runs.write_run_json(STEP, {"settings": settings, "engine": engine, "device": dev
 # comparison. The model kept is the one at the lowest point.
 
 # %%
-if "val_mse_top20_de" in history:  # cell-gears prints its curves instead of returning them
+if (
+    "val_mse_top20_de" in history
+):  # cell-gears prints its curves instead of returning them
     plateaus = convergence.convergence_table(history, ["model", "seed"])
     runs.atomic_write_csv(plateaus, out / "convergence.csv")
     fig = plots.learning_curves(history, plateaus, budget=budget.steps)
     runs.atomic_savefig(fig, out / "learning_curves.png")
     plt.show()
-    display(plateaus.set_index("seed").drop(columns="model").assign(
-        minutes=history.groupby("seed").seconds.sum() / 60).round(4))
+    display(
+        plateaus.set_index("seed")
+        .drop(columns="model")
+        .assign(minutes=history.groupby("seed").seconds.sum() / 60)
+        .round(4)
+    )
     display(Markdown(convergence.describe(plateaus, "GEARS")))
 
 # %% [markdown]

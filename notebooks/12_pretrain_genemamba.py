@@ -1,16 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # Pretraining GeneMamba
 #
@@ -58,21 +45,33 @@ from helpers.models import genemamba as gm
 from helpers.models.torch_runtime import resolve_device
 
 STEP = "12_pretrain_genemamba"
-settings = runs.resolve_parameters(profile, pretrain_steps=steps, context_length=context_length)
+settings = runs.resolve_parameters(
+    profile, pretrain_steps=steps, context_length=context_length
+)
 eval_every = eval_every or max(1, settings.pretrain_steps // 10)
 prepared = data.load_prepared()
 out = runs.step_dir(STEP)
 adata = prepared.adata
 split = prepared.split
 genes = adata.var["gene_name"].astype(str).tolist()
-config = gm.GeneMambaConfig(vocab_size=len(genes) + gm.N_SPECIAL_TOKENS, d_model=d_model, n_layers=n_layers)
-parameters = {"data_run": prepared.fingerprint, "config": config,
-              "steps": settings.pretrain_steps, "context_length": settings.context_length,
-              "batch_size": batch_size, "learning_rate": learning_rate,
-              "infonce_weight": infonce_weight, "eval_every": eval_every, "seed": seed}
+config = gm.GeneMambaConfig(
+    vocab_size=len(genes) + gm.N_SPECIAL_TOKENS, d_model=d_model, n_layers=n_layers
+)
+parameters = {
+    "data_run": prepared.fingerprint,
+    "config": config,
+    "steps": settings.pretrain_steps,
+    "context_length": settings.context_length,
+    "batch_size": batch_size,
+    "learning_rate": learning_rate,
+    "infonce_weight": infonce_weight,
+    "eval_every": eval_every,
+    "seed": seed,
+}
 
 # %% tags=["remove-input"]
-display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+# which data this page shows, and the budget
+display(Markdown(runs.data_statement(profile)))
 
 # %% [markdown]
 # ## 1. Training cells as rank tokens
@@ -80,16 +79,33 @@ display(Markdown(runs.data_statement(profile)))  # which data this page shows, a
 # %%
 keep = gm.pretraining_cells(adata.obs["condition"], split.train)
 X = adata.X[keep]  # sparse: ranked and correlated a block of cells at a time
-tokens = gm.rank_tokens(X, np.arange(len(genes)) + gm.N_SPECIAL_TOKENS, settings.context_length)
-held_out = gm.split_held_out(len(tokens))  # never trained on: the held-out loss curve
+tokens = gm.rank_tokens(
+    X, np.arange(len(genes)) + gm.N_SPECIAL_TOKENS, settings.context_length
+)
+held_out = gm.split_held_out(
+    len(tokens)
+)  # never trained on: the held-out loss curve
 pairs_table = graphs.coexpression_edges(X, genes, k=1, threshold=0.2)
 pairs_table = pairs_table[pairs_table.source != pairs_table.target]
 position = {g: i for i, g in enumerate(genes)}
-coexpressed = np.column_stack([pairs_table.target.map(position), pairs_table.source.map(position)])
-display(pd.Series({"cells": len(tokens), "held-out cells": int(held_out.sum()), "conditions": int(pd.Series(adata.obs["condition"][keep]).nunique()),
-                   "context length": settings.context_length,
-                   "mean genes per cell (in context)": float((tokens[:, 1:] != gm.PAD).sum(1).mean()),
-                   "co-expressed gene pairs": len(coexpressed)}, name="value"))
+coexpressed = np.column_stack(
+    [pairs_table.target.map(position), pairs_table.source.map(position)]
+)
+display(
+    pd.Series(
+        {
+            "cells": len(tokens),
+            "held-out cells": int(held_out.sum()),
+            "conditions": int(pd.Series(adata.obs["condition"][keep]).nunique()),
+            "context length": settings.context_length,
+            "mean genes per cell (in context)": float(
+                (tokens[:, 1:] != gm.PAD).sum(1).mean()
+            ),
+            "co-expressed gene pairs": len(coexpressed),
+        },
+        name="value",
+    )
+)
 
 # %% [markdown]
 # ## 2. Pretrain
@@ -101,26 +117,58 @@ if runs.reuse_or_restart(STEP, parameters, ["genemamba.pt", "loss.csv"], force):
     print("reused the cached checkpoint")
 else:
     model = gm.GeneMamba(config, seed=seed)
-    history = gm.pretrain(model, tokens[~held_out], coexpressed, settings.pretrain_steps, batch_size, seed,
-                          lr=learning_rate, infonce_weight=infonce_weight, device=str(resolve_device(device)),
-                          held_out=tokens[held_out], eval_every=eval_every)
-    runs.atomic_write(checkpoint, lambda p: torch.save({"config": config.__dict__, "genes": genes,
-                                                          "state_dict": model.state_dict()}, p))
+    history = gm.pretrain(
+        model,
+        tokens[~held_out],
+        coexpressed,
+        settings.pretrain_steps,
+        batch_size,
+        seed,
+        lr=learning_rate,
+        infonce_weight=infonce_weight,
+        device=str(resolve_device(device)),
+        held_out=tokens[held_out],
+        eval_every=eval_every,
+    )
+    runs.atomic_write(
+        checkpoint,
+        lambda p: torch.save(
+            {
+                "config": config.__dict__,
+                "genes": genes,
+                "state_dict": model.state_dict(),
+            },
+            p,
+        ),
+    )
     runs.atomic_write_csv(history, out / "loss.csv")
     runs.write_run_json(STEP, parameters, ["genemamba.pt", "loss.csv"])
 first, last = history.head(10).mean(), history.tail(10).mean()
 print(f"{history.tokens_per_s.median():,.0f} tokens/s (median over steps)")
-print(f"next-token loss {first.lm_loss:.2f} → {last.lm_loss:.2f} (uniform guess: log V = {np.log(config.vocab_size):.2f}); "
-      f"InfoNCE {first.infonce_loss:.2f} → {last.infonce_loss:.2f} (first and last 10 steps)")
+print(
+    f"next-token loss {first.lm_loss:.2f} → {last.lm_loss:.2f} "
+    f"(uniform guess: log V = {np.log(config.vocab_size):.2f}); "
+    f"InfoNCE {first.infonce_loss:.2f} → {last.infonce_loss:.2f} "
+    "(first and last 10 steps)"
+)
 
 # %%
 fig = plots.pretraining_curve(history)
 runs.atomic_savefig(fig, out / "loss.png")
 plt.show()
-held = history.dropna(subset=["held_out_lm_loss"]).assign(model="genemamba", seed=seed)
-plateau = convergence.convergence_table(held, ["model", "seed"], error="held_out_lm_loss",
-                                          window=1)  # one fixed set of cells: no check-to-check noise
-display(Markdown(convergence.describe(plateau, "GeneMamba pretraining", "held-out next-token loss")))
+held = history.dropna(subset=["held_out_lm_loss"]).assign(
+    model="genemamba", seed=seed
+)
+plateau = convergence.convergence_table(
+    held, ["model", "seed"], error="held_out_lm_loss", window=1
+)  # one fixed set of cells: no check-to-check noise
+display(
+    Markdown(
+        convergence.describe(
+            plateau, "GeneMamba pretraining", "held-out next-token loss"
+        )
+    )
+)
 
 # %% [markdown]
 # ## What we found

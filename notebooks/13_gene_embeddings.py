@@ -1,16 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # Gene embeddings as priors for GEARS
 #
@@ -31,12 +18,17 @@
 #   hub cannot be reached from the machine that builds this book).
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (same data as the data chapter)
+# 'quick', 'default', 'norman_cpu' or 'full' (same data as the data chapter)
+profile = "default"
 go_svd_components = 64  # dimensions of the GO-SVD embedding
-embedding_file = None  # optional path to a gene-embedding table (CSV, TSV, Parquet or NPZ)
-published_genemamba = None  # optional folder of a published GeneMamba (model.safetensors + tokenizer.json)
-published_id_to_symbol = None  # its Ensembl ID → symbol table (CSV/TSV, or GeneMamba's id2symbol.pkl)
-neighbour_genes = ["KLF1", "CEBPE", "ETS2"]  # perturbed genes whose nearest neighbours we list
+# optional path to a gene-embedding table (CSV, TSV, Parquet or NPZ)
+embedding_file = None
+# optional folder of a published GeneMamba (model.safetensors + tokenizer.json)
+published_genemamba = None
+# its Ensembl ID → symbol table (CSV/TSV, or GeneMamba's id2symbol.pkl)
+published_id_to_symbol = None
+# perturbed genes whose nearest neighbours we list
+neighbour_genes = ["KLF1", "CEBPE", "ETS2"]
 force = False  # rebuild even if embeddings for these parameters exist
 
 # %% tags=["hide-input"]
@@ -61,47 +53,85 @@ perturbed = genes_of(adata.obs["condition"].astype(str).unique())
 vocabulary_needed = sorted(set(dataset_genes) | set(go_graph.target))
 
 # %% tags=["remove-input"]
-display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+# which data this page shows, and the budget
+display(Markdown(runs.data_statement(profile)))
 
 # %% [markdown]
 # ## 1. Build the priors
 
 # %%
-tables = {"go_svd": priors.go_svd_embeddings(reference.gene2go(), vocabulary_needed, go_svd_components)}
+tables = {
+    "go_svd": priors.go_svd_embeddings(
+        reference.gene2go(), vocabulary_needed, go_svd_components
+    )
+}
 genemamba_checkpoint = runs.results_root() / "12_pretrain_genemamba" / "genemamba.pt"
 if genemamba_checkpoint.is_file():
     tables["genemamba"] = genemamba.embedding_table(genemamba_checkpoint)
 if embedding_file is not None:
     tables["file"] = priors.read_embedding_table(embedding_file)
 if published_genemamba is not None:
-    tables["genemamba_published"] = genemamba.published_embedding_table(published_genemamba, published_id_to_symbol)
-sources = {"file": str(embedding_file), "genemamba_published": str(published_genemamba),
-           "genemamba": str(genemamba_checkpoint)}
+    tables["genemamba_published"] = genemamba.published_embedding_table(
+        published_genemamba, published_id_to_symbol
+    )
+sources = {
+    "file": str(embedding_file),
+    "genemamba_published": str(published_genemamba),
+    "genemamba": str(genemamba_checkpoint),
+}
 aligned, coverage = {}, []
 for name, table in tables.items():  # every prior is checked before any is written
-    matrix, report = priors.align_embeddings(table, vocabulary_needed, reference.aliases(),
-                                             source=sources.get(name, name))
-    aligned[name] = pd.DataFrame(matrix, index=vocabulary_needed, columns=[str(c) for c in table.columns])
+    matrix, report = priors.align_embeddings(
+        table, vocabulary_needed, reference.aliases(), source=sources.get(name, name)
+    )
+    aligned[name] = pd.DataFrame(
+        matrix, index=vocabulary_needed, columns=[str(c) for c in table.columns]
+    )
     coverage.append(report.assign(prior=name, perturbed=report.gene.isin(perturbed)))
 coverage = pd.concat(coverage, ignore_index=True)
 for name, table in aligned.items():
     runs.atomic_write(out / f"{name}.parquet", table.to_parquet)
-for stale in out.glob("*.parquet"):  # a prior given last time but not now must not be trained on
+for stale in out.glob(
+    "*.parquet"
+):  # a prior given last time but not now must not be trained on
     if stale.stem not in tables:
         stale.unlink()
 runs.atomic_write_csv(coverage, out / "coverage.csv")
-runs.write_run_json(STEP, {"data_run": prepared.fingerprint, "go_svd_components": go_svd_components,
-                           "embedding_file": embedding_file, "published_genemamba": published_genemamba,
-                           "genemamba_run": runs.parameters_fingerprint("12_pretrain_genemamba")
-                           if "genemamba" in tables else None}, [f"{n}.parquet" for n in tables] + ["coverage.csv"]);
-display(coverage.groupby("prior").agg(genes=("gene", "size"), found=("found", "sum"),
-                                      found_via_alias=("via_alias", "sum"),
-                                      perturbed_found=("perturbed", lambda p: int((p & coverage.loc[p.index, "found"]).sum()))))
+runs.write_run_json(
+    STEP,
+    {
+        "data_run": prepared.fingerprint,
+        "go_svd_components": go_svd_components,
+        "embedding_file": embedding_file,
+        "published_genemamba": published_genemamba,
+        "genemamba_run": runs.parameters_fingerprint("12_pretrain_genemamba")
+        if "genemamba" in tables
+        else None,
+    },
+    [f"{n}.parquet" for n in tables] + ["coverage.csv"],
+)
+display(
+    coverage.groupby("prior").agg(
+        genes=("gene", "size"),
+        found=("found", "sum"),
+        found_via_alias=("via_alias", "sum"),
+        perturbed_found=(
+            "perturbed",
+            lambda p: int((p & coverage.loc[p.index, "found"]).sum()),
+        ),
+    )
+)
 annotated = reference.gene2go()
 go_covered = sum(bool(annotated.get(g)) for g in dataset_genes)
-display(Markdown(f"{go_covered:,} of the data's {len(dataset_genes):,} genes ({go_covered / len(dataset_genes):.0%}) have a "
-                 f"GO annotation in the shipped org.Hs.eg.db table ({len(annotated):,} annotated human genes); the "
-                 "others (e.g. mitochondrial genes, lncRNA clone names) get no GO-SVD vector and no place in the GO graph."))
+display(
+    Markdown(
+        f"{go_covered:,} of the data's {len(dataset_genes):,} genes "
+        f"({go_covered / len(dataset_genes):.0%}) have a GO annotation in the "
+        f"shipped org.Hs.eg.db table ({len(annotated):,} annotated human genes); "
+        "the others (e.g. mitochondrial genes, lncRNA clone names) get no GO-SVD "
+        "vector and no place in the GO graph."
+    )
+)
 
 # %% [markdown]
 # ## 2. Which genes does each prior know?
@@ -112,8 +142,14 @@ display(Markdown(f"{go_covered:,} of the data's {len(dataset_genes):,} genes ({g
 # %%
 for name, table in tables.items():
     found = set(coverage.query("prior == @name and found").gene)
-    fig = plots.gene_venn({"dataset genes": set(dataset_genes), f"{name} vocabulary (matched)": found,
-                           "perturbation targets": set(perturbed)}, title=f"Genes: data vs {name}")
+    fig = plots.gene_venn(
+        {
+            "dataset genes": set(dataset_genes),
+            f"{name} vocabulary (matched)": found,
+            "perturbation targets": set(perturbed),
+        },
+        title=f"Genes: data vs {name}",
+    )
     runs.atomic_savefig(fig, out / f"venn_{name}.png")
     plt.show()
 
@@ -127,22 +163,40 @@ for name, table in tables.items():
 # question is whether GeneMamba, which never saw GO, does too.
 
 # %%
-categories = priors.go_categories(reference.gene2go(), dataset_genes,
-                                  reference.go_terms().query("ontology == 'BP'").set_index("go_id").term)
-mean_expression = pd.Series(np.asarray(adata.X.mean(axis=0)).ravel(), index=adata.var_names)
+categories = priors.go_categories(
+    reference.gene2go(),
+    dataset_genes,
+    reference.go_terms().query("ontology == 'BP'").set_index("go_id").term,
+)
+mean_expression = pd.Series(
+    np.asarray(adata.X.mean(axis=0)).ravel(), index=adata.var_names
+)
 structure = []  # per prior: what its vectors follow (computed findings below)
 for name in tables:
     aligned = pd.read_parquet(out / f"{name}.parquet")
     known = [g for g in dataset_genes if np.abs(aligned.loc[g]).sum() > 0]
-    fig = plots.embedding_pca(aligned.loc[known], categories, title=f"{name}: {len(known):,} genes (PCA)",
-                              legend_title="GO biological process")
+    fig = plots.embedding_pca(
+        aligned.loc[known],
+        categories,
+        title=f"{name}: {len(known):,} genes (PCA)",
+        legend_title="GO biological process",
+    )
     runs.atomic_savefig(fig, out / f"pca_go_{name}.png")
     plt.show()
     rho = priors.leading_component_correlation(aligned.loc[known], mean_expression)
     print(f"{name}: Spearman ρ of PC1 with a gene's mean expression = {rho:.2f}")
-    go_rate, go_chance, go_n = priors.neighbour_agreement(aligned.loc[known], categories[categories != "other"], k=5)
-    structure.append({"prior": name, "pc1_expression_rho": rho, "go_neighbours_same_process": go_rate,
-                      "go_chance": go_chance, "go_genes": go_n})
+    go_rate, go_chance, go_n = priors.neighbour_agreement(
+        aligned.loc[known], categories[categories != "other"], k=5
+    )
+    structure.append(
+        {
+            "prior": name,
+            "pc1_expression_rho": rho,
+            "go_neighbours_same_process": go_rate,
+            "go_chance": go_chance,
+            "go_genes": go_n,
+        }
+    )
 
 # %% [markdown]
 # ## 4. Do perturbed genes that act alike sit together?
@@ -157,19 +211,41 @@ cluster_labels = clusters[clusters >= 0].map(lambda c: f"cluster {c}")
 neighbour_tables = []
 for name in tables:
     aligned = pd.read_parquet(out / f"{name}.parquet")
-    known = [g for g in perturbed if g in aligned.index and np.abs(aligned.loc[g]).sum() > 0]
-    fig = plots.embedding_pca(aligned.loc[known], cluster_labels, title=f"{name}: perturbed genes (PCA)",
-                              legend_title="Norman GI cluster", background="unclustered", name_points=True)
+    known = [
+        g
+        for g in perturbed
+        if g in aligned.index and np.abs(aligned.loc[g]).sum() > 0
+    ]
+    fig = plots.embedding_pca(
+        aligned.loc[known],
+        cluster_labels,
+        title=f"{name}: perturbed genes (PCA)",
+        legend_title="Norman GI cluster",
+        background="unclustered",
+        name_points=True,
+    )
     runs.atomic_savefig(fig, out / f"pca_{name}.png")
     plt.show()
-    neighbours = priors.nearest_neighbours(aligned.loc[known], [g for g in neighbour_genes if g in known], k=5)
-    neighbour_tables.append(neighbours.assign(prior=name, query_cluster=neighbours["query"].map(clusters),
-                                              neighbour_cluster=neighbours.gene.map(clusters)))
+    neighbours = priors.nearest_neighbours(
+        aligned.loc[known], [g for g in neighbour_genes if g in known], k=5
+    )
+    neighbour_tables.append(
+        neighbours.assign(
+            prior=name,
+            query_cluster=neighbours["query"].map(clusters),
+            neighbour_cluster=neighbours.gene.map(clusters),
+        )
+    )
     display(neighbour_tables[-1])
-    rate, chance, n = priors.neighbour_agreement(aligned.loc[known], cluster_labels, k=5)
+    rate, chance, n = priors.neighbour_agreement(
+        aligned.loc[known], cluster_labels, k=5
+    )
     next(row for row in structure if row["prior"] == name).update(
-        cluster_neighbours_same=rate, cluster_chance=chance, clustered_genes=n)
-runs.atomic_write_csv(pd.concat(neighbour_tables, ignore_index=True), out / "neighbours.csv")
+        cluster_neighbours_same=rate, cluster_chance=chance, clustered_genes=n
+    )
+runs.atomic_write_csv(
+    pd.concat(neighbour_tables, ignore_index=True), out / "neighbours.csv"
+)
 structure = pd.DataFrame(structure)
 runs.atomic_write_csv(structure, out / "structure.csv")
 display(structure.round(2))
@@ -188,17 +264,29 @@ lines = []
 for row in structure.itertuples():
     covered = coverage.query("prior == @row.prior")
     missing = sorted(covered.query("perturbed and not found").gene)
+    perturbed_found = int(covered.found[covered.perturbed].sum())
     lines.append(
-        f"- **{row.prior}** covers {int(covered.found.sum()):,} of {len(covered):,} genes "
-        f"({int(covered.found[covered.perturbed].sum())} of {int(covered.perturbed.sum())} perturbed genes"
-        + (f"; missing {', '.join(missing)}" if missing else "") + "). "
-        f"Its PC1 follows mean expression with |ρ| = {row.pc1_expression_rho:.2f}; a gene's nearest neighbours share "
-        f"its GO process {row.go_neighbours_same_process:.0%} of the time (random: {row.go_chance:.0%}), and a perturbed "
-        f"gene's share its Norman cluster {row.cluster_neighbours_same:.0%} of the time (random: {row.cluster_chance:.0%}).")
+        f"- **{row.prior}** covers {int(covered.found.sum()):,} of {len(covered):,} "
+        f"genes ({perturbed_found} of {int(covered.perturbed.sum())} perturbed genes"
+        + (f"; missing {', '.join(missing)}" if missing else "")
+        + "). "
+        "Its PC1 follows mean expression with "
+        f"|ρ| = {row.pc1_expression_rho:.2f}; a gene's nearest neighbours share "
+        f"its GO process {row.go_neighbours_same_process:.0%} of the time "
+        f"(random: {row.go_chance:.0%}), and a perturbed gene's share its Norman "
+        f"cluster {row.cluster_neighbours_same:.0%} of the time "
+        f"(random: {row.cluster_chance:.0%})."
+    )
 if (runs.data_provenance() or {}).get("data_source") == "simulated":
-    lines.append("- The data are simulated: apart from the perturbed genes' GO smoothing, gene programs are random, so "
-                 "a model pretrained on these cells has little gene biology to learn; GeneMamba's prior tests the "
-                 "plumbing and the model's inductive bias here, not the published model's knowledge.")
-lines.append("- GO-SVD is built from the annotations GEARS' perturbation graph already uses: any gain from it measures "
-             "what a second route for the same knowledge buys, not new knowledge.")
+    lines.append(
+        "- The data are simulated: apart from the perturbed genes' GO smoothing, "
+        "gene programs are random, so a model pretrained on these cells has little "
+        "gene biology to learn; GeneMamba's prior tests the plumbing and the "
+        "model's inductive bias here, not the published model's knowledge."
+    )
+lines.append(
+    "- GO-SVD is built from the annotations GEARS' perturbation graph already uses: "
+    "any gain from it measures what a second route for the same knowledge buys, not "
+    "new knowledge."
+)
 display(Markdown("\n".join(lines)))

@@ -1,16 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # Training GEARS with gene-embedding priors
 #
@@ -31,11 +18,15 @@
 # %% tags=["parameters"]
 profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full'
 prior_names = None  # None: every prior the embeddings chapter built, e.g. ['go_svd']
-prior_targets = ["gene", "perturbation", "both"]  # candidates compared on validation; one entry fixes it
-selection_prior = "genemamba"  # the prior the candidates are compared with (else the first prior)
+# candidates compared on validation; one entry fixes it
+prior_targets = ["gene", "perturbation", "both"]
+# the prior the candidates are compared with (if built; else the first prior)
+selection_prior = "genemamba"
 seeds = None  # None: the seeds of the profile
+selection_seed = None  # None: the first seed (the seed the candidates train with)
 steps = None  # None: the profile's GEARS optimisation steps per run
-lr_halving_steps = None  # None: the profile's (the learning rate halves every this many steps)
+# None: the profile's (the learning rate halves every this many steps)
+lr_halving_steps = None
 eval_every = None  # None: the profile's (validation every this many steps)
 device = "auto"  # 'auto' means CUDA when present, else CPU
 force = False  # retrain even if predictions for these parameters exist
@@ -45,30 +36,39 @@ import hashlib
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
 from helpers import convergence, data, plots, predictions, reference, runs
 from helpers.conditions import CONTROL
 from helpers.models import priors
-from helpers.models.gears import GearsData, GearsRun, TrainingBudget, predict_means, train_gears_runs
+from helpers.models import gears
+from helpers.models.gears import GearsData, GearsRun, TrainingBudget
 from helpers.models.gears_module import GearsConfig
 
 STEP = "14_train_gears_priors"
 EMBEDDINGS = runs.results_root() / "13_gene_embeddings"
-settings = runs.resolve_parameters(profile, seeds=seeds, gears_steps=steps, gears_lr_halving_steps=lr_halving_steps,
-                                   gears_eval_every=eval_every)
+settings = runs.resolve_parameters(
+    profile,
+    seeds=seeds,
+    gears_steps=steps,
+    gears_lr_halving_steps=lr_halving_steps,
+    gears_eval_every=eval_every,
+)
 budget = TrainingBudget.from_profile(settings)
 unknown_targets = sorted(set(prior_targets) - set(priors.PRIOR_TARGETS))
 if unknown_targets or not prior_targets:
-    raise ValueError(f"prior_targets must be a non-empty list drawn from {priors.PRIOR_TARGETS}, "
-                     f"got {prior_targets!r}")
+    raise ValueError(
+        f"prior_targets must be a non-empty list drawn from {priors.PRIOR_TARGETS}, "
+        f"got {prior_targets!r}"
+    )
 available = sorted(p.stem for p in EMBEDDINGS.glob("*.parquet"))
 names = available if prior_names is None else list(prior_names)
 missing = sorted(set(names) - set(available))
 if missing:
-    raise FileNotFoundError(f"no embeddings for {missing} in {EMBEDDINGS}; built: {available}. "
-                            "Run notebooks/13_gene_embeddings.py (with embedding_file for 'file')")
+    raise FileNotFoundError(
+        f"no embeddings for {missing} in {EMBEDDINGS}; built: {available}. "
+        "Run notebooks/13_gene_embeddings.py (with embedding_file for 'file')"
+    )
 runs.forget_run(STEP)  # recorded again once every prior and seed has finished
 config = GearsConfig()
 prepared = data.load_prepared()
@@ -76,63 +76,80 @@ adata = prepared.adata
 split = prepared.split
 gears_data = GearsData.from_adata(adata, split, prepared.go_graph, config)
 targets = [c for c in split.train + split.val + split.test if c != CONTROL]
-selection_seed = settings.seeds[0]
-selector = selection_prior if selection_prior in names else names[0]
-print(f"priors {names}; candidate targets {list(prior_targets)} compared with {selector} on seed "
-      f"{selection_seed}; seeds {settings.seeds}; {budget}")
+if selection_seed is None:
+    selection_seed = settings.seeds[0]
+# the selection prior need not be among the priors trained here (the workflow trains
+# one prior per job, after one job has made the choice)
+selector = selection_prior if selection_prior in available else names[0]
+print(
+    f"priors {names}; candidate targets {list(prior_targets)} compared with "
+    f"{selector} on seed {selection_seed}; seeds {settings.seeds}; {budget}"
+)
 
 # %% tags=["remove-input"]
-display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+# which data this page shows, and the budget
+display(Markdown(runs.data_statement(profile)))
 
 # %% [markdown]
 # ## 1. Align each prior to GEARS' genes and GO-graph nodes
+
 
 # %%
 def prior_coverage(table: pd.DataFrame) -> dict:
     aliases = reference.aliases()
     _, gene_report = priors.align_embeddings(table, gears_data.genes, aliases)
     _, pert_report = priors.align_embeddings(table, gears_data.pert_names, aliases)
-    found = (table.abs().sum(axis=1) > 0)
-    return {"genes_with_vector": int(found.reindex(gene_report.matched_as.dropna()).sum()),
-            "genes": len(gears_data.genes),
-            "graph_nodes_with_vector": int(found.reindex(pert_report.matched_as.dropna()).sum()),
-            "graph_nodes": len(gears_data.pert_names)}
+    found = table.abs().sum(axis=1) > 0
+    return {
+        "genes_with_vector": int(
+            found.reindex(gene_report.matched_as.dropna()).sum()
+        ),
+        "genes": len(gears_data.genes),
+        "graph_nodes_with_vector": int(
+            found.reindex(pert_report.matched_as.dropna()).sum()
+        ),
+        "graph_nodes": len(gears_data.pert_names),
+    }
 
 
-tables = {name: pd.read_parquet(EMBEDDINGS / f"{name}.parquet") for name in names}
-display(pd.DataFrame({name: prior_coverage(table) for name, table in tables.items()}).T)
+used = list(
+    dict.fromkeys([*names, selector])
+)  # the priors trained here and the selector
+tables = {name: pd.read_parquet(EMBEDDINGS / f"{name}.parquet") for name in used}
+prior_digests = {
+    name: hashlib.sha256((EMBEDDINGS / f"{name}.parquet").read_bytes()).hexdigest()
+    for name in used
+}
+display(
+    pd.DataFrame({name: prior_coverage(table) for name, table in tables.items()}).T
+)
 
 
-def train_or_reuse(jobs: list[tuple[str, str, int]]) -> dict[tuple[str, str, int], tuple[pd.DataFrame, pd.DataFrame]]:
-    """Training history and predicted means of GEARS + prior ``name`` entering ``target`` for
-    each ``(name, target, seed)``: from the cache when these exact parameters (data, prior
-    content, settings) were run before, else trained, side by side (see ``train_gears_runs``)."""
-    def parameters_of(name: str, target: str, seed: int) -> dict:
-        return {"data_run": prepared.fingerprint,
-                "prior_sha256": hashlib.sha256((EMBEDDINGS / f"{name}.parquet").read_bytes()).hexdigest(),
-                "config": config, "prior_target": target, "budget": budget, "seed": seed}
-
-    outputs, done, pending = ["history.csv", "predicted_means.parquet"], {}, []
-    for job in jobs:
-        run_dir = runs.step_dir(f"{STEP}/gears+{job[0]}/{job[1]}/seed={job[2]}")
-        if runs.reuse_or_restart(f"{STEP}/gears+{job[0]}/{job[1]}/seed={job[2]}", parameters_of(*job), outputs, force):
-            print(f"gears+{job[0]} ({job[1]}) seed {job[2]}: reused from cache")
-            done[job] = pd.read_csv(run_dir / "history.csv"), pd.read_parquet(run_dir / "predicted_means.parquet")
-        else:
-            pending.append(job)
-    trained = train_gears_runs(gears_data, split, config, budget,
-                               [GearsRun(seed, tables[name], target) for name, target, seed in pending], device)
-    for (name, target, seed), (model, history) in zip(pending, trained):
-        run_name = f"{STEP}/gears+{name}/{target}/seed={seed}"
-        run_dir = runs.step_dir(run_name)
-        predicted = predict_means(model, gears_data, targets, seed, config.n_control_samples)
-        history = history.assign(model=f"gears+{name}", prior=name, target=target, seed=seed)
-        runs.atomic_write(run_dir / "model.pt", lambda p: torch.save(model.state_dict(), p))
-        runs.atomic_write(run_dir / "predicted_means.parquet", predicted.to_parquet)
-        runs.atomic_write_csv(history, run_dir / "history.csv")
-        runs.write_run_json(run_name, parameters_of(name, target, seed), outputs)
-        done[(name, target, seed)] = history, predicted
-    return {job: done[job] for job in jobs}
+def train_or_reuse(
+    jobs: list[tuple[str, str, int]],
+) -> list[dict[str, pd.DataFrame]]:
+    """History and predicted means of GEARS + prior ``name`` entering ``target``, per
+    ``(name, target, seed)``: reused where these exact parameters ran before, else
+    trained side by side."""
+    cached_runs = [
+        runs.CachedRun(
+            f"{STEP}/gears+{name}/{target}/seed={seed}",
+            {
+                "data_run": prepared.fingerprint,
+                "prior_sha256": prior_digests[name],
+                "config": config,
+                "prior_target": target,
+                "budget": budget,
+                "seed": seed,
+            },
+            GearsRun(seed, tables[name], target, name),
+        )
+        for name, target, seed in jobs
+    ]
+    train = gears.trainer(gears_data, split, config, budget, targets, device)
+    return runs.reuse_or_compute(
+        cached_runs, gears.RUN_OUTPUTS, train, force, "GEARS + prior runs"
+    )
 
 
 # %% [markdown]
@@ -143,9 +160,18 @@ def train_or_reuse(jobs: list[tuple[str, str, int]]) -> dict[tuple[str, str, int
 # validation).
 
 # %%
-selection_runs = pd.concat([history for history, _ in train_or_reuse(
-    [(selector, target, selection_seed) for target in prior_targets]).values()], ignore_index=True)
-selection = selection_runs.groupby(["prior", "target"], as_index=False).val_mse_top20_de.min()
+selection_runs = pd.concat(
+    [
+        result["history.csv"]
+        for result in train_or_reuse(
+            [(selector, target, selection_seed) for target in prior_targets]
+        )
+    ],
+    ignore_index=True,
+)
+selection = selection_runs.groupby(
+    ["prior", "target"], as_index=False
+).val_mse_top20_de.min()
 choice = priors.choose_prior_target(selection).assign(seed=selection_seed)
 runs.atomic_write_csv(choice, runs.step_dir(STEP) / "prior_target_selection.csv")
 fig = plots.prior_target_comparison(choice)
@@ -160,17 +186,29 @@ print(f"every prior enters GEARS' {target} embedding")
 
 # %%
 histories = []
-for (name, _, seed), (history, predicted) in train_or_reuse(
-        [(name, target, seed) for name in names for seed in settings.seeds]).items():
-    predictions.write_predictions(f"gears+{name}", seed, predicted, prepared.fingerprint,
-                                  {"profile": profile, "prior": name, "prior_target": target})
-    histories.append(history)
+final_jobs = [(name, target, seed) for name in names for seed in settings.seeds]
+for (name, _, seed), result in zip(final_jobs, train_or_reuse(final_jobs)):
+    predictions.write_predictions(
+        f"gears+{name}",
+        seed,
+        result["predicted_means.parquet"],
+        prepared.fingerprint,
+        {"profile": profile, "prior": name, "prior_target": target},
+    )
+    histories.append(result["history.csv"])
 history = pd.concat(histories, ignore_index=True)
 runs.atomic_write_csv(history, runs.step_dir(STEP) / "training_history.csv")
-runs.write_run_json(STEP, {"settings": settings, "priors": names, "prior_targets": list(prior_targets),
-                           "selection_prior": selector, "chosen_target": target},
-                    ["training_history.csv", "prior_target_selection.csv"]);
-
+runs.write_run_json(
+    STEP,
+    {
+        "settings": settings,
+        "priors": names,
+        "prior_targets": list(prior_targets),
+        "selection_prior": selector,
+        "chosen_target": target,
+    },
+    ["training_history.csv", "prior_target_selection.csv"],
+)
 # %% [markdown]
 # ## 4. Did every run reach its plateau?
 #
@@ -178,10 +216,14 @@ runs.write_run_json(STEP, {"settings": settings, "priors": names, "prior_targets
 # the last quarter of training improved the best error by less than 2%.
 
 # %%
-every_run = pd.concat([selection_runs, history], ignore_index=True).drop_duplicates(["model", "target", "seed", "step"])
+every_run = pd.concat([selection_runs, history], ignore_index=True).drop_duplicates(
+    ["model", "target", "seed", "step"]
+)
 plateaus = convergence.convergence_table(every_run, ["model", "target", "seed"])
 runs.atomic_write_csv(plateaus, runs.step_dir(STEP) / "convergence.csv")
-fig = plots.learning_curves(history, plateaus[plateaus.target == target], budget=budget.steps)
+fig = plots.learning_curves(
+    history, plateaus[plateaus.target == target], budget=budget.steps
+)
 runs.atomic_savefig(fig, runs.step_dir(STEP) / "learning_curves.png")
 plt.show()
 display(plateaus.set_index(["model", "target", "seed"]).round(4))

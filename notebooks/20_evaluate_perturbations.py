@@ -1,16 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
 # %% [markdown]
 # # Evaluating every model, perturbation by perturbation
 #
@@ -45,10 +32,13 @@
 # direction and correlation metrics are flattered because the DE genes were chosen on all cells.
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (the profile the models were trained with)
+# 'quick', 'default', 'norman_cpu' or 'full' (the profile the models were trained
+# with)
+profile = "default"
 n_bootstrap = 2000  # bootstrap resamples for the confidence intervals
 ceiling_seed = 0  # seed of the random halves of the noise ceiling
-cell_eval_models = []  # models to export for cell-eval, e.g. gears (written under results/cell_eval/)
+# models to export for cell-eval, e.g. gears (written under results/cell_eval/)
+cell_eval_models = []
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
@@ -67,11 +57,14 @@ adata = prepared.adata
 split = prepared.split
 stored = predictions.available_predictions(prepared.fingerprint)
 if stored.empty:
-    raise FileNotFoundError("no predictions under results/predictions; run the training chapters first")
+    raise FileNotFoundError(
+        "no predictions under results/predictions; run the training chapters first"
+    )
 display(stored.groupby("model").seed.apply(list).rename("seeds").to_frame())
 
 # %% tags=["remove-input"]
-display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+# which data this page shows, and the budget
+display(Markdown(runs.data_statement(profile)))
 
 # %% [markdown]
 # ## 1. Score every model, seed and test perturbation
@@ -87,25 +80,49 @@ rows = []
 for model, seed in stored.itertuples(index=False):
     predicted = predictions.read_predictions(model, seed).loc[split.test, genes]
     for condition in split.test:
-        scores = metrics.perturbation_metrics(predicted.loc[condition].to_numpy(), cells[condition],
-                                              control_mean, de[condition], non_dropout_de[condition])
-        rows += [(model, seed, condition, subgroup[condition], m, v) for m, v in scores.items()]
+        scores = metrics.perturbation_metrics(
+            predicted.loc[condition].to_numpy(),
+            cells[condition],
+            control_mean,
+            de[condition],
+            non_dropout_de[condition],
+        )
+        rows += [
+            (model, seed, condition, subgroup[condition], m, v)
+            for m, v in scores.items()
+        ]
 rng = np.random.default_rng(ceiling_seed)
 for condition in split.test:
-    scores = metrics.split_half_metrics(cells[condition], control_mean, de[condition], non_dropout_de[condition], rng)
-    rows += [("noise_ceiling", ceiling_seed, condition, subgroup[condition], m, v) for m, v in scores.items()]
-per_perturbation = pd.DataFrame(rows, columns=["model", "seed", "perturbation", "subgroup", "metric", "value"])
+    scores = metrics.split_half_metrics(
+        cells[condition], control_mean, de[condition], non_dropout_de[condition], rng
+    )
+    rows += [
+        ("noise_ceiling", ceiling_seed, condition, subgroup[condition], m, v)
+        for m, v in scores.items()
+    ]
+per_perturbation = pd.DataFrame(
+    rows, columns=["model", "seed", "perturbation", "subgroup", "metric", "value"]
+)
 summary = metrics.summarise(per_perturbation, n_boot=n_bootstrap)
 spread = metrics.seed_spread(per_perturbation)
 metrics_dir = runs.step_dir("metrics")
 runs.atomic_write_csv(per_perturbation, metrics_dir / "per_perturbation.csv")
 runs.atomic_write_csv(summary, metrics_dir / "summary.csv")
 runs.atomic_write_csv(spread, metrics_dir / "seed_spread.csv")
-runs.write_run_json(STEP, {"profile": profile, "n_bootstrap": n_bootstrap, "ceiling_seed": ceiling_seed,
-                           "predictions": stored.to_dict("records")},
-                    ["../metrics/per_perturbation.csv", "../metrics/summary.csv"]);
-print(f"{len(per_perturbation):,} scores: {per_perturbation.model.nunique()} models, "
-      f"{len(split.test)} test perturbations, {len(metrics.METRICS)} metrics")
+runs.write_run_json(
+    STEP,
+    {
+        "profile": profile,
+        "n_bootstrap": n_bootstrap,
+        "ceiling_seed": ceiling_seed,
+        "predictions": stored.to_dict("records"),
+    },
+    ["../metrics/per_perturbation.csv", "../metrics/summary.csv"],
+)
+print(
+    f"{len(per_perturbation):,} scores: {per_perturbation.model.nunique()} models, "
+    f"{len(split.test)} test perturbations, {len(metrics.METRICS)} metrics"
+)
 
 # %% [markdown]
 # ## 2. Error on the top-20 DE genes (both definitions) and on all genes, per subgroup
@@ -122,12 +139,35 @@ for metric in (metrics.HEADLINE, "mse_top20_de_non_dropout", "mse"):
     plt.show()
 
 # %%
-table = (summary[summary.metric.isin([metrics.HEADLINE, "mse_top20_de_non_dropout", "mse", "pearson_delta",
-                                      "frac_correct_direction_top20_non_dropout"])]
-         .assign(value=lambda d: d["mean"].map("{:.3f}".format) + " [" + d.ci_low.map("{:.3f}".format)
-                 + ", " + d.ci_high.map("{:.3f}".format) + "]")
-         .pivot(index=["metric", "model"], columns="subgroup", values="value"))
-display(table[[s for s in (*splits.SUBGROUPS_BY_DIFFICULTY, "all") if s in table.columns]])
+table = (
+    summary[
+        summary.metric.isin(
+            [
+                metrics.HEADLINE,
+                "mse_top20_de_non_dropout",
+                "mse",
+                "pearson_delta",
+                "frac_correct_direction_top20_non_dropout",
+            ]
+        )
+    ]
+    .assign(
+        value=lambda d: (
+            d["mean"].map("{:.3f}".format)
+            + " ["
+            + d.ci_low.map("{:.3f}".format)
+            + ", "
+            + d.ci_high.map("{:.3f}".format)
+            + "]"
+        )
+    )
+    .pivot(index=["metric", "model"], columns="subgroup", values="value")
+)
+display(
+    table[
+        [s for s in (*splits.SUBGROUPS_BY_DIFFICULTY, "all") if s in table.columns]
+    ]
+)
 
 # %% [markdown]
 # Were the GEARS models compared here trained to their plateau? Each training chapter recorded
@@ -135,13 +175,26 @@ display(table[[s for s in (*splits.SUBGROUPS_BY_DIFFICULTY, "all") if s in table
 # training (`combo_seen2`) are where additive knows the answer and GEARS should too.
 
 # %%
-trained = pd.concat([pd.read_csv(runs.results_root() / step / "convergence.csv")
-                     for step in ("11_train_gears", "14_train_gears_priors")
-                     if (runs.results_root() / step / "convergence.csv").is_file()], ignore_index=True)
-seen2 = summary.query("metric == @metrics.HEADLINE and subgroup == 'combo_seen2'").set_index("model")["mean"]
-findings = [f"On `combo_seen2` the top-20-DE MSE (`{metrics.HEADLINE}`) is " + ", ".join(
-    f"{model} {seen2[model]:.3f}" for model in [*plots.ordered_models(seen2.index), "noise_ceiling"]
-    if model in seen2.index) + "."]
+trained = pd.concat(
+    [
+        pd.read_csv(runs.results_root() / step / "convergence.csv")
+        for step in ("11_train_gears", "14_train_gears_priors")
+        if (runs.results_root() / step / "convergence.csv").is_file()
+    ],
+    ignore_index=True,
+)
+seen2 = summary.query(
+    "metric == @metrics.HEADLINE and subgroup == 'combo_seen2'"
+).set_index("model")["mean"]
+findings = [
+    f"On `combo_seen2` the top-20-DE MSE (`{metrics.HEADLINE}`) is "
+    + ", ".join(
+        f"{model} {seen2[model]:.3f}"
+        for model in [*plots.ordered_models(seen2.index), "noise_ceiling"]
+        if model in seen2.index
+    )
+    + "."
+]
 if len(trained):
     findings.append(convergence.describe(trained, "GEARS and GEARS + prior"))
 display(Markdown("\n\n".join(findings)))
@@ -150,8 +203,11 @@ display(Markdown("\n\n".join(findings)))
 # ## 3. Is the mean prediction inside the spread of the true cells?
 
 # %%
-fig = plots.metric_bars(summary[summary.subgroup == "all"], [f"frac_in_range_{k}_non_dropout" for k in metrics.QUANTILE_RANGES],
-                        ylabel="share of top-20 DE genes")
+fig = plots.metric_bars(
+    summary[summary.subgroup == "all"],
+    [f"frac_in_range_{k}_non_dropout" for k in metrics.QUANTILE_RANGES],
+    ylabel="share of top-20 DE genes",
+)
 runs.atomic_savefig(fig, runs.step_dir(STEP) / "frac_in_range.png")
 plt.show()
 
@@ -159,8 +215,14 @@ plt.show()
 # ## 4. Spread over seeds
 
 # %%
-display(spread[(spread.subgroup == "all") & spread.metric.isin([metrics.HEADLINE, "pearson_delta"])]
-        .round(4).set_index(["metric", "model"]))
+display(
+    spread[
+        (spread.subgroup == "all")
+        & spread.metric.isin([metrics.HEADLINE, "pearson_delta"])
+    ]
+    .round(4)
+    .set_index(["metric", "model"])
+)
 
 # %% [markdown]
 # ## 5. Export for cell-eval
@@ -173,14 +235,23 @@ display(spread[(spread.subgroup == "all") & spread.metric.isin([metrics.HEADLINE
 # %%
 unknown = sorted(set(cell_eval_models) - set(stored.model))
 if unknown:
-    raise ValueError(f"cell_eval_models {unknown} have no predictions; stored: {sorted(set(stored.model))}")
-for model, seed in stored[stored.model.isin(cell_eval_models)].itertuples(index=False):
-    predicted_cells, real_cells = predictions.cell_eval_anndata(predictions.read_predictions(model, seed), adata,
-                                                                list(split.test), seed=seed)
+    raise ValueError(
+        f"cell_eval_models {unknown} have no predictions; "
+        f"stored: {sorted(set(stored.model))}"
+    )
+for model, seed in stored[stored.model.isin(cell_eval_models)].itertuples(
+    index=False
+):
+    predicted_cells, real_cells = predictions.cell_eval_anndata(
+        predictions.read_predictions(model, seed), adata, list(split.test), seed=seed
+    )
     export = runs.step_dir(f"cell_eval/{model}/seed={seed}")
     data.write_h5ad(predicted_cells, export / "adata_pred.h5ad")
     data.write_h5ad(real_cells, export / "adata_real.h5ad")
-    print(f"{model} seed {seed}: {predicted_cells.n_obs:,} predicted and {real_cells.n_obs:,} real cells → {export}")
+    print(
+        f"{model} seed {seed}: {predicted_cells.n_obs:,} predicted and "
+        f"{real_cells.n_obs:,} real cells → {export}"
+    )
 
 # %% [markdown]
 # ## What we found

@@ -1,17 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
-
 # %% [markdown]
 # # One combination up close
 #
@@ -25,7 +11,9 @@
 # order).
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (the profile the models were trained with)
+# 'quick', 'default', 'norman_cpu' or 'full' (the profile the models were trained
+# with)
+profile = "default"
 combination = "ETS2+CEBPE"  # a test combination, genes in either order
 n_genes = 20  # top DE genes shown
 
@@ -45,14 +33,19 @@ split = prepared.split
 condition = resolve_combination(combination, split.test)
 stored = predictions.available_predictions(prepared.fingerprint)
 if stored.empty:
-    raise FileNotFoundError("no predictions under results/predictions; run the training chapters first")
+    raise FileNotFoundError(
+        "no predictions under results/predictions; run the training chapters first"
+    )
 out = runs.step_dir(f"{STEP}/{condition}")
 runs.forget_run(f"{STEP}/{condition}")  # recorded again once every output is written
-print(f"{condition}: test subgroup {split.subgroup_of(condition)}, "
-      f"{int((adata.obs['condition'] == condition).sum())} cells")
+print(
+    f"{condition}: test subgroup {split.subgroup_of(condition)}, "
+    f"{int((adata.obs['condition'] == condition).sum())} cells"
+)
 
 # %% tags=["remove-input"]
-display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+# which data this page shows, and the budget
+display(Markdown(runs.data_statement(profile)))
 
 # %% [markdown]
 # ## 1. True cells and predictions as changes over control
@@ -61,19 +54,45 @@ display(Markdown(runs.data_statement(profile)))  # which data this page shows, a
 genes = data.top_de_genes(adata, condition, n_genes)
 cells = data.cells_by_condition(adata)
 control_mean = pd.Series(cells[CONTROL].mean(axis=0), index=adata.var_names)
-true_delta = pd.DataFrame(cells[condition], columns=adata.var_names)[genes] - control_mean[genes]
-predicted = pd.concat([
-    pd.DataFrame({"model": model, "seed": seed, "gene": genes,
-                  "delta": (predictions.read_predictions(model, seed).loc[condition, genes]
-                            - control_mean[genes]).to_numpy()})
-    for model, seed in stored.itertuples(index=False)], ignore_index=True)
-true_summary = true_delta.agg(["mean", lambda d: d.quantile(0.25), lambda d: d.quantile(0.75)]).T
+true_delta = (
+    pd.DataFrame(cells[condition], columns=adata.var_names)[genes]
+    - control_mean[genes]
+)
+predicted = pd.concat(
+    [
+        pd.DataFrame(
+            {
+                "model": model,
+                "seed": seed,
+                "gene": genes,
+                "delta": (
+                    predictions.read_predictions(model, seed).loc[condition, genes]
+                    - control_mean[genes]
+                ).to_numpy(),
+            }
+        )
+        for model, seed in stored.itertuples(index=False)
+    ],
+    ignore_index=True,
+)
+true_summary = true_delta.agg(
+    ["mean", lambda d: d.quantile(0.25), lambda d: d.quantile(0.75)]
+).T
 true_summary.columns = ["true_mean_delta", "true_q25", "true_q75"]
-table = predicted.merge(true_summary, left_on="gene", right_index=True).assign(perturbation=condition)
+table = predicted.merge(true_summary, left_on="gene", right_index=True).assign(
+    perturbation=condition
+)
 runs.atomic_write_csv(table, out / "predicted_vs_true.csv")
-runs.write_run_json(f"{STEP}/{condition}", {"profile": profile, "combination": condition, "n_genes": n_genes,
-                                            "predictions": stored.to_dict("records")}, ["predicted_vs_true.csv"]);
-
+runs.write_run_json(
+    f"{STEP}/{condition}",
+    {
+        "profile": profile,
+        "combination": condition,
+        "n_genes": n_genes,
+        "predictions": stored.to_dict("records"),
+    },
+    ["predicted_vs_true.csv"],
+)
 # %% [markdown]
 # ## 2. The picture
 #
@@ -81,8 +100,11 @@ runs.write_run_json(f"{STEP}/{condition}", {"profile": profile, "combination": c
 # predicted mean change, averaged over seeds, with the range over seeds as a bar.
 
 # %%
-fig = plots.combination_boxplot(true_delta, predicted,
-                                title=f"{condition} ({split.subgroup_of(condition)}): top-{n_genes} DE genes")
+fig = plots.combination_boxplot(
+    true_delta,
+    predicted,
+    title=f"{condition} ({split.subgroup_of(condition)}): top-{n_genes} DE genes",
+)
 runs.atomic_savefig(fig, out / "boxplot.png")
 plt.show()
 
@@ -93,12 +115,19 @@ plt.show()
 # whose predicted change has the right sign.
 
 # %%
-closeness = (table.groupby(["model", "gene"], as_index=False)
-             .agg(delta=("delta", "mean"), true_mean_delta=("true_mean_delta", "first"))
-             .assign(squared_error=lambda t: (t.delta - t.true_mean_delta) ** 2,
-                     right_sign=lambda t: (t.delta > 0) == (t.true_mean_delta > 0))
-             .groupby("model")[["squared_error", "right_sign"]].mean()
-             .rename(columns={"squared_error": "mse_top_de", "right_sign": "direction_accuracy"}))
+closeness = (
+    table.groupby(["model", "gene"], as_index=False)
+    .agg(delta=("delta", "mean"), true_mean_delta=("true_mean_delta", "first"))
+    .assign(
+        squared_error=lambda t: (t.delta - t.true_mean_delta) ** 2,
+        right_sign=lambda t: (t.delta > 0) == (t.true_mean_delta > 0),
+    )
+    .groupby("model")[["squared_error", "right_sign"]]
+    .mean()
+    .rename(
+        columns={"squared_error": "mse_top_de", "right_sign": "direction_accuracy"}
+    )
+)
 display(closeness.sort_values("mse_top_de").round(3))
 
 # %% [markdown]

@@ -1,17 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
-
 # %% [markdown]
 # # Genetic interactions: magnitude scores and synergy/suppressor calls
 #
@@ -36,10 +22,14 @@
 # magnitude, against which a correlation is undefined.
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (the profile the models were trained with)
-gi_genes = None  # None: GEARS' 2,967 high-mean genes that are in the data; or a list of genes
+# 'quick', 'default', 'norman_cpu' or 'full' (the profile the models were trained
+# with)
+profile = "default"
+# None: GEARS' 2,967 high-mean genes that are in the data; or a list of genes
+gi_genes = None
 top_k = 20  # size of the synergy and suppressor lists
-engine = "fast"  # Theil–Sen engine: 'fast' (vectorised) or 'sklearn' (GEARS' call, ~20× slower)
+# Theil–Sen engine: 'fast' (vectorised) or 'sklearn' (GEARS' call, ~20× slower)
+engine = "fast"
 max_subpopulation = 100000  # Theil–Sen subsets (GEARS: 1e5)
 random_state = 1000  # Theil–Sen subset draw (GEARS: 1000)
 n_jobs = 2  # threads scoring pairs in parallel (results do not depend on it)
@@ -63,18 +53,29 @@ prepared = data.load_prepared()
 adata, simulation = prepared.adata, prepared.truth
 split = prepared.split
 true_means = data.condition_means(adata)
-genes = [g for g in (reference.high_mean_genes() if gi_genes is None else gi_genes) if g in true_means.columns]
+genes = [
+    g
+    for g in (reference.high_mean_genes() if gi_genes is None else gi_genes)
+    if g in true_means.columns
+]
 if len(genes) < 20:
-    raise ValueError(f"only {len(genes)} GI genes are in the data; pass gi_genes with at least 20 of its genes")
+    raise ValueError(
+        f"only {len(genes)} GI genes are in the data; "
+        "pass gi_genes with at least 20 of its genes"
+    )
 pairs = [c for c in split.test if is_combo(c)]
 stored = predictions.available_predictions(prepared.fingerprint)
 stored = stored[stored.model != "no_change"]
 verified = gi.verified_pairs(reference.gi_types())
 gi_dir = runs.step_dir("gi")
-print(f"{len(pairs)} test pairs scored on {len(genes):,} genes; {len(stored)} model-seeds; engine {engine}")
+print(
+    f"{len(pairs)} test pairs scored on {len(genes):,} genes; "
+    f"{len(stored)} model-seeds; engine {engine}"
+)
 
 # %% tags=["remove-input"]
-display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+# which data this page shows, and the budget
+display(Markdown(runs.data_statement(profile)))
 
 # %% [markdown]
 # ## 1. Score the truth and every model
@@ -82,40 +83,84 @@ display(Markdown(runs.data_statement(profile)))  # which data this page shows, a
 # Scores are cached per model and seed on the content of its predictions.
 
 # %%
-settings = {"genes": hashlib.sha256(" ".join(genes).encode()).hexdigest()[:16], "pairs": pairs,
-            "engine": engine, "max_subpopulation": max_subpopulation, "random_state": random_state}
+settings = {
+    "genes": hashlib.sha256(" ".join(genes).encode()).hexdigest()[:16],
+    "engine": engine,
+    "max_subpopulation": max_subpopulation,
+    "random_state": random_state,
+}
 
 
-def scores_for(model: str, seed: int, means: pd.DataFrame, source: str, which: list[str] = pairs) -> pd.DataFrame:
-    run_name = f"{STEP}/scores/{model}/seed={seed}"
-    parameters = {**settings, "pairs": which, "source": source}
-    if runs.reuse_or_restart(run_name, parameters, ["scores.csv"], force):
-        return pd.read_csv(runs.step_dir(run_name) / "scores.csv")
-    scores = gi.interaction_scores(means, which, genes, engine, max_subpopulation, random_state, n_jobs,
-                                   progress=True).assign(model=model, seed=seed)
-    runs.atomic_write_csv(scores, runs.step_dir(run_name) / "scores.csv")
-    runs.write_run_json(run_name, parameters, ["scores.csv"])
-    return scores
+def score(means: pd.DataFrame, which: list[str]) -> pd.DataFrame:
+    return gi.interaction_scores(
+        means,
+        which,
+        genes,
+        engine,
+        max_subpopulation,
+        random_state,
+        n_jobs,
+        progress=True,
+    )
 
 
-# the truth is scored on the test pairs and on every pair Norman fitted (for its fidelity below)
+def scored(
+    model: str, seed: int, source: str, means: pd.DataFrame, which: list[str] = pairs
+) -> runs.CachedRun:
+    """A cached scoring run, keyed on the content (``source``) of the means it
+    scores."""
+    return runs.CachedRun(
+        f"{STEP}/scores/{model}/seed={seed}",
+        {**settings, "pairs": which, "source": source},
+        (means, which, {"model": model, "seed": seed}),
+    )
+
+
+def score_pending(pending: list[runs.CachedRun]):
+    for run in pending:
+        means, which, labels = run.task
+        yield {"scores.csv": score(means, which).assign(**labels)}
+
+
+def digest(model: str, seed: int) -> str:
+    path = predictions.prediction_path(model, seed)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# the truth is scored on the test pairs and on every pair Norman fitted (for its
+# fidelity below)
 fits = reference.gi_fits()
-truth_pairs = pairs + [c for c in fits.condition if c in true_means.index and c not in pairs]
-truth_scores = scores_for("truth", 0, true_means, prepared.fingerprint, truth_pairs)
-all_scores = [truth_scores[truth_scores.perturbation.isin(pairs)]]
+truth_pairs = pairs + [
+    c for c in fits.condition if c in true_means.index and c not in pairs
+]
+jobs = [scored("truth", 0, prepared.fingerprint, true_means, truth_pairs)]
 for model, seed in stored.itertuples(index=False):
     predicted = predictions.read_predictions(model, seed)
-    predicted.loc[CONTROL] = true_means.loc[CONTROL, predicted.columns]  # changes over the true control
-    digest = hashlib.sha256(predictions.prediction_path(model, seed).read_bytes()).hexdigest()
-    all_scores.append(scores_for(model, seed, predicted, digest))
-scores = pd.concat(all_scores, ignore_index=True)
+    # changes over the true control
+    predicted.loc[CONTROL] = true_means.loc[CONTROL, predicted.columns]
+    jobs.append(scored(model, seed, digest(model, seed), predicted))
+results = runs.reuse_or_compute(
+    jobs, ["scores.csv"], score_pending, force, "GI scores"
+)
+truth_scores = results[0]["scores.csv"]
+scores = pd.concat(
+    [truth_scores[truth_scores.perturbation.isin(pairs)]]
+    + [result["scores.csv"] for result in results[1:]],
+    ignore_index=True,
+)
 scores["subgroup"] = scores.perturbation.map(split.subgroup_of)
 magnitude = scores[["model", "seed", "perturbation", "subgroup", *gi.SCORE_COLUMNS]]
 runs.atomic_write_csv(magnitude, gi_dir / "magnitude.csv")
 truth = scores[scores.model == "truth"]
-print(f"true magnitudes: median {truth.magnitude.median():.2f}, range {truth.magnitude.min():.2f}–"
-      f"{truth.magnitude.max():.2f}; {int((truth.magnitude > 1.15).sum())} pairs above GEARS' synergy "
-      f"threshold 1.15, {int((truth.magnitude < 1.0).sum())} below the suppressor threshold 1.0")
+display(
+    Markdown(
+        f"True magnitudes (from the cells): median {truth.magnitude.median():.2f}, "
+        f"range {truth.magnitude.min():.2f}–{truth.magnitude.max():.2f}; "
+        f"{int((truth.magnitude > 1.15).sum())} of {len(truth)} test pairs above "
+        f"GEARS' synergy threshold 1.15, {int((truth.magnitude < 1.0).sum())} below "
+        "the suppressor threshold 1.0."
+    )
+)
 
 # %% [markdown]
 # ### Can the truth carry the analysis? Two truths beside Norman's fits
@@ -132,25 +177,44 @@ print(f"true magnitudes: median {truth.magnitude.median():.2f}, range {truth.mag
 # %%
 truth_sources = {"cells": truth_scores}
 if simulation is not None:
-    truth_sources["noise-free"] = scores_for("truth_noise_free", 0, simulation.to_df(),
-                                             prepared.fingerprint, truth_pairs)
-truth_magnitudes = pd.concat([table.assign(source=source) for source, table in truth_sources.items()],
-                             ignore_index=True)
+    noise_free = scored(
+        "truth_noise_free", 0, prepared.fingerprint, simulation.to_df(), truth_pairs
+    )
+    truth_sources["noise-free"] = runs.reuse_or_compute(
+        [noise_free], ["scores.csv"], score_pending, force, "noise-free truth"
+    )[0]["scores.csv"]
+truth_magnitudes = pd.concat(
+    [table.assign(source=source) for source, table in truth_sources.items()],
+    ignore_index=True,
+)
 fidelity = gi.truth_fidelity(truth_magnitudes, fits)
 runs.atomic_write_csv(fidelity, gi_dir / "truth_fidelity.csv")
-truth_magnitudes["norman"] = truth_magnitudes.perturbation.map(gi.pair_key).map(gi.norman_magnitudes(fits))
-fig = plots.magnitudes_vs_norman(truth_magnitudes.dropna(subset=["norman"]), fidelity)
+truth_magnitudes["norman"] = truth_magnitudes.perturbation.map(gi.pair_key).map(
+    gi.norman_magnitudes(fits)
+)
+fig = plots.magnitudes_vs_norman(
+    truth_magnitudes.dropna(subset=["norman"]), fidelity
+)
 runs.atomic_savefig(fig, runs.step_dir(STEP) / "truth_fidelity.png")
 plt.show()
 display(fidelity.round(3))
 cells_row = fidelity.set_index("source").loc["cells"]
-display(Markdown(
-    f"From the cells, true magnitudes track Norman's with r = {cells_row.r:.2f} and slope "
-    f"{cells_row.slope:.2f} over {int(cells_row.n)} pairs; GEARS' synergy threshold makes Norman's call on "
-    f"{cells_row.agreement:.0%} of them."
-    + ("" if "noise-free" not in truth_sources else
-       " The noise-free truth gives r = {r:.2f}, slope {slope:.2f}, agreement {agreement:.0%}.".format(
-           **fidelity.set_index("source").loc["noise-free"]))))
+display(
+    Markdown(
+        f"From the cells, true magnitudes track Norman's with r = {cells_row.r:.2f} "
+        f"and slope {cells_row.slope:.2f} over {int(cells_row.n)} pairs; GEARS' "
+        "synergy threshold makes Norman's call on "
+        f"{cells_row.agreement:.0%} of them."
+        + (
+            ""
+            if "noise-free" not in truth_sources
+            else " The noise-free truth gives r = {r:.2f}, slope {slope:.2f}, "
+            "agreement {agreement:.0%}.".format(
+                **fidelity.set_index("source").loc["noise-free"]
+            )
+        )
+    )
+)
 
 # %% [markdown]
 # ## 2. Predicted vs true magnitude
@@ -159,25 +223,62 @@ display(Markdown(
 # seed-averaged magnitudes. The table below gives r per seed.
 
 # %%
-per_seed = pd.DataFrame([{"model": model, "seed": seed, **gi.magnitude_correlation(truth, group)}
-                         for (model, seed), group in scores[scores.model != "truth"].groupby(["model", "seed"])])
+per_seed = pd.DataFrame(
+    [
+        {"model": model, "seed": seed, **gi.magnitude_correlation(truth, group)}
+        for (model, seed), group in scores[scores.model != "truth"].groupby(
+            ["model", "seed"]
+        )
+    ]
+)
 runs.atomic_write_csv(per_seed, gi_dir / "magnitude_correlation.csv")
-if "noise-free" in truth_sources:  # the same correlations against the noise-free truth
+if (
+    "noise-free" in truth_sources
+):  # the same correlations against the noise-free truth
     noise_free = truth_sources["noise-free"]
-    per_seed_noise_free = pd.DataFrame([{"model": model, "seed": seed, **gi.magnitude_correlation(noise_free, group)}
-                                        for (model, seed), group in scores[scores.model != "truth"].groupby(["model", "seed"])])
-    runs.atomic_write_csv(per_seed_noise_free, gi_dir / "magnitude_correlation_noise_free.csv")
-seed_mean = scores[scores.model != "truth"].groupby(["model", "perturbation"], as_index=False).magnitude.mean()
-pooled = pd.DataFrame([{"model": model, **gi.magnitude_correlation(truth, group)}
-                       for model, group in seed_mean.groupby("model")])
+    per_seed_noise_free = pd.DataFrame(
+        [
+            {
+                "model": model,
+                "seed": seed,
+                **gi.magnitude_correlation(noise_free, group),
+            }
+            for (model, seed), group in scores[scores.model != "truth"].groupby(
+                ["model", "seed"]
+            )
+        ]
+    )
+    runs.atomic_write_csv(
+        per_seed_noise_free, gi_dir / "magnitude_correlation_noise_free.csv"
+    )
+seed_mean = (
+    scores[scores.model != "truth"]
+    .groupby(["model", "perturbation"], as_index=False)
+    .magnitude.mean()
+)
+pooled = pd.DataFrame(
+    [
+        {"model": model, **gi.magnitude_correlation(truth, group)}
+        for model, group in seed_mean.groupby("model")
+    ]
+)
 fig = plots.magnitude_scatters(magnitude, pooled)
 runs.atomic_savefig(fig, runs.step_dir(STEP) / "magnitude_scatter.png")
 plt.show()
 by_model = {"truth from cells": per_seed}
 if "noise-free" in truth_sources:
     by_model["noise-free truth"] = per_seed_noise_free
-display(pd.concat({name: table.groupby("model").agg(r_mean=("r", "mean"), r_sd=("r", "std"), seeds=("r", "size"))
-                   for name, table in by_model.items()}, axis=1).round(3))
+display(
+    pd.concat(
+        {
+            name: table.groupby("model").agg(
+                r_mean=("r", "mean"), r_sd=("r", "std"), seeds=("r", "size")
+            )
+            for name, table in by_model.items()
+        },
+        axis=1,
+    ).round(3)
+)
 
 # %% [markdown]
 # ## 3. Top synergistic and suppressive pairs
@@ -189,33 +290,75 @@ display(pd.concat({name: table.groupby("model").agg(r_mean=("r", "mean"), r_sd=(
 # %%
 tops = []
 for (model, seed), group in scores.groupby(["model", "seed"]):
-    tops.append(gi.top_pair_table(group, truth, verified, top_k).assign(model=model, seed=seed))
-top = pd.concat(tops, ignore_index=True).rename(columns={"in_true_top": f"in_true_top{top_k}"})
-runs.atomic_write_csv(top[["model", "seed", "kind", "rank", "perturbation", "verified", f"in_true_top{top_k}"]],
-                      gi_dir / f"top{top_k}.csv")
-precision = pd.concat([gi.precision_table(group.rename(columns={f"in_true_top{top_k}": "in_true_top"}),
-                                          ks=(10, top_k)).assign(model=model, seed=seed)
-                       for (model, seed), group in top.groupby(["model", "seed"])], ignore_index=True)
+    tops.append(
+        gi.top_pair_table(group, truth, verified, top_k).assign(
+            model=model, seed=seed
+        )
+    )
+top = pd.concat(tops, ignore_index=True).rename(
+    columns={"in_true_top": f"in_true_top{top_k}"}
+)
+runs.atomic_write_csv(
+    top[
+        [
+            "model",
+            "seed",
+            "kind",
+            "rank",
+            "perturbation",
+            "verified",
+            f"in_true_top{top_k}",
+        ]
+    ],
+    gi_dir / f"top{top_k}.csv",
+)
+precision = pd.concat(
+    [
+        gi.precision_table(
+            group.rename(columns={f"in_true_top{top_k}": "in_true_top"}),
+            ks=(10, top_k),
+        ).assign(model=model, seed=seed)
+        for (model, seed), group in top.groupby(["model", "seed"])
+    ],
+    ignore_index=True,
+)
 precision = precision[["model", "seed", "kind", "reference", "k", "precision"]]
 runs.atomic_write_csv(precision, gi_dir / "precision.csv")
-display(precision.groupby(["model", "kind", "reference", "k"]).precision.mean()
-        .unstack(["kind", "reference", "k"]).round(2))  # means over seeds
+display(
+    precision.groupby(["model", "kind", "reference", "k"])
+    .precision.mean()
+    .unstack(["kind", "reference", "k"])
+    .round(2)
+)  # means over seeds
 
 # %%
 scored_keys = set(map(gi.pair_key, truth.perturbation))
-true_top = {kind: set(group.perturbation.map(gi.pair_key))
-            for kind, group in gi.top_pairs(truth, top_k).groupby("kind")}
+true_top = {
+    kind: set(group.perturbation.map(gi.pair_key))
+    for kind, group in gi.top_pairs(truth, top_k).groupby("kind")
+}
 first_seed = {model: group.seed.min() for model, group in top.groupby("model")}
-venn_tops = {model: top[(top.model == model) & (top.seed == first_seed[model])]
-             .assign(key=lambda t: t.perturbation.map(gi.pair_key))
-             for model in plots.ordered_models(first_seed) if model != "truth"}
+venn_tops = {
+    model: top[(top.model == model) & (top.seed == first_seed[model])].assign(
+        key=lambda t: t.perturbation.map(gi.pair_key)
+    )
+    for model in plots.ordered_models(first_seed)
+    if model != "truth"
+}
 fig = plots.gi_venns(venn_tops, verified, true_top, scored_keys)
 runs.atomic_savefig(fig, runs.step_dir(STEP) / "top_pairs_venn.png")
 plt.show()
-base_rate = {kind: len(verified[kind] & scored_keys) / len(scored_keys) for kind in ("synergy", "suppressor")}
-print(f"Norman-verified among the {len(scored_keys)} scored test pairs: "
-      f"{len(verified['synergy'] & scored_keys)} synergistic, {len(verified['suppressor'] & scored_keys)} suppressive; "
-      f"a random top-k list would score precision {base_rate['synergy']:.2f} and {base_rate['suppressor']:.2f}")
+base_rate = {
+    kind: len(verified[kind] & scored_keys) / len(scored_keys)
+    for kind in ("synergy", "suppressor")
+}
+print(
+    f"Norman-verified among the {len(scored_keys)} scored test pairs: "
+    f"{len(verified['synergy'] & scored_keys)} synergistic, "
+    f"{len(verified['suppressor'] & scored_keys)} suppressive; a random top-k list "
+    f"would score precision {base_rate['synergy']:.2f} and "
+    f"{base_rate['suppressor']:.2f}"
+)
 
 # %% [markdown]
 # ## 4. Interaction types by GEARS' thresholds
@@ -226,16 +369,48 @@ print(f"Norman-verified among the {len(scored_keys)} scored test pairs: "
 # recover from the true cells).
 
 # %%
-types = pd.concat([gi.type_precision(group, verified).assign(model=model, seed=seed)
-                   for (model, seed), group in scores.groupby(["model", "seed"])], ignore_index=True)
-types = types[["model", "seed", "type", "n_called", "n_called_verified", "n_verified", "precision"]]
+types = pd.concat(
+    [
+        gi.type_precision(group, verified).assign(model=model, seed=seed)
+        for (model, seed), group in scores.groupby(["model", "seed"])
+    ],
+    ignore_index=True,
+)
+types = types[
+    [
+        "model",
+        "seed",
+        "type",
+        "n_called",
+        "n_called_verified",
+        "n_verified",
+        "precision",
+    ]
+]
 runs.atomic_write_csv(types, gi_dir / "gi_types.csv")
-display(types.groupby(["model", "type"])[["n_called", "precision"]].mean().unstack("type").round(2))
-runs.write_run_json(STEP, {**settings, "profile": profile, "top_k": top_k, "predictions": stored.to_dict("records")},
-                    ["../gi/magnitude.csv", "../gi/magnitude_correlation.csv", "../gi/truth_fidelity.csv",
-                     f"../gi/top{top_k}.csv",
-                     "../gi/precision.csv", "../gi/gi_types.csv"]);
-
+display(
+    types.groupby(["model", "type"])[["n_called", "precision"]]
+    .mean()
+    .unstack("type")
+    .round(2)
+)
+runs.write_run_json(
+    STEP,
+    {
+        **settings,
+        "profile": profile,
+        "top_k": top_k,
+        "predictions": stored.to_dict("records"),
+    },
+    [
+        "../gi/magnitude.csv",
+        "../gi/magnitude_correlation.csv",
+        "../gi/truth_fidelity.csv",
+        f"../gi/top{top_k}.csv",
+        "../gi/precision.csv",
+        "../gi/gi_types.csv",
+    ],
+)
 # %% [markdown]
 # ## What we found
 #
@@ -245,24 +420,66 @@ runs.write_run_json(STEP, {**settings, "profile": profile, "top_k": top_k, "pred
 
 # %%
 threshold = gi.significant_r(len(scored_keys))
-lines = [f"- With {len(scored_keys)} test pairs, |r| below {threshold:.2f} is not significant at p = 0.05."]
+lines = [
+    f"- With {len(scored_keys)} test pairs, |r| below {threshold:.2f} is not "
+    "significant at p = 0.05."
+]
 for name, table in by_model.items():
     summary_r = table.groupby("model").r.agg(["mean", "std", "min", "size"])
     above = [m for m in summary_r.index if summary_r.at[m, "min"] >= threshold]
-    lines.append(f"- Against the {name}: " + "; ".join(
-        f"{m} r undefined (the same magnitude for every pair)" if pd.isna(row["mean"]) else
-        f"{m} r = {row['mean']:.2f}" + (f" ± {row['std']:.2f} over {int(row['size'])} seeds" if row["size"] > 1 else "")
-        for m, row in summary_r.iterrows()) + ". "
-        + (f"Significant on every seed: {', '.join(above)}." if above else "No model is significant on every seed."))
-lines.append(f"- The true magnitudes from the cells track Norman's fits with r = {cells_row.r:.2f} and slope "
-             f"{cells_row.slope:.2f} (section 1): noise and shrinkage in the truth itself bound what any model can show "
-             "against it, which is why the noise-free truth is given too where the data are simulated.")
-at10 = (precision[(precision.k == 10) & (precision.reference == "norman_verified") & (precision.model != "truth")]
-        .groupby(["kind", "model"]).precision.mean())
+    lines.append(
+        f"- Against the {name}: "
+        + "; ".join(
+            f"{m} r undefined (the same magnitude for every pair)"
+            if pd.isna(row["mean"])
+            else f"{m} r = {row['mean']:.2f}"
+            + (
+                f" ± {row['std']:.2f} over {int(row['size'])} seeds"
+                if row["size"] > 1
+                else ""
+            )
+            for m, row in summary_r.iterrows()
+        )
+        + ". "
+        + (
+            f"Significant on every seed: {', '.join(above)}."
+            if above
+            else "No model is significant on every seed."
+        )
+    )
+lines.append(
+    "- The true magnitudes from the cells track Norman's fits with "
+    f"r = {cells_row.r:.2f} and slope {cells_row.slope:.2f} (section 1): noise and "
+    "shrinkage in the truth itself bound what any model can show against it, which "
+    "is why the noise-free truth is given too where the data are simulated."
+)
+at10 = (
+    precision[
+        (precision.k == 10)
+        & (precision.reference == "norman_verified")
+        & (precision.model != "truth")
+    ]
+    .groupby(["kind", "model"])
+    .precision.mean()
+)
 for kind in ("synergy", "suppressor"):
-    beat = ([m for m, v in at10[kind].items() if round(v, 2) > round(base_rate[kind], 2)]  # as printed
-            if kind in at10.index.get_level_values(0) else [])
-    lines.append(f"- {kind.capitalize()} precision@10 against Norman's verified pairs, where a random list scores "
-                 f"{base_rate[kind]:.2f}: " + ", ".join(f"{m} {v:.2f}" for m, v in at10[kind].items())
-                 + (f" (above chance: {', '.join(beat)})." if beat else " (none above chance)."))
+    beat = (
+        [
+            m
+            for m, v in at10[kind].items()
+            if round(v, 2) > round(base_rate[kind], 2)
+        ]  # as printed
+        if kind in at10.index.get_level_values(0)
+        else []
+    )
+    lines.append(
+        f"- {kind.capitalize()} precision@10 against Norman's verified pairs, where "
+        f"a random list scores {base_rate[kind]:.2f}: "
+        + ", ".join(f"{m} {v:.2f}" for m, v in at10[kind].items())
+        + (
+            f" (above chance: {', '.join(beat)})."
+            if beat
+            else " (none above chance)."
+        )
+    )
 display(Markdown("\n".join(lines)))

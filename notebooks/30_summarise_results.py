@@ -1,17 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#   kernelspec:
-#     display_name: Python 3
-#     language: python
-#     name: python3
-# ---
-
-
 # %% [markdown]
 # # Results at a glance
 #
@@ -23,7 +9,8 @@
 # (evaluation) and `results/gi/` (genetic interactions).
 
 # %% tags=["parameters"]
-profile = "default"  # 'quick', 'default', 'norman_cpu' or 'full' (the profile the results were made with)
+# 'quick', 'default', 'norman_cpu' or 'full' (the profile the results were made with)
+profile = "default"
 reference_model = "gears"  # the model every other is compared with
 n_sd = 2.0  # a difference counts when larger than this many seed standard deviations
 
@@ -40,15 +27,25 @@ runs.forget_run(STEP)  # recorded again once every output is written
 root = runs.results_root()
 per_perturbation = pd.read_csv(root / "metrics" / "per_perturbation.csv")
 gi_dir = root / "gi"
-magnitude_correlation = (pd.read_csv(gi_dir / "magnitude_correlation.csv")
-                         if (gi_dir / "magnitude_correlation.csv").is_file() else None)
-precision = pd.read_csv(gi_dir / "precision.csv") if (gi_dir / "precision.csv").is_file() else None
+magnitude_correlation = (
+    pd.read_csv(gi_dir / "magnitude_correlation.csv")
+    if (gi_dir / "magnitude_correlation.csv").is_file()
+    else None
+)
+precision = (
+    pd.read_csv(gi_dir / "precision.csv")
+    if (gi_dir / "precision.csv").is_file()
+    else None
+)
 if reference_model not in set(per_perturbation.model):
-    raise ValueError(f"reference_model {reference_model!r} has no results; choose one of "
-                     f"{sorted(set(per_perturbation.model))}")
+    raise ValueError(
+        f"reference_model {reference_model!r} has no results; choose one of "
+        f"{sorted(set(per_perturbation.model))}"
+    )
 
 # %% tags=["remove-input"]
-display(Markdown(runs.data_statement(profile)))  # which data this page shows, and the budget
+# which data this page shows, and the budget
+display(Markdown(runs.data_statement(profile)))
 
 # %% [markdown]
 # ## 1. Every model, every metric
@@ -58,12 +55,22 @@ values = summary.seed_values(per_perturbation, magnitude_correlation, precision)
 table = summary.glance(values)
 runs.atomic_write_csv(table, runs.step_dir(STEP) / "glance.csv")
 labels = {c.name: c.label for c in summary.COLUMNS}
-shown = (table.assign(value=lambda t: t["mean"].map(lambda v: "–" if pd.isna(v) else f"{v:.3f}")
-                      + t.sd.map(lambda sd: "" if pd.isna(sd) else f" ± {sd:.3f}"))
-         .pivot(index="model", columns="column", values="value")
-         .reindex(columns=[c.name for c in summary.COLUMNS if c.name in set(table.column)])
-         .reindex(index=[*plots.ordered_models(table.model), "noise_ceiling"]).dropna(how="all")
-         .fillna("–").rename(columns=labels))
+shown = (
+    table.assign(
+        value=lambda t: (
+            t["mean"].map(lambda v: "–" if pd.isna(v) else f"{v:.3f}")
+            + t.sd.map(lambda sd: "" if pd.isna(sd) else f" ± {sd:.3f}")
+        )
+    )
+    .pivot(index="model", columns="column", values="value")
+    .reindex(
+        columns=[c.name for c in summary.COLUMNS if c.name in set(table.column)]
+    )
+    .reindex(index=[*plots.ordered_models(table.model), "noise_ceiling"])
+    .dropna(how="all")
+    .fillna("–")
+    .rename(columns=labels)
+)
 display(shown.T)
 
 # %%
@@ -77,9 +84,19 @@ plt.show()
 # %%
 comparison = summary.compare_with(table, reference_model, n_sd=n_sd)
 runs.atomic_write_csv(comparison, runs.step_dir(STEP) / "comparison.csv")
-runs.write_run_json(STEP, {"profile": profile, "reference_model": reference_model, "n_sd": n_sd},
-                    ["glance.csv", "comparison.csv"]);
-display(Markdown("\n".join(f"- {sentence}" for sentence in summary.plain_words(comparison, reference_model, n_sd))))
+runs.write_run_json(
+    STEP,
+    {"profile": profile, "reference_model": reference_model, "n_sd": n_sd},
+    ["glance.csv", "comparison.csv"],
+)
+display(
+    Markdown(
+        "\n".join(
+            f"- {sentence}"
+            for sentence in summary.plain_words(comparison, reference_model, n_sd)
+        )
+    )
+)
 
 # %% [markdown]
 # ## 3. What this data can show
@@ -90,9 +107,16 @@ display(Markdown("\n".join(f"- {sentence}" for sentence in summary.plain_words(c
 
 # %%
 _, simulation = data.read_prepared(root / data.PREPARE_STEP, truth_only=True)
-fidelity = pd.read_csv(gi_dir / "truth_fidelity.csv") if (gi_dir / "truth_fidelity.csv").is_file() else None
-caveats = summary.data_caveats(None if simulation is None else simulation.uns["config"], fidelity,
-                               data.PRIOR_SIGNAL_KNOBS)
+fidelity = (
+    pd.read_csv(gi_dir / "truth_fidelity.csv")
+    if (gi_dir / "truth_fidelity.csv").is_file()
+    else None
+)
+caveats = summary.data_caveats(
+    None if simulation is None else simulation.uns["config"],
+    fidelity,
+    data.PRIOR_SIGNAL_KNOBS,
+)
 display(Markdown("\n".join(f"- {sentence}" for sentence in caveats)))
 
 # %% [markdown]

@@ -33,7 +33,7 @@ def make_gears_adata(conditions: dict[str, int], n_genes: int = 30, seed: int = 
 @pytest.fixture(scope="session")
 def quick_book(tmp_path_factory):
     """The whole book executed once on the quick profile, shared by the end-to-end tests:
-    the returned folder holds the book sources (config, table of contents, intro),
+    the returned folder holds the book sources (config, table of contents, intro, CSS),
     ``book/executed/`` and ``results/``."""
     import shutil
 
@@ -44,6 +44,7 @@ def quick_book(tmp_path_factory):
     for name in ("_config.yml", "_toc.yml", "book/intro.md"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO_ROOT / name, root / name)
+    shutil.copytree(REPO_ROOT / "_static", root / "_static")  # the book's CSS
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HELPERS_RESULTS_DIR", str(root / "results"))
         for name in book.toc_notebooks():

@@ -64,6 +64,12 @@ def test_predictions_round_trip(means, isolated_results):
     assert available_predictions("data-1").to_dict("records") == [{"model": "additive", "seed": 0}]
     with pytest.warns(UserWarning, match="made from other data: additive seed 0"):
         assert available_predictions("data-2").empty
+    # the same predictions again leave the file alone; other ones replace it
+    stamp = path.stat().st_mtime_ns
+    write_predictions("additive", 0, means, "data-1", {"profile": "quick"})
+    assert path.stat().st_mtime_ns == stamp
+    write_predictions("additive", 0, means + 1.0, "data-1", {"profile": "quick"})
+    assert read_predictions("additive", 0).iloc[0, 0] == np.float32(means.iloc[0, 0] + 1)
     with pytest.raises(ValueError, match="NaN"):
         write_predictions("broken", 1, means.replace(4.0, np.nan), "data-1")
     assert not (isolated_results / "predictions" / "broken" / "seed=1" / "predictions.h5ad").exists()

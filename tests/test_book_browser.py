@@ -73,10 +73,21 @@ def test_every_page_of_the_quick_book_renders_in_chromium(quick_book, tmp_path):
             assert not re.search(r"\d+%\|", text) and "it/s]" not in text, f"{name}: progress-bar text"
             # every page says which data it shows and the training budget
             assert "Data:" in text and "Budget (profile quick)" in text, name
+            assert "TqdmWarning" not in text and "IProgress" not in text, f"{name}: a warning no reader can act on"
             if name in chapters:
                 loaded = driver.execute_script(
                     "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
-                assert loaded >= 1, f"{name}: no figure image loaded"
+                tables = driver.execute_script("return document.querySelectorAll('main table').length")
+                assert loaded >= 1 or tables >= 1, f"{name}: neither a figure nor a table"
+                # every code line fits the page, folded cells included (opened first)
+                too_wide = driver.execute_script("""
+                    document.querySelectorAll('details').forEach(d => d.open = true);
+                    return Array.from(document.querySelectorAll('div.cell_input pre'))
+                        .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+                        .map(pre => pre.innerText.split('\\n').reduce((a, b) => a.length >= b.length ? a : b));""")
+                assert not too_wide, f"{name}: code wider than the page: {too_wide}"
+                assert driver.execute_script(
+                    "return document.querySelectorAll('div.cell_input pre').length") >= 1, name
             if name == "01_prepare_data":  # the simulator's formula, typeset by the book's own MathJax
                 WebDriverWait(driver, 20).until(
                     lambda d: d.execute_script("return document.querySelectorAll('mjx-container').length") > 0)

@@ -19,6 +19,22 @@ def test_every_notebook_has_literal_defaults_and_a_profile():
         assert parameters["profile"] == "default", name
 
 
+CODE_WIDTH = 85  # characters; _static/custom.css sizes code so that this fits the page
+
+
+def test_every_code_line_fits_the_page():
+    """A reader never scrolls sideways through code: every line of every code cell (prose cells
+    wrap by themselves) is at most ``CODE_WIDTH`` characters; the browser test checks the
+    rendered result."""
+    import jupytext
+
+    too_wide = [f"{name}.py: {line.strip()[:60]}… ({len(line)} characters)"
+                for name in book.toc_notebooks()
+                for cell in jupytext.read(book.NOTEBOOK_DIR / f"{name}.py").cells if cell.cell_type == "code"
+                for line in cell.source.splitlines() if len(line) > CODE_WIDTH]
+    assert not too_wide, "\n".join(too_wide)
+
+
 def test_unknown_parameter_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown parameter.*profil"):
         book.execute("01_prepare_data", {"profil": "quick"}, executed_dir=tmp_path)

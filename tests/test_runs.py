@@ -118,3 +118,44 @@ def test_reference_digest_follows_the_shipped_files(tmp_path, monkeypatch):
     with open(copy / "norman_gi_fits.csv", "a") as handle:
         handle.write("\n")
     assert reference.reference_digest() != before
+
+
+def test_reuse_or_compute_reads_back_what_finished_and_computes_only_the_rest(isolated_results):
+    """Cached runs come back from their files; the others are handed to ``compute`` in one call
+    (so they can run side by side), written, recorded and read back; an interrupted call keeps
+    the runs it finished."""
+    calls = []
+
+    def compute(pending):
+        calls.append([run.name for run in pending])
+        for run in pending:
+            yield {"table.csv": pd.DataFrame({"seed": [run.task], "value": [run.task * 0.5]}),
+                   "extra.parquet": pd.DataFrame({"x": [1.0]})}
+
+    jobs = [runs.CachedRun(f"95_step/seed={s}", {"seed": s}, s) for s in (1, 2)]
+    first = runs.reuse_or_compute(jobs, ["table.csv"], compute)
+    assert calls == [["95_step/seed=1", "95_step/seed=2"]]
+    assert [r["table.csv"].value.item() for r in first] == [0.5, 1.0]
+    assert (isolated_results / "95_step/seed=2/extra.parquet").is_file()  # extra outputs written too
+    record = json.loads((isolated_results / "95_step/seed=1/run.json").read_text())
+    assert record["parameters"] == {"seed": 1} and record["outputs"] == ["extra.parquet", "table.csv"]
+
+    jobs.append(runs.CachedRun("95_step/seed=3", {"seed": 3}, 3))
+    again = runs.reuse_or_compute(jobs, ["table.csv"], compute)
+    assert calls[-1] == ["95_step/seed=3"]  # only the new run is computed
+    assert [r["table.csv"].value.item() for r in again] == [0.5, 1.0, 1.5]
+    runs.reuse_or_compute(jobs[:1], ["table.csv"], compute, force=True)
+    assert calls[-1] == ["95_step/seed=1"]
+
+    def interrupted(pending):
+        yield {"table.csv": pd.DataFrame({"seed": [pending[0].task], "value": [0.0]})}
+        raise KeyboardInterrupt
+
+    changed = [runs.CachedRun(f"95_step/seed={s}", {"seed": s, "v": 2}, s) for s in (1, 2)]
+    with pytest.raises(KeyboardInterrupt):
+        runs.reuse_or_compute(changed, ["table.csv"], interrupted)
+    assert runs.is_cached("95_step/seed=1", {"seed": 1, "v": 2}, ["table.csv"])
+    assert not (isolated_results / "95_step/seed=2/run.json").exists()  # never taken as finished
+
+    with pytest.raises(ValueError, match="seed=1: compute returned no \\['table.csv'\\]"):
+        runs.reuse_or_compute(jobs[:1], ["table.csv"], lambda pending: [{}], force=True)

@@ -41,6 +41,7 @@ from helpers.runs import PROFILES, PROGRESS_FILE_VARIABLE, atomic_path, atomic_w
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
 DATA_CHAPTER = "01_prepare_data"  # the one chapter that takes a data source
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
 def toc_notebooks(toc_path: Path = REPO_ROOT / "_toc.yml") -> list[str]:
@@ -91,7 +92,9 @@ def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED
     output = executed_dir / f"{name}.ipynb"
     with tempfile.TemporaryDirectory() as tmp, _environment(thread_environment()):
         unexecuted = Path(tmp) / f"{name}.ipynb"
-        jupytext.write(jupytext.read(source), unexecuted)
+        notebook = jupytext.read(source)
+        notebook.metadata["kernelspec"] = KERNELSPEC  # the sources carry no metadata (jupytext.toml)
+        jupytext.write(notebook, unexecuted)
         with atomic_path(output) as partial:
             try:
                 papermill.execute_notebook(str(unexecuted), str(partial), parameters=parameters,
@@ -161,6 +164,20 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the block."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(text)
@@ -177,7 +194,13 @@ def main(argv: list[str] | None = None, executed_dir: Path = EXECUTED_DIR) -> in
                              "a GEARS-format .h5ad (default: the profile's)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="extra notebook parameter")
+    parser.add_argument("--executed-dir", type=Path, default=executed_dir,
+                        help="where the executed notebooks go (default: the book's book/executed)")
+    parser.add_argument("--job", default=None,
+                        help="name of this run in book_timings.csv (default: the notebook's; the "
+                             "workflow names its jobs, e.g. gears/seed=1)")
     args = parser.parse_args(argv)
+    executed_dir = args.executed_dir.resolve()
     names = toc_notebooks()
     if args.only:
         missing = sorted(set(args.only) - set(names))
@@ -202,16 +225,21 @@ def main(argv: list[str] | None = None, executed_dir: Path = EXECUTED_DIR) -> in
             seconds = time.perf_counter() - start
             # the largest resident set of any kernel so far (kernels are children of this process)
             peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            timings.append({"notebook": name, "profile": args.profile, "seconds": round(seconds, 1),
+            timings.append({"job": args.job or name, "notebook": name, "profile": args.profile,
+                            "seconds": round(seconds, 1),
                             "peak_kernel_rss_so_far_mib": round(peak_mib)})
             print(f"\n[book] {name}: {seconds:.0f} s", flush=True)
     with _environment({"HELPERS_RESULTS_DIR": str(root)}):
         write_data_statement(args.profile, executed_dir)
-    # keep the times of notebooks not rerun this time (an `--only` run updates its own rows)
+    # keep the times of jobs not rerun this time (an `--only` run updates its own rows)
     path = root / "book_timings.csv"
-    earlier = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["notebook", "profile"])
-    rerun = earlier.set_index(["notebook", "profile"]).index.isin([(t["notebook"], t["profile"]) for t in timings])
-    atomic_write_csv(pd.concat([earlier[~rerun], pd.DataFrame(timings)], ignore_index=True), path)
+    with _locked(path.with_suffix(".lock")):  # workflow jobs finish side by side
+        earlier = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["job", "profile"])
+        if "job" not in earlier:  # written before jobs were named
+            earlier["job"] = earlier["notebook"]
+        rerun = earlier.set_index(["job", "profile"]).index.isin(
+            [(t["job"], t["profile"]) for t in timings])
+        atomic_write_csv(pd.concat([earlier[~rerun], pd.DataFrame(timings)], ignore_index=True), path)
     print(f"[book] all notebooks: {sum(t['seconds'] for t in timings):.0f} s "
           f"(per notebook: {path})", flush=True)
     return 0

@@ -31,7 +31,9 @@ def prediction_path(model: str, seed: int) -> Path:
 def write_predictions(model: str, seed: int, means: pd.DataFrame, data_fingerprint: str,
                       parameters: dict[str, Any] | None = None) -> Path:
     """Store a model's predicted means; ``data_fingerprint`` identifies the prepared data they
-    were made from (``runs.parameters_fingerprint('01_prepare_data')``)."""
+    were made from (``runs.parameters_fingerprint('01_prepare_data')``). A file that already
+    holds exactly these predictions is left as it is (a rerun that reused its model does not
+    touch what later steps read)."""
     if means.isna().any().any():
         raise ValueError(f"{model} (seed {seed}) predicted NaN for "
                          f"{means.index[means.isna().any(axis=1)].tolist()[:5]}")
@@ -42,9 +44,20 @@ def write_predictions(model: str, seed: int, means: pd.DataFrame, data_fingerpri
     adata.uns["data_fingerprint"] = data_fingerprint
     adata.uns["parameters"] = {k: str(v) for k, v in (parameters or {}).items()}
     path = prediction_path(model, seed)
+    if path.is_file() and _same_predictions(ad.read_h5ad(path), adata):
+        return path
     with atomic_path(path) as tmp:
         adata.write_h5ad(tmp)
     return path
+
+
+def _same_predictions(stored: ad.AnnData, new: ad.AnnData) -> bool:
+    return (list(stored.obs_names) == list(new.obs_names)
+            and list(stored.var_names) == list(new.var_names)
+            and np.array_equal(np.asarray(stored.X), new.X)
+            and all(str(stored.uns.get(k)) == str(new.uns[k])
+                    for k in ("model", "seed", "data_fingerprint"))
+            and dict(stored.uns.get("parameters", {})) == new.uns["parameters"])
 
 
 def read_predictions(model: str, seed: int) -> pd.DataFrame:

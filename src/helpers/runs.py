@@ -305,6 +305,78 @@ def reuse_or_restart(step: str, parameters: dict[str, Any], outputs: list[str], 
     return False
 
 
+@dataclass(frozen=True)
+class CachedRun:
+    """One unit of cached work: its folder under the results root, the parameters its results
+    are keyed on, and whatever ``compute`` needs to produce them (e.g. a GEARS run)."""
+
+    name: str
+    parameters: dict[str, Any]
+    task: Any = None
+
+
+def _write_output(path: Path, value: Any) -> None:
+    if path.suffix == ".csv":
+        atomic_write_csv(value, path)
+    elif path.suffix == ".parquet":
+        atomic_write(path, value.to_parquet)
+    elif path.suffix == ".pt":
+        import torch
+
+        atomic_write(path, lambda tmp: torch.save(value, tmp))
+    else:
+        raise ValueError(f"{path.name}: cannot write a {path.suffix or 'suffix-less'} output "
+                         "(use .csv, .parquet or .pt)")
+
+
+def _read_output(path: Path) -> Any:
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return path  # not a table: its path
+
+
+def reuse_or_compute(cached_runs: list[CachedRun], outputs: list[str],
+                     compute: Callable[[list[CachedRun]], Any], force: bool = False,
+                     describe: str = "runs") -> list[dict[str, Any]]:
+    """Each run's ``outputs`` (file name → table read from its file, or the path of a non-table),
+    in order.
+
+    A run that finished before with the same parameters and has every output is read back
+    (see :func:`is_cached`). The others are handed to ``compute`` together, so that it can run
+    them side by side; it yields (or returns) one dict per pending run, file name → value, with
+    every name in ``outputs`` and maybe more (e.g. a ``model.pt`` state dict). Each run's files
+    are written atomically as soon as its dict arrives, then its ``run.json``: an interrupted
+    call keeps the runs it finished and leaves no half-written one.
+    """
+    results: dict[str, dict[str, Any]] = {}
+    pending = []
+    for run in cached_runs:
+        if reuse_or_restart(run.name, run.parameters, outputs, force):
+            folder = results_root() / run.name
+            results[run.name] = {name: _read_output(folder / name) for name in outputs}
+        else:
+            pending.append(run)
+    print(f"{describe}: {len(cached_runs) - len(pending)} of {len(cached_runs)} reused from "
+          f"results/, {len(pending)} to compute")
+    if pending:
+        computed = 0
+        for run, produced in zip(pending, compute(pending)):
+            missing = sorted(set(outputs) - set(produced))
+            if missing:
+                raise ValueError(f"{run.name}: compute returned no {missing}")
+            for name, value in produced.items():
+                _write_output(step_dir(run.name) / name, value)
+            write_run_json(run.name, run.parameters, sorted(produced))
+            # read back, so a computed run hands on exactly what a reused one would
+            results[run.name] = {name: _read_output(step_dir(run.name) / name) for name in outputs}
+            computed += 1
+        if computed != len(pending):
+            raise ValueError(f"compute returned {computed} results for {len(pending)} runs")
+    return [results[run.name] for run in cached_runs]
+
+
 def parameters_fingerprint(step: str) -> str:
     """A short hash of the parameters a step last ran with (from its ``run.json``), so outputs
     made from that step's results can be told apart from stale ones."""

@@ -15,6 +15,7 @@ import contextlib
 import pickle
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anndata as ad
@@ -27,6 +28,7 @@ from helpers.conditions import condition_genes
 from helpers.graphs import write_gears_go_csv
 from helpers.models.torch_runtime import resolve_device
 from helpers.models.gears_module import GearsConfig
+from helpers.runs import CachedRun, step_dir
 from helpers.splits import SimulationSplit
 
 DATASET_NAME = "norman_helpers"
@@ -93,3 +95,22 @@ def train_and_predict_cell_gears(adata: ad.AnnData, split: SimulationSplit, go_e
                          columns=list(model.gene_list))
     history = pd.DataFrame({"epoch": [epochs], "seconds": [time.perf_counter() - start]})
     return table, history
+
+
+def trainer(adata: ad.AnnData, split: SimulationSplit, go_edges: pd.DataFrame, config: GearsConfig,
+            epochs: int, device: str, conditions: list[str]
+            ) -> Callable[[list[CachedRun]], Iterator[dict[str, object]]]:
+    """``compute`` for :func:`helpers.runs.reuse_or_compute`: trains each pending run (its
+    ``task`` a :class:`~helpers.models.gears.GearsRun` without a prior) with cell-gears, one
+    after another, in the run's own results folder, and yields its history (wall time) and
+    predicted mean expression of ``conditions``."""
+    def train(pending: list[CachedRun]) -> Iterator[dict[str, object]]:
+        for run in pending:
+            if run.task.prior is not None:
+                raise ValueError(f"{run.name}: the cell-gears engine takes no gene-embedding prior")
+            predicted, history = train_and_predict_cell_gears(
+                adata, split, go_edges, config, epochs, run.task.seed, device, conditions,
+                step_dir(run.name))
+            yield {"history.csv": history.assign(**run.task.labels),
+                   "predicted_means.parquet": predicted}
+    return train

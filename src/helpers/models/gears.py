@@ -11,7 +11,7 @@ import dataclasses
 import multiprocessing
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from helpers.models.gears_module import DenseGEARS, GearsConfig, gears_loss
 from helpers.models.priors import PRIOR_TARGETS, align_embeddings
 from helpers.models.torch_runtime import available_cores, deterministic_torch, resolve_device
 from helpers.reference import aliases
-from helpers.runs import Profile, progress_bar
+from helpers.runs import CachedRun, Profile, progress_bar
 from helpers.splits import SimulationSplit
 
 
@@ -283,6 +283,15 @@ class GearsRun:
     seed: int
     prior: pd.DataFrame | None = None
     prior_target: str | None = None
+    prior_name: str = "prior"  # names the model: gears+<prior_name>
+
+    @property
+    def labels(self) -> dict[str, str | int]:
+        """The columns that name this run in a learning curve."""
+        if self.prior is None:
+            return {"model": "gears", "seed": self.seed}
+        return {"model": f"gears+{self.prior_name}", "prior": self.prior_name,
+                "target": str(self.prior_target), "seed": self.seed}
 
 
 _WORKER: dict = {}  # what each worker process trains on, set once by _start_worker
@@ -357,6 +366,27 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
         model.load_state_dict(state)
         models.append((model, history))
     return models
+
+
+RUN_OUTPUTS = ["history.csv", "predicted_means.parquet"]  # what a finished run hands on
+
+
+def trainer(data: GearsData, split: SimulationSplit, config: GearsConfig, budget: TrainingBudget,
+            conditions: list[str], device: str = "auto"
+            ) -> Callable[[list[CachedRun]], Iterator[dict[str, object]]]:
+    """``compute`` for :func:`helpers.runs.reuse_or_compute`: trains the pending runs (their
+    ``task`` a :class:`GearsRun`) side by side (:func:`train_gears_runs`) and yields, per run,
+    its learning curve labelled with :attr:`GearsRun.labels`, its predicted mean expression of
+    ``conditions`` and its weights (``model.pt``)."""
+    def train(pending: list[CachedRun]) -> Iterator[dict[str, object]]:
+        gears_runs = [run.task for run in pending]
+        trained = train_gears_runs(data, split, config, budget, gears_runs, device)
+        for run, (model, history) in zip(gears_runs, trained):
+            yield {"history.csv": history.assign(**run.labels),
+                   "predicted_means.parquet": predict_means(model, data, conditions, run.seed,
+                                                            config.n_control_samples),
+                   "model.pt": model.state_dict()}
+    return train
 
 
 def validation_mse(model: DenseGEARS, data: GearsData, conditions: list[str], seed: int,

@@ -1,0 +1,157 @@
+"""The book's Snakemake workflow (workflow/Snakefile): the jobs it plans, a run on a simulated
+cluster that matches the plain local run, and the JupyterLab pairing of the sources."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import book, runs
+from helpers.reference import REPO_ROOT
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+SNAKEFILE = str(REPO_ROOT / "workflow" / "Snakefile")
+
+
+def _job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake run, as rule → number of jobs."""
+    table = output[output.index("Job stats:"):]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if not match or match.group(1) == "total":
+            break
+        counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+@pytest.mark.parametrize("profile", ["default", "full"])
+def test_dry_run_lists_a_job_per_chapter_and_per_run(profile, tmp_path):
+    """Locally one job per chapter; fanned out (a cluster), one more per GEARS seed, one that
+    chooses where priors enter and one per prior × seed."""
+    environment = {**os.environ, "HELPERS_RESULTS_DIR": str(tmp_path / "results")}
+    seeds = runs.get_profile(profile).seeds
+    chapters = len(book.toc_notebooks())
+    for fan_out, expected in [
+        ("false", {"chapter": chapters, "all": 1}),
+        ("true", {"chapter": chapters, "gears": len(seeds), "gears_prior_choice": 1,
+                  "gears_prior": 2 * len(seeds), "all": 1}),
+    ]:
+        result = subprocess.run(
+            [SNAKEMAKE, "--snakefile", SNAKEFILE, "--directory", str(tmp_path), "--dry-run",
+             "--cores", "2", "--config", f"profile={profile}", f"fan_out={fan_out}",
+             f"executed_dir={tmp_path / 'executed'}"],
+            capture_output=True, text=True, env=environment, check=True)
+        assert _job_counts(result.stdout) == expected, (fan_out, result.stdout[-2000:])
+
+
+def _overlap(log: Path) -> int:
+    """The most jobs that were running at one time, from the submit script's log."""
+    events = []
+    for line in log.read_text().splitlines():
+        kind, time = line.split()[:2]
+        events.append((float(time), 1 if kind == "start" else -1))
+    running = peak = 0
+    for _, change in sorted(events, key=lambda e: (e[0], e[1])):
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+@pytest.mark.slow
+def test_quick_book_on_a_simulated_cluster_matches_the_local_run(quick_book, tmp_path):
+    """The quick book through snakemake's cluster-generic executor, whose submit command starts
+    every job as a separate process (tests/local_cluster_submit.sh), with every run fanned out:
+    several jobs run at once, and every table equals the plain local run's (the quick_book
+    fixture), wall-clock columns aside. Both runs use the same threads per process: numbers can
+    differ in their last bits between thread counts."""
+    from helpers.models.torch_runtime import available_cores
+
+    results, executed, log = tmp_path / "results", tmp_path / "executed", tmp_path / "submitted.log"
+    threads = available_cores()  # what the local run's kernels used (helpers.book's default)
+    environment = {**os.environ, "HELPERS_RESULTS_DIR": str(results), "SUBMIT_LOG": str(log)}
+    environment.pop("OMP_NUM_THREADS", None)
+    result = subprocess.run(
+        [SNAKEMAKE, "--snakefile", SNAKEFILE, "--directory", str(tmp_path),
+         "--executor", "cluster-generic",
+         "--cluster-generic-submit-cmd", str(REPO_ROOT / "tests" / "local_cluster_submit.sh"),
+         "--jobs", "4", "--latency-wait", "5",
+         "--config", "profile=quick", "fan_out=true", f"executed_dir={executed}",
+         f"gears_threads={threads}", f"chapter_threads={threads}"],
+        capture_output=True, text=True, env=environment)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = _job_counts(result.stderr + result.stdout)
+    assert counts["gears"] == 1 and counts["gears_prior"] == 2 and counts["gears_prior_choice"] == 1
+    assert sorted(p.stem for p in executed.glob("*.ipynb")) == sorted(book.toc_notebooks())
+    assert _overlap(log) >= 2, log.read_text()
+
+    first = quick_book / "results"
+    tables = sorted(p.relative_to(first) for p in first.glob("*/*.csv") if "run" not in p.name)
+    assert len(tables) > 5
+    for table in tables:
+        ours, theirs = (pd.read_csv(root / table) for root in (first, results))
+        ours, theirs = (t.drop(columns=["seconds", "tokens_per_s"], errors="ignore") for t in (ours, theirs))
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=True, obj=str(table))
+
+
+@pytest.mark.slow
+def test_every_notebook_opens_in_jupyterlab_and_saves_back_unchanged(tmp_path):
+    """A JupyterLab server, as `make lab` starts it (its jupytext extension, jupytext.toml),
+    serves each notebooks/*.py as a notebook (tagged parameters cell included), and saving it
+    with outputs and run metadata writes the same py:percent text back, and no .ipynb."""
+    import shutil
+    import socket
+    import time
+
+    import requests
+
+    shutil.copy(REPO_ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
+    shutil.copytree(REPO_ROOT / "notebooks", tmp_path / "notebooks")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    token = "book-test"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", f"--port={port}",
+         "--ip=127.0.0.1", "--allow-root", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={tmp_path}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    api = f"http://127.0.0.1:{port}/api/contents"
+    headers = {"Authorization": f"token {token}"}
+    try:
+        for _ in range(120):
+            if server.poll() is not None:
+                break
+            try:
+                if requests.get(api, headers=headers, timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        else:
+            server.kill()
+            pytest.fail(f"JupyterLab did not start: {server.communicate()[1][-2000:]}")
+        for name in book.toc_notebooks():
+            path = f"notebooks/{name}.py"
+            original = (tmp_path / path).read_text()
+            model = requests.get(f"{api}/{path}", params={"type": "notebook"}, headers=headers,
+                                 timeout=30).json()
+            assert model["type"] == "notebook", (name, model)
+            cells = model["content"]["cells"]
+            assert any("parameters" in c["metadata"].get("tags", []) for c in cells), name
+            code = next(c for c in cells if c["cell_type"] == "code")
+            code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "output\n"}]
+            code["execution_count"] = 1
+            code["metadata"]["execution"] = {"iopub.status.busy": "2026-12-01T00:00:00Z"}
+            saved = requests.put(f"{api}/{path}", json={"type": "notebook", "format": "json",
+                                                        "content": model["content"]},
+                                 headers=headers, timeout=30)
+            assert saved.ok, saved.text
+            assert (tmp_path / path).read_text() == original, name
+        assert not list((tmp_path / "notebooks").glob("*.ipynb"))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
