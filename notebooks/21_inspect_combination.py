@@ -132,8 +132,29 @@ display(closeness.sort_values("mse_top_de").round(3))
 
 # %% [markdown]
 # ## What we found
-#
-# - The boxes show how wide the true cells spread around their mean: a mean prediction can be
-#   right and still describe few cells well.
-# - The table above ranks the models on this one combination only; the evaluation chapter says
-#   whether the ranking holds across the test set.
+
+# %%
+ranked = closeness.sort_values("mse_top_de")
+best, worst = ranked.index[0], ranked.index[-1]
+inside = (
+    table.assign(inside=lambda t: t.delta.between(t.true_q25, t.true_q75))
+    .groupby("model")
+    .inside.mean()
+)
+iqr = (true_summary.true_q75 - true_summary.true_q25).median()
+shift = true_summary.true_mean_delta.abs().median()
+display(
+    Markdown(
+        f"- On {condition}, **{best}** comes closest on its top-{n_genes} DE genes "
+        f"(MSE {ranked.at[best, 'mse_top_de']:.3f}, right sign on "
+        f"{ranked.at[best, 'direction_accuracy']:.0%} of them) and **{worst}** is "
+        f"furthest (MSE {ranked.at[worst, 'mse_top_de']:.3f}).\n"
+        f"- The true cells spread widely around their mean: the median gene's "
+        f"interquartile range is {iqr:.2f}, against a median mean change of "
+        f"{shift:.2f}. Predicted mean changes fall inside that range for "
+        + ", ".join(f"{m} {v:.0%}" for m, v in inside.sort_values().items())
+        + " of the genes (seeds pooled).\n"
+        "- This ranks the models on one combination only; the evaluation chapter "
+        "says whether the ranking holds across the test set."
+    )
+)
