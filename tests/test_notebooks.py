@@ -99,22 +99,6 @@ def test_quick_book_runs_end_to_end(quick_book, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_same_parameters_give_identical_results(quick_book, tmp_path, monkeypatch):
-    """A second clean quick run gives identical tables in every step (seeds are the only
-    source of randomness; wall-clock columns aside)."""
-    first, second = quick_book / "results", tmp_path / "results"
-    monkeypatch.setenv("HELPERS_RESULTS_DIR", str(second))
-    for name in book.toc_notebooks():
-        book.execute(name, {"profile": "quick"}, executed_dir=tmp_path / "executed")
-    tables = sorted(p.relative_to(first) for p in first.glob("*/*.csv") if "run" not in p.name)
-    assert len(tables) > 5
-    for table in tables:
-        ours, theirs = (pd.read_csv(root / table) for root in (first, second))
-        ours, theirs = (t.drop(columns=["seconds", "tokens_per_s"], errors="ignore") for t in (ours, theirs))
-        pd.testing.assert_frame_equal(ours, theirs, check_exact=True, obj=str(table))
-
-
-@pytest.mark.slow
 def test_interrupted_book_resumes_and_a_changed_parameter_reruns_only_its_dependents(finished_results, tmp_path):
     results, executed = finished_results, tmp_path / "executed"
 

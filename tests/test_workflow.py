@@ -67,8 +67,10 @@ def test_quick_book_on_a_simulated_cluster_matches_the_local_run(quick_book, tmp
     """The quick book through snakemake's cluster-generic executor, whose submit command starts
     every job as a separate process (tests/local_cluster_submit.sh), with every run fanned out:
     several jobs run at once, and every table equals the plain local run's (the quick_book
-    fixture), wall-clock columns aside. Both runs use the same threads per process: numbers can
-    differ in their last bits between thread counts."""
+    fixture), wall-clock columns aside. This is also the book's reproducibility check: a second
+    clean run with the same parameters gives identical numbers (seeds are the only source of
+    randomness). Both runs use the same threads per process: numbers can differ in their last
+    bits between thread counts."""
     from helpers.models.torch_runtime import available_cores
 
     results, executed, log = tmp_path / "results", tmp_path / "executed", tmp_path / "submitted.log"
