@@ -36,15 +36,14 @@ n_jobs = 2  # threads scoring pairs in parallel (results do not depend on it)
 force = False  # rescore even if scores for these parameters exist
 
 # %% tags=["hide-input"]
-import hashlib
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 from helpers import data, gi, plots, predictions, reference, runs
-from helpers.conditions import CONTROL, is_combo
+from helpers.conditions import CONTROL
+from helpers.scoring import Scoring
 
 STEP = "22_analyse_interactions"
 runs.get_profile(profile)
@@ -53,17 +52,10 @@ prepared = data.load_prepared()
 adata, simulation = prepared.adata, prepared.truth
 split = prepared.split
 true_means = data.condition_means(adata)
-genes = [
-    g
-    for g in (reference.high_mean_genes() if gi_genes is None else gi_genes)
-    if g in true_means.columns
-]
-if len(genes) < 20:
-    raise ValueError(
-        f"only {len(genes)} GI genes are in the data; "
-        "pass gi_genes with at least 20 of its genes"
-    )
-pairs = [c for c in split.test if is_combo(c)]
+scoring = Scoring.build(
+    split.test, true_means, gi_genes, engine, max_subpopulation, random_state, n_jobs
+)
+genes, pairs = scoring.genes, scoring.pairs
 stored = predictions.available_predictions(prepared.fingerprint)
 stored = stored[stored.model != "no_change"]
 verified = gi.verified_pairs(reference.gi_types())
@@ -83,69 +75,14 @@ display(Markdown(runs.data_statement(profile)))
 # Scores are cached per model and seed on the content of its predictions.
 
 # %%
-settings = {
-    "genes": hashlib.sha256(" ".join(genes).encode()).hexdigest()[:16],
-    "engine": engine,
-    "max_subpopulation": max_subpopulation,
-    "random_state": random_state,
-}
-
-
-def score(means: pd.DataFrame, which: list[str]) -> pd.DataFrame:
-    return gi.interaction_scores(
-        means,
-        which,
-        genes,
-        engine,
-        max_subpopulation,
-        random_state,
-        n_jobs,
-        progress=True,
-    )
-
-
-def scored(
-    model: str, seed: int, source: str, means: pd.DataFrame, which: list[str] = pairs
-) -> runs.CachedRun:
-    """A cached scoring run, keyed on the content (``source``) of the means it
-    scores."""
-    return runs.CachedRun(
-        f"{STEP}/scores/{model}/seed={seed}",
-        {**settings, "pairs": which, "source": source},
-        (means, which, {"model": model, "seed": seed}),
-    )
-
-
-def score_pending(pending: list[runs.CachedRun]):
-    for run in pending:
-        means, which, labels = run.task
-        yield {"scores.csv": score(means, which).assign(**labels)}
-
-
-def digest(model: str, seed: int) -> str:
-    path = predictions.prediction_path(model, seed)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-# the truth is scored on the test pairs and on every pair Norman fitted (for its
-# fidelity below)
-fits = reference.gi_fits()
-truth_pairs = pairs + [
-    c for c in fits.condition if c in true_means.index and c not in pairs
+jobs = [scoring.truth_run(true_means, prepared.fingerprint)] + [
+    scoring.model_run(model, seed, true_means)
+    for model, seed in stored.itertuples(index=False)
 ]
-jobs = [scored("truth", 0, prepared.fingerprint, true_means, truth_pairs)]
-for model, seed in stored.itertuples(index=False):
-    predicted = predictions.read_predictions(model, seed)
-    # changes over the true control
-    predicted.loc[CONTROL] = true_means.loc[CONTROL, predicted.columns]
-    jobs.append(scored(model, seed, digest(model, seed), predicted))
-results = runs.reuse_or_compute(
-    jobs, ["scores.csv"], score_pending, force, "GI scores"
-)
-truth_scores = results[0]["scores.csv"]
+results = scoring.scores(jobs, force)
+truth_scores = results[0]  # on the test pairs and every pair Norman fitted
 scores = pd.concat(
-    [truth_scores[truth_scores.perturbation.isin(pairs)]]
-    + [result["scores.csv"] for result in results[1:]],
+    [truth_scores[truth_scores.perturbation.isin(pairs)], *results[1:]],
     ignore_index=True,
 )
 scores["subgroup"] = scores.perturbation.map(split.subgroup_of)
@@ -177,16 +114,17 @@ display(
 # %%
 truth_sources = {"cells": truth_scores}
 if simulation is not None:
-    noise_free = scored(
-        "truth_noise_free", 0, prepared.fingerprint, simulation.to_df(), truth_pairs
+    noise_free = scoring.truth_run(
+        simulation.to_df(), prepared.fingerprint, "truth_noise_free"
     )
-    truth_sources["noise-free"] = runs.reuse_or_compute(
-        [noise_free], ["scores.csv"], score_pending, force, "noise-free truth"
-    )[0]["scores.csv"]
+    truth_sources["noise-free"] = scoring.scores(
+        [noise_free], force, "noise-free truth"
+    )[0]
 truth_magnitudes = pd.concat(
     [table.assign(source=source) for source, table in truth_sources.items()],
     ignore_index=True,
 )
+fits = reference.gi_fits()
 fidelity = gi.truth_fidelity(truth_magnitudes, fits)
 runs.atomic_write_csv(fidelity, gi_dir / "truth_fidelity.csv")
 truth_magnitudes["norman"] = truth_magnitudes.perturbation.map(gi.pair_key).map(
@@ -397,7 +335,8 @@ display(
 runs.write_run_json(
     STEP,
     {
-        **settings,
+        **scoring.settings(),
+        "pairs": pairs,
         "profile": profile,
         "top_k": top_k,
         "predictions": stored.to_dict("records"),

@@ -32,14 +32,18 @@ def _job_counts(output: str) -> dict[str, int]:
 @pytest.mark.parametrize("profile", ["default", "full"])
 def test_dry_run_lists_a_job_per_chapter_and_per_run(profile, tmp_path):
     """Locally one job per chapter; fanned out (a cluster), one more per GEARS seed, one that
-    chooses where priors enter and one per prior × seed."""
+    chooses where priors enter, one per prior × seed, and one per model-seed's GI scores (and
+    the truth's)."""
+    from helpers.models.baselines import BASELINES
+
     environment = {**os.environ, "HELPERS_RESULTS_DIR": str(tmp_path / "results")}
     seeds = runs.get_profile(profile).seeds
     chapters = len(book.toc_notebooks())
+    scored = len(BASELINES) - 1 + 3 * len(seeds)  # no_change has no interactions to score
     for fan_out, expected in [
         ("false", {"chapter": chapters, "all": 1}),
         ("true", {"chapter": chapters, "gears": len(seeds), "gears_prior_choice": 1,
-                  "gears_prior": 2 * len(seeds), "all": 1}),
+                  "gears_prior": 2 * len(seeds), "gi_truth": 1, "gi_model": scored, "all": 1}),
     ]:
         result = subprocess.run(
             [SNAKEMAKE, "--snakefile", SNAKEFILE, "--directory", str(tmp_path), "--dry-run",
@@ -88,6 +92,7 @@ def test_quick_book_on_a_simulated_cluster_matches_the_local_run(quick_book, tmp
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _job_counts(result.stderr + result.stdout)
     assert counts["gears"] == 1 and counts["gears_prior"] == 2 and counts["gears_prior_choice"] == 1
+    assert counts["gi_truth"] == 1 and counts["gi_model"] == 6
     assert sorted(p.stem for p in executed.glob("*.ipynb")) == sorted(book.toc_notebooks())
     assert _overlap(log) >= 2, log.read_text()
 
@@ -157,3 +162,12 @@ def test_every_notebook_opens_in_jupyterlab_and_saves_back_unchanged(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_scoring_job_takes_chapter_22s_parameters_and_nothing_else(capsys):
+    from helpers import scoring
+
+    with pytest.raises(SystemExit):
+        scoring.main(["--model", "gears", "-p", "engin", "fast"])
+    error = capsys.readouterr().err
+    assert "unknown parameter 'engin'" in error and "'max_subpopulation'" in error

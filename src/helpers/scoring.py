@@ -1,0 +1,154 @@
+"""Genetic-interaction scores of the truth and of each model's predictions, cached per model
+and seed: what chapter 22 scores, here so that a workflow job can score one model-seed.
+
+Each score is a :class:`helpers.runs.CachedRun` named ``22_analyse_interactions/scores/
+<model>/seed=<k>`` and keyed on the GI genes, the Theil–Sen settings, the pairs and the content
+of what it scores (the prepared data's fingerprint for the truth, the prediction file's SHA-256
+for a model), so a chapter finds the scores a job made and reads them back::
+
+    python -m helpers.scoring --profile default --model gears --seed 1
+    python -m helpers.scoring --profile default --truth
+
+The command takes chapter 22's parameter defaults (its ``parameters`` cell) unless given
+``-p NAME VALUE``, so a job scores exactly as the chapter would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import gi, predictions, reference, runs
+from helpers.conditions import CONTROL, is_combo
+
+STEP = "22_analyse_interactions"
+CHAPTER_SOURCE = reference.REPO_ROOT / "notebooks" / f"{STEP}.py"
+SCORES = "scores.csv"
+
+
+def gi_genes_in(true_means: pd.DataFrame, gi_genes: list[str] | None = None) -> list[str]:
+    """The genes GI is scored on: GEARS' high-mean genes (or ``gi_genes``) that are in the data."""
+    genes = [g for g in (reference.high_mean_genes() if gi_genes is None else gi_genes)
+             if g in true_means.columns]
+    if len(genes) < 20:
+        raise ValueError(f"only {len(genes)} GI genes are in the data; "
+                         "pass gi_genes with at least 20 of its genes")
+    return genes
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What every score of one build shares: genes, pairs and Theil–Sen settings."""
+
+    genes: list[str]
+    pairs: list[str]  # the test pairs (what models are scored on)
+    truth_pairs: list[str]  # the test pairs and every pair Norman fitted (the truth's fidelity)
+    engine: str = "fast"
+    max_subpopulation: int = 100_000
+    random_state: int = 1000
+    n_jobs: int = 1
+
+    @classmethod
+    def build(cls, test: list[str], true_means: pd.DataFrame, gi_genes: list[str] | None = None,
+              engine: str = "fast", max_subpopulation: int = 100_000, random_state: int = 1000,
+              n_jobs: int = 1) -> Scoring:
+        """From the split's test conditions and the true condition means."""
+        pairs = [c for c in test if is_combo(c)]
+        fitted = [c for c in reference.gi_fits().condition
+                  if c in true_means.index and c not in pairs]
+        return cls(gi_genes_in(true_means, gi_genes), pairs, pairs + fitted, engine,
+                   max_subpopulation, random_state, n_jobs)
+
+    def settings(self) -> dict[str, object]:
+        """What a score depends on besides its pairs and its means (``n_jobs`` does not count)."""
+        return {"genes": hashlib.sha256(" ".join(self.genes).encode()).hexdigest()[:16],
+                "engine": self.engine, "max_subpopulation": self.max_subpopulation,
+                "random_state": self.random_state}
+
+    def _run(self, model: str, seed: int, source: str, means: pd.DataFrame,
+             pairs: list[str]) -> runs.CachedRun:
+        key = {**self.settings(), "pairs": pairs, "source": source}
+        return runs.CachedRun(f"{STEP}/scores/{model}/seed={seed}", key,
+                              (means, pairs, {"model": model, "seed": seed}))
+
+    def truth_run(self, means: pd.DataFrame, data_fingerprint: str,
+                  name: str = "truth") -> runs.CachedRun:
+        """The truth (``means``: true condition means, or the simulator's noise-free ones)."""
+        return self._run(name, 0, data_fingerprint, means, self.truth_pairs)
+
+    def model_run(self, model: str, seed: int, true_means: pd.DataFrame) -> runs.CachedRun:
+        """A model's stored predictions, as changes over the true control."""
+        path = predictions.prediction_path(model, seed)
+        predicted = predictions.read_predictions(model, seed)
+        predicted.loc[CONTROL] = true_means.loc[CONTROL, predicted.columns]
+        return self._run(model, seed, hashlib.sha256(path.read_bytes()).hexdigest(), predicted,
+                         self.pairs)
+
+    def compute(self, pending: list[runs.CachedRun]) -> Iterator[dict[str, pd.DataFrame]]:
+        """``compute`` for :func:`helpers.runs.reuse_or_compute`."""
+        for run in pending:
+            means, pairs, labels = run.task
+            scores = gi.interaction_scores(means, pairs, self.genes, self.engine,
+                                           self.max_subpopulation, self.random_state,
+                                           self.n_jobs, progress=True)
+            yield {SCORES: scores.assign(**labels)}
+
+    def scores(self, cached_runs: list[runs.CachedRun], force: bool = False,
+               describe: str = "GI scores") -> list[pd.DataFrame]:
+        """Each run's scores, reused or computed."""
+        results = runs.reuse_or_compute(cached_runs, [SCORES], self.compute, force, describe)
+        return [result[SCORES] for result in results]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from helpers import book, data
+
+    parser = argparse.ArgumentParser(description="Score genetic interactions of one model-seed "
+                                                 "(or the truth) as chapter 22 does, cached.")
+    parser.add_argument("--profile", default="default", choices=sorted(runs.PROFILES))
+    parser.add_argument("--data", default=None, metavar="SOURCE",
+                        help="the book's data source (default: the profile's); picks the results")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--truth", action="store_true", help="the truth (and the noise-free one)")
+    which.add_argument("--model", help="a model with stored predictions, e.g. gears+go_svd")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                        metavar=("NAME", "VALUE"), help="one of chapter 22's parameters")
+    args = parser.parse_args(argv)
+    parameters = book.notebook_parameters(CHAPTER_SOURCE)
+    for name, value in args.parameter:
+        if name not in parameters:
+            parser.error(f"unknown parameter {name!r}; chapter 22 takes {sorted(parameters)}")
+        parameters[name] = book._parse_value(value)
+    source = str(args.data or runs.PROFILES[args.profile].data_source)
+    if source not in ("simulated", "dataverse"):
+        source = str(Path(source).expanduser().resolve())
+    os.environ["HELPERS_RESULTS_DIR"] = str(runs.results_root_for(source))
+
+    prepared = data.load_prepared()
+    true_means = data.condition_means(prepared.adata)
+    scoring = Scoring.build(prepared.split.test, true_means, parameters["gi_genes"],
+                            parameters["engine"], parameters["max_subpopulation"],
+                            parameters["random_state"], parameters["n_jobs"])
+    if args.truth:
+        jobs = [scoring.truth_run(true_means, prepared.fingerprint)]
+        if prepared.truth is not None:
+            jobs.append(scoring.truth_run(prepared.truth.to_df(), prepared.fingerprint,
+                                          "truth_noise_free"))
+    else:
+        jobs = [scoring.model_run(args.model, args.seed, true_means)]
+    for run, table in zip(jobs, scoring.scores(jobs, parameters["force"])):
+        print(f"{run.name}: {len(table)} pairs scored, median magnitude "
+              f"{table.magnitude.median():.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
