@@ -73,7 +73,7 @@ display(Markdown(runs.data_statement(profile)))
 cells = data.cells_by_condition(adata)
 de = data.rank_de_positions(adata)  # GEARS' mse_de genes
 non_dropout_de = data.top_de_positions(adata)
-control_mean = cells[CONTROL].mean(axis=0)
+control_mean = metrics.mean_expression(cells[CONTROL])
 genes = adata.var_names
 subgroup = {c: split.subgroup_of(c) for c in split.test}
 rows = []

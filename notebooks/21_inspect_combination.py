@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, plots, predictions, runs
+from helpers import data, metrics, plots, predictions, runs
 from helpers.conditions import CONTROL, resolve_combination
 
 STEP = "21_inspect_combination"
@@ -53,7 +53,9 @@ display(Markdown(runs.data_statement(profile)))
 # %%
 genes = data.top_de_genes(adata, condition, n_genes)
 cells = data.cells_by_condition(adata)
-control_mean = pd.Series(cells[CONTROL].mean(axis=0), index=adata.var_names)
+control_mean = pd.Series(
+    metrics.mean_expression(cells[CONTROL]), index=adata.var_names
+)
 true_delta = (
     pd.DataFrame(cells[condition], columns=adata.var_names)[genes]
     - control_mean[genes]

@@ -57,6 +57,22 @@ def test_perturbation_metrics_on_a_perfect_and_a_no_change_prediction():
     assert set(unchanged) == set(metrics.METRICS) and metrics.HEADLINE in metrics.METRICS
 
 
+def test_no_change_has_no_correlation_to_score_at_screen_scale():
+    """At Norman's scale (7,353 control cells, log-expression up to ~8) the stored "no change"
+    prediction (the control mean in float32) against the control mean of the evaluation
+    (``mean_expression``: float64) differs by float32 rounding only, so its Pearson r is
+    undefined, whatever the memory layout of the cells."""
+    rng = np.random.default_rng(1)
+    control_cells = rng.gamma(2.0, 1.5, (7353, 60)).astype(np.float32)
+    stored = metrics.mean_expression(control_cells).astype(np.float32)  # as written to disk
+    cells = (control_cells[:300] + rng.normal(0, 0.5, (300, 60))).astype(np.float32)
+    de, kept = np.arange(20), np.arange(20)
+    for layout in (control_cells, np.asfortranarray(control_cells)):  # a float32 mean: r -0.17, nan
+        control_mean = metrics.mean_expression(layout)
+        scored = metrics.perturbation_metrics(stored.astype(float), cells, control_mean, de, kept)
+        assert np.isnan(scored["pearson_delta_de"]) and np.isnan(scored["pearson_delta"])
+
+
 def test_split_half_ceiling_is_near_perfect_for_many_clean_cells():
     rng = np.random.default_rng(1)
     control = np.ones(30)

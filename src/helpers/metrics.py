@@ -31,6 +31,13 @@ def mse(pred: np.ndarray, true: np.ndarray) -> float:
 CONSTANT_SD = 1e-6  # a side whose spread is below this is constant: float32 rounding of log-expression (~1e-7) is no signal
 
 
+def mean_expression(cells: np.ndarray) -> np.ndarray:
+    """Per-gene mean of ``cells`` (cells × genes), accumulated in float64: a float32 mean over
+    thousands of cells is off by ~1e-6 and its last bits follow memory alignment, enough to turn
+    a "no change" prediction's zero change into rounding noise that a Pearson r would score."""
+    return np.asarray(cells).mean(axis=0, dtype=np.float64)
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson r; NaN when either side is constant (standard deviation at most
     :data:`CONSTANT_SD`), where no correlation is defined: a "no change" prediction's change
@@ -77,7 +84,7 @@ def perturbation_metrics(pred_mean: np.ndarray, true_cells: np.ndarray, control_
         non_dropout_de_idx: positions of its top-20 DE genes that are not drop-outs.
     """
     true_cells = np.asarray(true_cells)
-    true_mean = true_cells.mean(axis=0)
+    true_mean = mean_expression(true_cells)
     de, kept = np.asarray(de_idx), np.asarray(non_dropout_de_idx)
     pred_delta, true_delta = pred_mean - control_mean, true_mean - control_mean
     out = {
@@ -106,7 +113,7 @@ def split_half_metrics(true_cells: np.ndarray, control_mean: np.ndarray, de_idx:
     if half < 1:
         raise ValueError("a split-half ceiling needs at least two cells")
     first, second = np.asarray(true_cells)[order[:half]], np.asarray(true_cells)[order[half:]]
-    return perturbation_metrics(first.mean(axis=0), second, control_mean, de_idx, non_dropout_de_idx)
+    return perturbation_metrics(mean_expression(first), second, control_mean, de_idx, non_dropout_de_idx)
 
 
 def bootstrap_mean_ci(values: np.ndarray, n_boot: int = 2000, level: float = 0.95,
