@@ -71,6 +71,8 @@ def test_no_change_has_no_correlation_to_score_at_screen_scale():
         control_mean = metrics.mean_expression(layout)
         scored = metrics.perturbation_metrics(stored.astype(float), cells, control_mean, de, kept)
         assert np.isnan(scored["pearson_delta_de"]) and np.isnan(scored["pearson_delta"])
+        # no predicted change has no direction: no gene's sign is right (rounding signs: ~50%)
+        assert scored["frac_correct_direction_top20_non_dropout"] == 0.0
 
 
 def test_split_half_ceiling_is_near_perfect_for_many_clean_cells():

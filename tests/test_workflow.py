@@ -85,7 +85,7 @@ def test_quick_book_on_a_simulated_cluster_matches_the_local_run(quick_book, tmp
         [SNAKEMAKE, "--snakefile", SNAKEFILE, "--directory", str(tmp_path),
          "--executor", "cluster-generic",
          "--cluster-generic-submit-cmd", str(REPO_ROOT / "tests" / "local_cluster_submit.sh"),
-         "--jobs", "4", "--latency-wait", "5",
+         "--jobs", "4", "--latency-wait", "5", "--seconds-between-status-checks", "1",
          "--config", "profile=quick", "fan_out=true", f"executed_dir={executed}",
          f"gears_threads={threads}", f"chapter_threads={threads}"],
         capture_output=True, text=True, env=environment)

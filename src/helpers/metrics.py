@@ -50,8 +50,12 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def direction_accuracy(pred_delta: np.ndarray, true_delta: np.ndarray) -> float:
-    """Share of genes whose predicted change over control has the true change's sign."""
-    return float(np.mean(np.sign(pred_delta) == np.sign(true_delta)))
+    """Share of genes whose predicted change over control has the true change's sign. A
+    predicted change within float32 rounding (``CONSTANT_SD``) is no change, sign 0: a stored
+    "no change" prediction would otherwise score ~50% on the signs of its rounding errors."""
+    pred_delta = np.asarray(pred_delta, float)
+    predicted = np.where(np.abs(pred_delta) <= CONSTANT_SD, 0.0, np.sign(pred_delta))
+    return float(np.mean(predicted == np.sign(true_delta)))
 
 
 def fraction_in_quantile_range(pred_mean: np.ndarray, true_cells: np.ndarray, low: float,
