@@ -40,7 +40,8 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 lab: $(STAMP)
 	mkdir -p $(dir $(LAB_SETTINGS))
 	echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' > $(LAB_SETTINGS)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --ContentsManager.preferred_dir=notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf _build book/executed results .snakemake
