@@ -178,7 +178,8 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A command-line parameter value: a Python literal where it parses as one, else the text."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None, executed_dir: Path = EXECUTED_DIR) -> in
         if missing:
             parser.error(f"not in _toc.yml: {missing}; chapters are {names}")
         names = [n for n in names if n in args.only]
-    extra = {name: _parse_value(value) for name, value in args.parameter}
+    extra = {name: parse_value(value) for name, value in args.parameter}
     data_source = str(args.data or extra.pop("data_source", None) or PROFILES[args.profile].data_source)
     extra.pop("data_source", None)
     if data_source not in ("simulated", "dataverse"):

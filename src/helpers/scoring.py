@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in args.parameter:
         if name not in parameters:
             parser.error(f"unknown parameter {name!r}; chapter 22 takes {sorted(parameters)}")
-        parameters[name] = book._parse_value(value)
+        parameters[name] = book.parse_value(value)
     source = str(args.data or runs.PROFILES[args.profile].data_source)
     if source not in ("simulated", "dataverse"):
         source = str(Path(source).expanduser().resolve())
