@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, graphs, plots, reference, runs, splits
+from helpers import data, gi, graphs, plots, reference, runs, splits
 from helpers.conditions import CONTROL, condition_genes, genes_of
 
 settings = runs.resolve_parameters(
@@ -82,6 +82,7 @@ outputs = [
     "split_composition.csv",
     "cells_per_condition.csv",
     "perturbed_genes.csv",
+    "profile_correlations.csv",
 ]
 cached = runs.reuse_or_restart(data.PREPARE_STEP, parameters, outputs, force)
 settings
@@ -113,8 +114,13 @@ display(
 # a regulator's own expression co-varying with the programs it drives (strength $\rho$), sparse
 # program mixtures $m_p$ per perturbed gene (shared within a Norman GI cluster and smoothed over
 # GO neighbours, so that similar genes act alike), CRISPRa induction $a$ of the target itself and
-# a per-cell activation efficiency $e_c \sim \mathrm{Beta}$. Counts are library-normalised to
-# $10^4$ and `log1p`-transformed, as in GEARS' processed file.
+# a per-cell activation efficiency $e_c \sim \mathrm{Beta}$. A perturbation moves a cell's mRNA
+# between genes, not its amount: each single's change is offset by a constant that keeps its
+# cells' expected library at control's (Norman's conditions keep their mean UMIs per cell within
+# 0.5–1.6× of the median), and no gene of a perturbed cell may hold more than a tenth of a median
+# library. Counts are library-normalised to $10^4$ and `log1p`-transformed, as in GEARS'
+# processed file. How strong single effects are is calibrated to Norman's screen: the pairs'
+# profile correlations from the cells (section 6) match those Norman measured.
 #
 # **Pairs are set on the scale the GI analysis scores.** With $E[\cdot]$ a condition's expected
 # mean of log-normalised expression and $\delta_A = E[A] - E[\mathrm{ctrl}]$, a pair's cells are
@@ -428,6 +434,42 @@ else:
     )
 
 # %% [markdown]
+# **Does the data carry the screen's signal under its noise?** For each pair Norman fitted, four
+# Pearson correlations over GEARS' high-mean genes (`helpers.gi.profile_correlations`): the
+# pair's change over control with each single's change (`corr_a`, `corr_b`), the two singles'
+# changes with each other (`corr_singles`) and the pair's change with the singles' sum
+# (`corr_sum`). Norman computed the same on his screen, with its real noise (his columns of
+# those names; his genes and normalisation differ a little from GEARS'). On simulated data
+# these are what calibrates the strength of single effects: too weak, and noise hides the
+# pairs' structure that the GI chapter scores.
+
+# %%
+fits = reference.gi_fits()
+means = data.condition_means(adata)
+gi_genes = [g for g in reference.high_mean_genes() if g in means.columns]
+this_data = "simulated cells" if truth is not None else "this file's cells"
+norman_screen = "Norman's screen"
+profile_table = pd.concat(
+    [
+        gi.profile_correlations(means, fits.condition.tolist(), gi_genes).assign(
+            source=this_data
+        ),
+        gi.norman_profile_correlations(fits).assign(source=norman_screen),
+    ]
+)[["source", "perturbation", "measure", "value"]]
+profile_medians = profile_table.pivot_table(
+    index="measure", columns="source", values="value", aggfunc="median"
+)
+n_profiled = profile_table.query("source == @this_data").perturbation.nunique()
+if n_profiled:
+    fig = plots.profile_correlation_boxes(profile_table, [this_data, norman_screen])
+    runs.atomic_savefig(fig, out / "profile_correlations.png")
+    plt.show()
+    display(profile_medians.round(3))
+else:
+    print("None of Norman's fitted pairs is in this data: no profile correlations.")
+
+# %% [markdown]
 # ## 7. Write the results later chapters read
 
 # %%
@@ -442,6 +484,7 @@ if not cached:
         cells.sort_values("condition"), out / "cells_per_condition.csv"
     )
     runs.atomic_write_csv(perturbed_table, out / "perturbed_genes.csv")
+    runs.atomic_write_csv(profile_table, out / "profile_correlations.csv")
     runs.write_run_json(data.PREPARE_STEP, parameters, outputs)
 print(
     "Results in",
@@ -490,4 +533,14 @@ findings = [
     "screen's cell counts: the scatter is the noise that every model, and the "
     "noise ceiling of the evaluation chapter, has to live with.",
 ]
+if n_profiled:
+    median_sum = profile_medians.loc["corr_sum"]
+    findings.append(
+        f"- Over the {n_profiled} pairs Norman fitted, the pair's change correlates "
+        f"with the sum of its singles' changes at median r "
+        f"{median_sum[this_data]:.2f} in this data's cells (Norman's screen: "
+        f"{median_sum[norman_screen]:.2f}); the two singles' changes correlate "
+        f"at median r {profile_medians.loc['corr_singles', this_data]:.2f} "
+        f"(Norman: {profile_medians.loc['corr_singles', norman_screen]:.2f})."
+    )
 display(Markdown("\n".join(findings)))

@@ -66,13 +66,16 @@ def test_truth_carries_norman_fits_and_gears_labels(quick_screen):
 
 
 def test_crispra_raises_its_target(quick_screen):
-    _, adata, _ = quick_screen
-    means = data.condition_means(adata)
+    """In expectation the target rises well above the typical downstream change; 8 cells of a
+    barely-expressed regulator see it noisily, but they see it rise."""
+    _, adata, truth = quick_screen
+    expected, means = truth.to_df(), data.condition_means(adata)
     for gene in ("KLF1", "CEBPE", "ETS2"):
-        rise = means.loc[f"{gene}+ctrl", gene] - means.loc["ctrl", gene]
+        rise = expected.loc[f"{gene}+ctrl", gene] - expected.loc["ctrl", gene]
         assert rise > 0.5
-        others = (means.loc[f"{gene}+ctrl"] - means.loc["ctrl"]).drop(gene).abs()
+        others = (expected.loc[f"{gene}+ctrl"] - expected.loc["ctrl"]).drop(gene).abs()
         assert rise > 2 * others.median()
+        assert means.loc[f"{gene}+ctrl", gene] > means.loc["ctrl", gene]
 
 
 def test_known_coefficients_are_recovered_from_cells():
@@ -118,6 +121,24 @@ def test_depth_follows_norman():
     assert 0.1 < counts_detected.median() < 0.4  # Norman: 8% of 5,045 genes, most of the rest low-mean
 
 
+def test_single_perturbations_keep_the_screens_depth():
+    """A perturbation moves mRNA between genes, not its amount: every single's mean UMIs per
+    cell stays near control's (Norman's conditions: 0.5–1.6× of the median), strong effects
+    included; without the offset that holds libraries, strong singles reached 4.8× at the
+    default strength. (A pair's library follows from its target on the scored scale.)"""
+    scaffold = simulator.norman_scaffold(n_high_mean_genes=600)
+    adata, _ = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=4),
+                                              max_cells_per_condition=60, max_control_cells=1000,
+                                              progress=False)
+    per_condition = adata.obs.groupby("condition", observed=True).total_counts.mean()
+    singles = [c for c in per_condition.index if "ctrl" in c and c != "ctrl"]
+    ratio = per_condition[singles] / per_condition["ctrl"]
+    assert ratio.between(0.8, 1.25).all(), ratio.sort_values().iloc[[0, 1, -2, -1]]
+    assert ratio.median() == pytest.approx(1.0, abs=0.05)
+    # and no gene takes over a cell's library
+    assert adata.obs.total_counts.max() < 20 * np.median(adata.obs.total_counts)
+
+
 def test_noise_free_pairs_carry_norman_fits(quick_screen):
     """GI scores of the noise-free truth: Norman's coefficients and fit quality, pair by pair."""
     from helpers import gi
@@ -129,7 +150,10 @@ def test_noise_free_pairs_carry_norman_fits(quick_screen):
     norman = fits.set_index("condition").loc[scores.index]
     magnitude_error = np.abs(scores.magnitude - np.hypot(norman.c_a, norman.c_b))
     assert len(scores) > 100 and np.mean(magnitude_error < 0.05) > 0.9, magnitude_error.describe()
-    assert np.corrcoef(scores.corr_fit, norman.corr_fit)[0, 1] > 0.8
+    # fit quality pair by pair (a truth without departures from additivity, corr_fit ≈ 1, is off
+    # by a median 0.14); on this 255-gene panel strong effects floor some genes at zero, the
+    # default panel tracks Norman's corr_fit with r 0.83 (tests/test_gi.py)
+    assert np.median(np.abs(scores.corr_fit - norman.corr_fit)) < 0.05
 
 
 def test_similar_genes_have_similar_true_effects(quick_screen):

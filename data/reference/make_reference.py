@@ -69,6 +69,12 @@ def main(source: Path) -> None:
                              "dcor": fit["dcor"], "dcor_singles": fit["dcor_singles"],
                              "dcor_a": fit["dcor_first" if c_a == "ts_coef_first" else "dcor_second"],
                              "dcor_b": fit["dcor_second" if c_a == "ts_coef_first" else "dcor_first"],
+                             # Pearson r of the pair's measured change with each single's, of
+                             # the singles with each other and with their sum: the screen's
+                             # signal under its own noise, which calibrates the simulator
+                             "corr_a": fit["corr_first" if c_a == "ts_coef_first" else "corr_second"],
+                             "corr_b": fit["corr_second" if c_a == "ts_coef_first" else "corr_first"],
+                             "corr_singles": fit["corr_first_second"], "corr_sum": fit["corr_sum"],
                              "norman_key": key})
                 break
     pd.DataFrame(rows).to_csv(HERE / "norman_gi_fits.csv", index=False, float_format="%.6g")

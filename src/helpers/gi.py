@@ -239,6 +239,41 @@ def interaction_scores(means: pd.DataFrame, pairs: Sequence[str], genes: Sequenc
     return pd.DataFrame(rows, columns=["perturbation", *SCORE_COLUMNS])
 
 
+PROFILE_CORRELATIONS = ("corr_a", "corr_b", "corr_singles", "corr_sum")
+
+
+def profile_correlations(means: pd.DataFrame, pairs: Sequence[str],
+                         genes: Sequence[str]) -> pd.DataFrame:
+    """Norman's profile correlations of each pair in ``pairs`` with a 'ctrl' row and both
+    singles in ``means``, over ``genes``: Pearson r of the pair's change over control with
+    its first (``corr_a``) and second (``corr_b``) single's change, of the two singles' changes
+    (``corr_singles``) and of the pair's change with their sum (``corr_sum``). Long table:
+    ``perturbation, measure, value``. On measured means they read signal under the screen's
+    noise, as Norman's columns of the same names (``reference.gi_fits``) do."""
+    singles = single_deltas(means)[list(genes)]
+    control = means.loc[CONTROL, list(genes)].to_numpy()
+    rows = []
+    for pair in pairs:
+        a, b = condition_genes(pair)
+        if pair not in means.index or a not in singles.index or b not in singles.index:
+            continue
+        delta_a, delta_b = singles.loc[a].to_numpy(), singles.loc[b].to_numpy()
+        delta_ab = means.loc[pair, list(genes)].to_numpy() - control
+        values = (np.corrcoef(delta_ab, delta_a)[0, 1], np.corrcoef(delta_ab, delta_b)[0, 1],
+                  np.corrcoef(delta_a, delta_b)[0, 1], np.corrcoef(delta_ab, delta_a + delta_b)[0, 1])
+        rows += [{"perturbation": pair, "measure": m, "value": float(v)}
+                 for m, v in zip(PROFILE_CORRELATIONS, values)]
+    return pd.DataFrame(rows, columns=["perturbation", "measure", "value"])
+
+
+def norman_profile_correlations(fits: pd.DataFrame) -> pd.DataFrame:
+    """Norman's own profile correlations (``reference.gi_fits``) in the long layout of
+    :func:`profile_correlations`."""
+    return (fits.rename(columns={"condition": "perturbation"})
+            .melt(id_vars="perturbation", value_vars=list(PROFILE_CORRELATIONS),
+                  var_name="measure", value_name="value"))
+
+
 def call_interactions(scores: pd.DataFrame) -> pd.DataFrame:
     """One boolean column per type of :data:`GI_THRESHOLDS`, beside ``perturbation``."""
     calls = scores[["perturbation"]].copy()

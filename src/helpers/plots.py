@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -402,6 +402,32 @@ def depth_histogram(total_counts: pd.Series, norman: Mapping[str, float]) -> Fig
         ax.axvline(norman[key], color="black", lw=0.8, ls=":", label="Norman: range" if key.startswith("min") else None)
     ax.set(xlabel="UMIs per cell", ylabel="cells", title="Depth: simulated cells and Norman's counts layer")
     ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def profile_correlation_boxes(table: pd.DataFrame, sources: Sequence[str]) -> Figure:
+    """Norman's profile correlations per pair (``helpers.gi.profile_correlations``), one box per
+    measure and ``source`` (long table: ``source, measure, value``), sources side by side."""
+    measures = list(dict.fromkeys(table.measure))
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    width = 0.8 / len(sources)
+    colours = [MODEL_COLOURS["truth"], "0.55", "#c44e52", "#8172b2"]
+    for i, source in enumerate(sources):
+        values = [table.query("source == @source and measure == @m").value.dropna().to_numpy()
+                  for m in measures]
+        positions = np.arange(len(measures)) + (i - (len(sources) - 1) / 2) * width
+        boxes = ax.boxplot(values, positions=positions, widths=width * 0.9, patch_artist=True,
+                           showfliers=False, medianprops={"color": "black"})
+        for patch in boxes["boxes"]:
+            patch.set(facecolor=colours[i % len(colours)], alpha=0.7)
+        ax.plot([], [], "s", color=colours[i % len(colours)], alpha=0.7, label=source)
+    ax.set_xticks(np.arange(len(measures)), measures)
+    ax.axhline(0, color="0.8", lw=0.8, zorder=0)
+    ax.set(ylabel="Pearson r over the GI genes",
+           title="Pairs' profile correlations: this data and Norman's screen")
+    ax.legend(frameon=False, loc="lower left")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
