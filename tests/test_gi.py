@@ -230,3 +230,20 @@ def test_significant_r_matches_the_t_test():
     assert 2 * student.sf(t, 69) == pytest.approx(0.05, abs=1e-9)
     assert gi.significant_r(20) > gi.significant_r(200)  # fewer pairs need a larger r
     assert np.isnan(gi.significant_r(2))
+
+
+def test_profile_correlation_boxes_draw_each_source_side_by_side():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers import plots
+
+    fits = pd.DataFrame({"condition": ["A+B", "C+D"], "corr_a": [0.7, 0.5], "corr_b": [0.6, 0.4],
+                         "corr_singles": [0.4, 0.1], "corr_sum": [0.85, 0.8]})
+    norman = gi.norman_profile_correlations(fits).assign(source="Norman")
+    ours = norman.assign(source="ours", value=norman.value - 0.2)
+    fig = plots.profile_correlation_boxes(pd.concat([ours, norman]), ["ours", "Norman"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(gi.PROFILE_CORRELATIONS)
+    assert len(ax.patches) == 8  # 4 measures × 2 sources
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ours", "Norman"]

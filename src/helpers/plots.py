@@ -415,8 +415,8 @@ def profile_correlation_boxes(table: pd.DataFrame, sources: Sequence[str]) -> Fi
     width = 0.8 / len(sources)
     colours = [MODEL_COLOURS["truth"], "0.55", "#c44e52", "#8172b2"]
     for i, source in enumerate(sources):
-        values = [table.query("source == @source and measure == @m").value.dropna().to_numpy()
-                  for m in measures]
+        rows = table[table.source == source]
+        values = [rows.value[rows.measure == m].dropna().to_numpy() for m in measures]
         positions = np.arange(len(measures)) + (i - (len(sources) - 1) / 2) * width
         boxes = ax.boxplot(values, positions=positions, widths=width * 0.9, patch_artist=True,
                            showfliers=False, medianprops={"color": "black"})
