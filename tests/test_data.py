@@ -105,7 +105,9 @@ def test_de_genes_equal_cell_gears():
         for name in ours.uns[key]:
             assert list(ours.uns[key][name]) == list(theirs.uns[key][name]), (key, name)
     assert (ours.obs.condition_name.astype(str) == theirs.obs.condition_name.astype(str)).all()
-    assert data.top_de_genes(ours, "KLF1+ctrl")[0] == "KLF1"  # CRISPRa's own target leads
+    # (at 6 cells the target, a barely-expressed regulator, need not lead its downstream genes:
+    # tests/test_simulator.py checks that CRISPRa raises it)
+    assert data.top_de_genes(ours, "KLF1+ctrl") == list(theirs.uns["top_non_dropout_de_20"]["K562_KLF1+ctrl_1+1"])
 
 
 def test_unreachable_download_fails_clearly_and_leaves_nothing(tmp_path):
