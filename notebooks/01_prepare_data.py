@@ -345,6 +345,7 @@ display(
 # decide which kind of gene prior has anything to find.
 
 # %%
+means = data.condition_means(adata)  # each condition's mean, read again below
 if truth is not None:
     depth = data.depth_table(adata)
     display(depth.round(3))
@@ -353,7 +354,6 @@ if truth is not None:
     )
     runs.atomic_savefig(fig, out / "depth.png")
     plt.show()
-    means = data.condition_means(adata)
     observed = means - means.loc[CONTROL]
     expected = truth.to_df() - truth.to_df().loc[CONTROL]
     changed = [c for c in expected.index if c != CONTROL]
@@ -445,7 +445,6 @@ else:
 
 # %%
 fits = reference.gi_fits()
-means = data.condition_means(adata)
 gi_genes = [g for g in reference.high_mean_genes() if g in means.columns]
 this_data = "simulated cells" if truth is not None else "this file's cells"
 norman_screen = "Norman's screen"

@@ -98,8 +98,8 @@ class SimulatorConfig:
     programs_per_gene: int = 3
     # Calibrated to the screen's signal under its own noise: with Norman's cell counts and depth,
     # the median over Norman's 125 fitted pairs of Pearson r(pair's change, sum of the singles'
-    # changes) from the cells is 0.84 at this strength (Norman's measured corr_sum: 0.85; 0.73
-    # at the earlier log(1.2), 0.82 at log(2.4); benchmarks/simulator_fidelity.py)
+    # changes) from the cells is 0.858 at this strength (Norman's measured corr_sum: 0.849;
+    # 0.738 at the earlier log(1.2), 0.826 at log(2.4); benchmarks/simulator_fidelity.py)
     effect_strength_log_mean: float = float(np.log(3.6))
     effect_strength_log_sd: float = 0.7  # some CRISPRa targets barely act, a few act strongly
     cluster_weight: float = 1.0
@@ -356,12 +356,6 @@ class _Expectation:
         ``shift`` (G,)."""
         return self.terms(shift)[0].mean(axis=0)
 
-    def log_total(self, shift: np.ndarray) -> float:
-        """Log of the reference cells' mean expected total count when each cell's log rates move
-        by its efficiency × ``shift`` (G,)."""
-        rate = np.exp(self.base + self.efficiency[:, None] * shift[None, :])
-        return float(np.log(rate.sum(axis=1).mean()))
-
     def library_preserving(self, shift: np.ndarray, iterations: int = 6) -> np.ndarray:
         """``shift`` less the constant that keeps the cells' mean expected total at control's:
         a perturbation changes which genes a cell's mRNA goes to far more than how much mRNA
@@ -369,7 +363,7 @@ class _Expectation:
         log-normalised expression a constant shift is nearly invisible; on the counts it keeps
         libraries at the screen's depth. Newton steps on the constant (the log total's slope in
         it is minus the efficiencies' mean weighted by the cells' totals)."""
-        target = self.log_total(np.zeros_like(shift))
+        target = float(np.log(np.exp(self.base).sum(axis=1).mean()))  # control's
         constant = 0.0
         for _ in range(iterations):
             rate = np.exp(self.base + self.efficiency[:, None] * (shift - constant)[None, :])
@@ -488,7 +482,7 @@ def expected_condition_means(scaffold: Scaffold, config: SimulatorConfig, parame
         residual = _pair_residual(direction, fitted, corr_targets[condition])
         target = np.maximum(control + fitted + residual, 0.0)
         # a pair's library is not free: its target on the scored scale fixes every gene's rate,
-        # and so the total (pairs' mean UMIs per cell: 0.3–3.1× control's, Norman 0.5–1.6×)
+        # and so the total (pairs' mean UMIs per cell: 0.33–2.91× control's, Norman 0.5–1.6×)
         start = c_a * by_gene[a][0] + c_b * by_gene[b][0]
         shifts[condition], means[condition] = _solve_pair_shift(
             expect, target, start, config.pair_solver_iterations, ceiling)
