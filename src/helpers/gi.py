@@ -389,3 +389,64 @@ def truth_fidelity(scores: pd.DataFrame, fits: pd.DataFrame, threshold: float | 
         rows.append({"source": source, "r": float(np.corrcoef(x, y)[0, 1]), "slope": float(slope),
                      "n": len(shared), "agreement": float(np.mean((x > threshold) == (y > threshold)))})
     return pd.DataFrame(rows)
+
+
+# Detection as a ranking problem (Ahlmann-Eltze et al. 2025 read GI prediction as TPR against the
+# false-discovery proportion): which pairs are synergistic (or suppressive) by the truth's call,
+# and does a model's own magnitude rank them first? The truth calls by GEARS' thresholds.
+DETECTION_KINDS = ("synergy", "suppressor")
+
+
+def detection_labels(truth: pd.DataFrame, kind: str) -> pd.Series:
+    """The truth's call per pair (``perturbation`` → bool): magnitude above GEARS' synergy
+    threshold, or below its suppressor threshold."""
+    column, sign, threshold = GI_THRESHOLDS[kind]
+    values = truth.set_index("perturbation")[column]
+    return values > threshold if sign == ">" else values < threshold
+
+
+def detection_curve(score: pd.Series, positive: pd.Series) -> pd.DataFrame:
+    """Pairs ranked by ``score`` (highest first), cut at every distinct score (tied pairs enter
+    together): ``called, tp, tpr, fdp, precision, recall`` per cut. ``score`` and ``positive`` are
+    indexed by pair; only pairs in both count."""
+    shared = score.index.intersection(positive.index)
+    s, y = score.loc[shared].to_numpy(float), positive.loc[shared].to_numpy(bool)
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    cuts = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # last index of each tie block
+    tp = np.cumsum(y)[cuts]
+    called = cuts + 1
+    n_positive = int(y.sum())
+    recall = tp / n_positive if n_positive else np.full(len(cuts), np.nan)
+    precision = tp / called
+    return pd.DataFrame({"called": called, "tp": tp, "tpr": recall, "fdp": 1 - precision,
+                         "precision": precision, "recall": recall})
+
+
+def average_precision(curve: pd.DataFrame) -> float:
+    """Area under the precision–recall steps of a :func:`detection_curve` (scikit-learn's
+    ``average_precision_score``): Σ (R_k − R_{k−1}) P_k. NaN without positives."""
+    recall = curve.recall.to_numpy(float)
+    if np.isnan(recall).all():
+        return float("nan")
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * curve.precision.to_numpy(float)))
+
+
+def gi_detection(truth: pd.DataFrame, predicted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A model's detection of the truth's synergistic and suppressive pairs from its own
+    magnitudes (higher ranks first for synergy, lower for suppression).
+
+    Returns (curves: ``kind`` + :func:`detection_curve`'s columns; summary: ``kind,
+    average_precision, base_rate, n_positive, n``), the base rate being the precision of a
+    random ranking."""
+    score = predicted.set_index("perturbation").magnitude
+    curves, summary = [], []
+    for kind in DETECTION_KINDS:
+        positive = detection_labels(truth, kind)
+        curve = detection_curve(score if kind == "synergy" else -score, positive)
+        shared = positive.loc[positive.index.intersection(score.index)]
+        curves.append(curve.assign(kind=kind))
+        summary.append({"kind": kind, "average_precision": average_precision(curve),
+                        "base_rate": float(shared.mean()) if len(shared) else float("nan"),
+                        "n_positive": int(shared.sum()), "n": len(shared)})
+    return pd.concat(curves, ignore_index=True), pd.DataFrame(summary)

@@ -108,15 +108,20 @@ def perturbation_metrics(pred_mean: np.ndarray, true_cells: np.ndarray, control_
     return out
 
 
-def split_half_metrics(true_cells: np.ndarray, control_mean: np.ndarray, de_idx: Sequence[int],
-                       non_dropout_de_idx: Sequence[int], rng: np.random.Generator) -> dict[str, float]:
-    """Noise ceiling: the mean of a random half of the true cells, scored against the other
-    half as if it were a prediction. No model can be expected to beat it by much."""
+def split_halves(true_cells: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random half of the cells and the other half (the split-half replicate)."""
     order = rng.permutation(len(true_cells))
     half = len(order) // 2
     if half < 1:
         raise ValueError("a split-half ceiling needs at least two cells")
-    first, second = np.asarray(true_cells)[order[:half]], np.asarray(true_cells)[order[half:]]
+    return np.asarray(true_cells)[order[:half]], np.asarray(true_cells)[order[half:]]
+
+
+def split_half_metrics(true_cells: np.ndarray, control_mean: np.ndarray, de_idx: Sequence[int],
+                       non_dropout_de_idx: Sequence[int], rng: np.random.Generator) -> dict[str, float]:
+    """Noise ceiling: the mean of a random half of the true cells, scored against the other
+    half as if it were a prediction. No model can be expected to beat it by much."""
+    first, second = split_halves(true_cells, rng)
     return perturbation_metrics(mean_expression(first), second, control_mean, de_idx, non_dropout_de_idx)
 
 

@@ -115,17 +115,20 @@ def learning_curves(history: pd.DataFrame, plateaus: pd.DataFrame, budget: int |
     return fig
 
 
-MODEL_ORDER = ("no_change", "train_mean", "additive", "linear", "gears")
+MODEL_ORDER = ("no_change", "train_mean", "non_control_mean", "matching_mean", "additive",
+               "latent_additive", "linear", "gears")
 
 # One colour per model across the book; the seed study drew GEARS blue and Mamba-GEARS red.
 MODEL_COLOURS = {"gears": "#1f77b4", "gears+genemamba": "#d62728", "gears+go_svd": "#ff7f0e",
                  "gears+file": "#e377c2", "additive": "#2ca02c", "linear": "#8c564b",
-                 "train_mean": "#7f7f7f", "no_change": "#000000", "truth": "#9467bd"}
+                 "train_mean": "#7f7f7f", "no_change": "#000000", "truth": "#9467bd",
+                 "non_control_mean": "#bcbd22", "matching_mean": "#17becf",
+                 "latent_additive": "#98df8a"}
 
 
 def model_colour(model: str) -> str:
-    """The model's colour (a stable grey-blue for models not in :data:`MODEL_COLOURS`)."""
-    return MODEL_COLOURS.get(model, "#17becf")
+    """The model's colour (a stable pink for models not in :data:`MODEL_COLOURS`)."""
+    return MODEL_COLOURS.get(model, "#f7b6d2")
 
 
 def ordered_models(models) -> list[str]:

@@ -1,7 +1,10 @@
-"""Simple baselines the field now demands (Ahlmann-Eltze, Huber & Anders, Nat. Methods 2025).
+"""Simple baselines the field now demands: Ahlmann-Eltze, Huber & Anders (Nat. Methods 2025):
+no change, training mean, additive, linear; Systema (Viñas Torné et al., Nat. Biotech. 2025):
+non-control mean, matching mean; PerturBench (Wu et al. 2025): latent additive.
 
 Each takes condition means of the training data (conditions × genes, log-normalised) and returns
-the predicted mean expression of the requested conditions (conditions × genes).
+the predicted mean expression of the requested conditions (conditions × genes). The two Systema
+baselines weight by cells as Systema does, so they also take each condition's number of cells.
 """
 
 from __future__ import annotations
@@ -82,12 +85,81 @@ def linear(means: pd.DataFrame, train: Sequence[str], conditions: Sequence[str],
     return pd.DataFrame(predicted, index=list(conditions), columns=means.columns)
 
 
-BASELINES = ("no_change", "train_mean", "additive", "linear")
+def non_control_mean(means: pd.DataFrame, n_cells: pd.Series, train: Sequence[str],
+                     conditions: Sequence[str]) -> pd.DataFrame:
+    """Systema's non-control mean: every perturbation predicted as the mean of all perturbed
+    training *cells* (conditions weighted by their ``n_cells``; ``train_mean`` weights every
+    training perturbation alike)."""
+    perts = _training_perturbations(means, train)
+    weights = n_cells.reindex(perts).to_numpy(float)
+    if np.isnan(weights).any() or weights.sum() <= 0:
+        raise ValueError("non_control_mean needs the number of cells of every training perturbation")
+    pooled = weights @ means.loc[perts].to_numpy() / weights.sum()
+    return pd.DataFrame(np.tile(pooled, (len(conditions), 1)), index=list(conditions), columns=means.columns)
+
+
+def matching_mean(means: pd.DataFrame, n_cells: pd.Series, train: Sequence[str],
+                  conditions: Sequence[str]) -> pd.DataFrame:
+    """Systema's matching mean: a perturbation predicted as the average of its genes' perturbed
+    profiles measured alone in training (``A+ctrl`` and ``ctrl+A`` averaged); a gene never seen
+    alone stands in with the non-control mean, so an unseen single is predicted as that mean
+    (Systema's ``run_matching-mean.py``)."""
+    control = means.loc[CONTROL].to_numpy()
+    alone = {gene: control + delta for gene, delta in single_deltas(means, train).items()}
+    fallback = non_control_mean(means, n_cells, train, [CONTROL]).iloc[0].to_numpy()
+    rows = [np.mean([alone.get(g, fallback) for g in condition_genes(c)], axis=0) for c in conditions]
+    return pd.DataFrame(np.vstack(rows), index=list(conditions), columns=means.columns)
+
+
+def latent_additive(means: pd.DataFrame, train: Sequence[str], conditions: Sequence[str],
+                    n_components: int = 20) -> pd.DataFrame:
+    """PerturBench's latent additive model with a linear (PCA) encoder: encode the training
+    condition means (control included) into their top ``n_components`` principal components,
+    add the latent shifts of the perturbed genes measured alone to control's code, decode.
+
+    ``z(x) = (x - μ) V``; ``ẑ(A+B) = z(ctrl) + [z(A) - z(ctrl)] + [z(B) - z(ctrl)]``;
+    ``x̂ = μ + ẑ Vᵀ``. With every component kept it is ``additive``; fewer components keep the
+    directions the training perturbations share and drop the rest (noise and private effects).
+    A gene never seen alone shifts nothing.
+    """
+    rows = [CONTROL, *_training_perturbations(means, train)]
+    X = means.loc[rows].to_numpy(float)
+    centre = X.mean(axis=0)
+    _, _, vt = np.linalg.svd(X - centre, full_matrices=False)
+    V = vt[: min(n_components, len(vt))].T  # genes × K
+    codes = (X - centre) @ V  # conditions × K
+    code = dict(zip(rows, codes))
+    shifts: dict[str, list[np.ndarray]] = {}
+    for condition in rows[1:]:
+        genes = condition_genes(condition)
+        if len(genes) == 1:
+            shifts.setdefault(genes[0], []).append(code[condition] - code[CONTROL])
+    shift = {g: np.mean(s, axis=0) for g, s in shifts.items()}
+    zero = np.zeros(V.shape[1])
+    latent = np.vstack([code[CONTROL] + sum((shift.get(g, zero) for g in condition_genes(c)), zero)
+                        for c in conditions])
+    return pd.DataFrame(centre + latent @ V.T, index=list(conditions), columns=means.columns)
+
+
+BASELINES = ("no_change", "train_mean", "non_control_mean", "matching_mean", "additive",
+             "latent_additive", "linear")
 
 
 def predict_baseline(name: str, means: pd.DataFrame, train: Sequence[str], conditions: Sequence[str],
-                     gene_names: Sequence[str]) -> pd.DataFrame:
-    """Predictions of baseline ``name`` (one of :data:`BASELINES`)."""
+                     gene_names: Sequence[str], n_cells: pd.Series | None = None,
+                     settings: dict | None = None) -> pd.DataFrame:
+    """Predictions of baseline ``name`` (one of :data:`BASELINES`). ``n_cells`` (cells per
+    condition) is needed by the cell-weighted Systema baselines; ``settings`` are the baseline's
+    own keyword arguments (``linear``: ``n_components``, ``ridge``; ``latent_additive``:
+    ``n_components``)."""
+    settings = settings or {}
+    if name in ("non_control_mean", "matching_mean"):
+        if n_cells is None:
+            raise ValueError(f"{name} weights conditions by their cells: pass n_cells")
+        return (non_control_mean if name == "non_control_mean" else matching_mean)(
+            means, n_cells, train, conditions)
+    if name == "latent_additive":
+        return latent_additive(means, train, conditions, **settings)
     if name == "no_change":
         return no_change(means, conditions)
     if name == "train_mean":
@@ -95,5 +167,5 @@ def predict_baseline(name: str, means: pd.DataFrame, train: Sequence[str], condi
     if name == "additive":
         return additive(means, train, conditions)
     if name == "linear":
-        return linear(means, train, conditions, gene_names)
+        return linear(means, train, conditions, gene_names, **settings)
     raise ValueError(f"unknown baseline {name!r}; choose one of {BASELINES}")
