@@ -2,8 +2,9 @@
 # # Evaluating every model, perturbation by perturbation
 #
 # In this notebook we score every stored prediction (every model and seed) on every test
-# perturbation with GEARS' metrics, summarise them per test subgroup with bootstrap confidence
-# intervals, and compare them with a noise ceiling.
+# perturbation with GEARS' metrics and with the lenses the field has added since (section 5),
+# summarise them per test subgroup with bootstrap confidence intervals, compare them with a
+# noise ceiling, and calibrate each between a mean baseline and that ceiling.
 #
 # The metrics compare a model's **mean** predicted expression with the true cells of the
 # perturbation, and are named as cell-gears names them. Its headline, `mse_de`, is over the
@@ -37,6 +38,8 @@
 profile = "default"
 n_bootstrap = 2000  # bootstrap resamples for the confidence intervals
 ceiling_seed = 0  # seed of the random halves of the noise ceiling
+# the mean-response baseline b of the calibrated scores (u - b) / (r - b)
+calibration_baseline = "non_control_mean"
 # models to export for cell-eval, e.g. gears (written under results/cell_eval/)
 cell_eval_models = []
 
@@ -46,8 +49,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, metrics, plots, predictions, runs, splits
+from helpers import convergence, data, lenses, metrics, plots, predictions, runs
+from helpers import splits
 from helpers.conditions import CONTROL
+from helpers.evaluation import Evaluation
+from helpers.summary import lens_findings
 
 STEP = "20_evaluate_perturbations"
 runs.get_profile(profile)
@@ -71,57 +77,60 @@ display(Markdown(runs.data_statement(profile)))
 
 # %%
 cells = data.cells_by_condition(adata)
-de = data.rank_de_positions(adata)  # GEARS' mse_de genes
-non_dropout_de = data.top_de_positions(adata)
-control_mean = metrics.mean_expression(cells[CONTROL])
-genes = adata.var_names
-subgroup = {c: split.subgroup_of(c) for c in split.test}
-rows = []
-for model, seed in stored.itertuples(index=False):
-    predicted = predictions.read_predictions(model, seed).loc[split.test, genes]
-    for condition in split.test:
-        scores = metrics.perturbation_metrics(
-            predicted.loc[condition].to_numpy(),
-            cells[condition],
-            control_mean,
-            de[condition],
-            non_dropout_de[condition],
-        )
-        rows += [
-            (model, seed, condition, subgroup[condition], m, v)
-            for m, v in scores.items()
-        ]
-rng = np.random.default_rng(ceiling_seed)
-for condition in split.test:
-    scores = metrics.split_half_metrics(
-        cells[condition], control_mean, de[condition], non_dropout_de[condition], rng
+evaluation = Evaluation.build(
+    cells,
+    adata.var_names,
+    list(split.test),
+    list(split.train),
+    {c: split.subgroup_of(c) for c in split.test},
+    data.rank_de_positions(adata),  # GEARS' mse_de genes
+    data.top_de_positions(adata),  # its non-drop-out DE genes
+    ceiling_seed,
+)
+scored = [
+    evaluation.score(model, seed, predictions.read_predictions(model, seed))
+    for model, seed in runs.progress_bar(
+        list(stored.itertuples(index=False)), desc="scoring", unit="model-seed"
     )
-    rows += [
-        ("noise_ceiling", ceiling_seed, condition, subgroup[condition], m, v)
-        for m, v in scores.items()
-    ]
-per_perturbation = pd.DataFrame(
-    rows, columns=["model", "seed", "perturbation", "subgroup", "metric", "value"]
+]
+per_perturbation = pd.concat(
+    [*scored, evaluation.score_replicate()], ignore_index=True
 )
 summary = metrics.summarise(per_perturbation, n_boot=n_bootstrap)
 spread = metrics.seed_spread(per_perturbation)
+calibrated = lenses.calibrate(per_perturbation, calibration_baseline)
+perturbed = [c for c in data.condition_means(adata).index if c != CONTROL]
+systematic = lenses.systematic_variation(
+    data.condition_means(adata), perturbed, CONTROL
+)
+runs.atomic_write_csv(
+    systematic, runs.step_dir(STEP) / "systematic_variation.csv"
+)
 metrics_dir = runs.step_dir("metrics")
 runs.atomic_write_csv(per_perturbation, metrics_dir / "per_perturbation.csv")
 runs.atomic_write_csv(summary, metrics_dir / "summary.csv")
 runs.atomic_write_csv(spread, metrics_dir / "seed_spread.csv")
+runs.atomic_write_csv(calibrated, metrics_dir / "calibrated.csv")
 runs.write_run_json(
     STEP,
     {
         "profile": profile,
         "n_bootstrap": n_bootstrap,
         "ceiling_seed": ceiling_seed,
+        "calibration_baseline": calibration_baseline,
         "predictions": stored.to_dict("records"),
     },
-    ["../metrics/per_perturbation.csv", "../metrics/summary.csv"],
+    [
+        "../metrics/per_perturbation.csv",
+        "../metrics/summary.csv",
+        "../metrics/calibrated.csv",
+        "systematic_variation.csv",
+    ],
 )
 print(
     f"{len(per_perturbation):,} scores: {per_perturbation.model.nunique()} models, "
-    f"{len(split.test)} test perturbations, {len(metrics.METRICS)} metrics"
+    f"{len(split.test)} test perturbations, "
+    f"{per_perturbation.metric.nunique()} metrics"
 )
 
 # %% [markdown]
@@ -225,7 +234,75 @@ display(
 )
 
 # %% [markdown]
-# ## 5. Export for cell-eval
+# ## 5. The field's lenses on the same predictions
+#
+# Since GEARS, benchmarks have asked other questions of a predicted profile
+# (`helpers.lenses`). Each reads the same predictions as above; where a lens compares the genes
+# that respond (discrimination, DE genes), the perturbed gene(s) are left out, as cell-eval
+# does, so that a CRISPRa target's own rise does not decide the answer.
+#
+# | metric | meaning | source |
+# |---|---|---|
+# | `rank_all`, `rank_de` | share of the other test perturbations whose true profile lies closer (Euclidean) to the prediction than its own; 0 = always the right one, 0.5 = chance; over all genes or the perturbation's top-20 DE genes | PerturBench's rank metric (Wu et al. 2025) |
+# | `pds_all`, `pds_de` | perturbation discrimination score, 1 − (profiles closer than its own) / N with Manhattan distance, N the number of test perturbations: 1 perfect, ~0.5 chance | Virtual Cell Challenge / cell-eval 0.8 (Arc Institute) |
+# | `pearson_delta_centroid` (`_de`) | Pearson r of changes measured from the *perturbed centroid* (mean of the training perturbations' profiles) instead of control: what a model knows beyond the shift every perturbation shares | Systema (Viñas Torné et al. 2025) |
+# | `mae` | mean absolute error of the mean profile, all genes | cell-eval |
+# | `l2_top1000` | Euclidean distance on the 1,000 genes most expressed in control | Ahlmann-Eltze et al. (2025) |
+# | `cosine_delta`, `spearman_delta` | cosine and Spearman correlation of the change over control (log fold change on log-normalised data), all genes | PerturBench |
+# | `de_overlap_N` | share of the predicted top-N changed genes (by \|change\|) among the true top N, N = 20, 50, 100 | cell-eval's overlap at N |
+# | `de_precision_N` | share of the predicted top-N changed genes that truly change (Welch t-test against control, Benjamini–Hochberg 5%) | cell-eval's precision at N |
+#
+# **Systematic variation.** Systema showed that much of a perturbation's change over control is
+# shared by all perturbations (stress, cell-cycle or, in Norman's screen, differentiation), so
+# Pearson delta against control rewards predicting that shared shift. Its measure: the cosine
+# between each perturbation's shift over control and the average shift.
+
+# %%
+fig = plots.lens_panels(
+    summary,
+    ["rank_all", "pds_de", "pearson_delta", "pearson_delta_centroid"],
+    ylabels=[
+        "normalised rank (0 best, 0.5 chance)",
+        "PDS, top-20 DE genes (1 best, 0.5 chance)",
+        "Pearson r of Δ over control",
+        "Pearson r of Δ over the perturbed centroid",
+    ],
+)
+runs.atomic_savefig(fig, runs.step_dir(STEP) / "lenses_by_subgroup.png")
+plt.show()
+
+# %%
+fig = plots.metric_bars(
+    summary[summary.subgroup == "all"],
+    [f"de_overlap_{n}" for n in lenses.DE_SIZES]
+    + [f"de_precision_{n}" for n in lenses.DE_SIZES],
+    ylabel="share of genes",
+)
+runs.atomic_savefig(fig, runs.step_dir(STEP) / "de_overlap.png")
+plt.show()
+
+# %%
+lens_table = (
+    summary[summary.subgroup == "all"]
+    .pivot(index="model", columns="metric", values="mean")
+    .reindex(columns=list(lenses.LENSES))
+    .reindex(
+        index=[*plots.ordered_models(summary.model), "noise_ceiling"]
+    )
+)
+display(lens_table.T.round(3))
+
+# %% [markdown]
+# **Calibrated scores.** Each metric's mean per subgroup is also put on one scale,
+# (u − b) / (r − b): b is the mean-response baseline (`calibration_baseline`) and r the
+# split-half replicate (the noise ceiling), each over the same perturbations. 1 is as good as
+# a replicate of the experiment, 0 no better than the mean response, below 0 worse; nothing
+# is clipped (`metrics/calibrated.csv`; chapter 30 lays them side by side). The replicate
+# ranks among the other halves' profiles and is pessimistic on errors (it has half the cells),
+# so a model can score above 1 on an error metric.
+
+# %% [markdown]
+# ## 6. Export for cell-eval
 #
 # The predictions of the models named in `cell_eval_models` are written as cells in the layout
 # of Arc Institute's cell-eval (`MetricsEvaluator(adata_pred, adata_real, control_pert="ctrl",
@@ -256,14 +333,10 @@ for model, seed in stored[stored.model.isin(cell_eval_models)].itertuples(
 # %% [markdown]
 # ## What we found
 #
-# The tables and figures above are computed from this build's predictions; read them with the
-# noise ceiling in mind: on data with a few dozen cells per perturbation, even a perfect model
-# scores at the ceiling, not at zero error.
-#
-# - `no_change` sets the floor; `additive` is the baseline to beat on pairs whose genes were
-#   seen alone (`combo_seen2`, `combo_seen1`), where it knows both single effects.
-# - On `unseen_single` and `combo_seen0` no baseline knows the perturbed genes, and only a model
-#   that transfers knowledge between genes (GEARS through its GO graph) can do better than the
-#   training mean.
-# - Differences smaller than the seed spread (section 4) or the bootstrap intervals are not
-#   evidence that one model is better than another.
+# Every line below is computed from this build's tables; read them with the noise ceiling in
+# mind (on a few dozen cells per perturbation even a perfect model scores at the ceiling, not
+# at zero error) and with the seed spread (section 4): a difference inside it is no evidence.
+
+# %%
+findings = lens_findings(summary, per_perturbation, systematic)
+display(Markdown("\n".join(f"- {line}" for line in findings)))

@@ -4,9 +4,10 @@
 # In this notebook we put every model side by side on every headline metric of the book, each
 # as its mean over seeds ± the standard deviation over seeds, with the noise ceiling beside
 # them, and say in plain words which differences from GEARS are larger than the seed spread.
+# Then we put every model under every lens of the evaluation chapter on one calibrated scale.
 #
-# Only tables written by earlier chapters are read: `results/metrics/per_perturbation.csv`
-# (evaluation) and `results/gi/` (genetic interactions).
+# Only tables written by earlier chapters are read: `results/metrics/per_perturbation.csv` and
+# `calibrated.csv` (evaluation) and `results/gi/` (genetic interactions).
 
 # %% tags=["parameters"]
 # 'quick', 'default', 'norman_cpu' or 'full' (the profile the results were made with)
@@ -19,7 +20,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, plots, runs, summary
+from helpers import data, lenses, plots, runs, summary
+from helpers.splits import SUBGROUPS_BY_DIFFICULTY
 
 STEP = "30_summarise_results"
 runs.get_profile(profile)
@@ -84,11 +86,6 @@ plt.show()
 # %%
 comparison = summary.compare_with(table, reference_model, n_sd=n_sd)
 runs.atomic_write_csv(comparison, runs.step_dir(STEP) / "comparison.csv")
-runs.write_run_json(
-    STEP,
-    {"profile": profile, "reference_model": reference_model, "n_sd": n_sd},
-    ["glance.csv", "comparison.csv"],
-)
 display(
     Markdown(
         "\n".join(
@@ -99,7 +96,87 @@ display(
 )
 
 # %% [markdown]
-# ## 3. What this data can show
+# ## 3. Every model under every lens, calibrated
+#
+# Each metric's mean per subgroup as (u − b) / (r − b), between the mean-response baseline b
+# and the split-half replicate r (chapter 20, `metrics/calibrated.csv`): 1 is as good as
+# repeating the experiment, 0 no better than predicting the mean response, below 0 worse than
+# it. Scores are not clipped, so a model worse than the mean shows as negative. Means over
+# seeds ± their standard deviation.
+
+# %%
+calibrated = pd.read_csv(root / "metrics" / "calibrated.csv")
+lens_metrics = [
+    m
+    for m in ("mse_de", "mse", "pearson_delta", "pearson_delta_de", *lenses.LENSES)
+    if m in set(calibrated.metric)
+]
+calibrated_table = (
+    calibrated[calibrated.metric.isin(lens_metrics)]
+    .groupby(["metric", "model", "subgroup"])
+    .value.agg(mean="mean", sd="std", n_seeds="size")
+    .reset_index()
+)
+runs.atomic_write_csv(calibrated_table, runs.step_dir(STEP) / "calibrated.csv")
+runs.write_run_json(
+    STEP,
+    {"profile": profile, "reference_model": reference_model, "n_sd": n_sd},
+    ["glance.csv", "comparison.csv", "calibrated.csv"],
+)
+subgroups = [
+    s
+    for s in (*SUBGROUPS_BY_DIFFICULTY, "all")
+    if s in set(calibrated_table.subgroup)
+]
+display(
+    calibrated_table.assign(
+        value=lambda t: t["mean"].map("{:.2f}".format)
+        + t.sd.map(lambda sd: "" if pd.isna(sd) else f" ± {sd:.2f}")
+    )
+    .pivot(index=["metric", "model"], columns="subgroup", values="value")
+    .reindex(columns=subgroups)
+    .fillna("–")
+)
+
+# %%
+fig = plots.calibrated_heatmap(calibrated, lens_metrics)
+runs.atomic_savefig(fig, runs.step_dir(STEP) / "calibrated_lenses.png")
+plt.show()
+best = (
+    calibrated_table[calibrated_table.subgroup == "all"]
+    .dropna(subset=["mean"])
+    .sort_values(["metric", "mean", "model"], ascending=[True, False, True])
+    .groupby("metric", sort=False)
+    .head(1)
+    .set_index("metric")
+    .reindex(lens_metrics)
+    .dropna(subset=["model"])
+)
+wins = best.model.value_counts()
+below = calibrated_table[
+    (calibrated_table.subgroup == "all")
+    & (calibrated_table.model == reference_model)
+    & (calibrated_table["mean"] < 0)
+].metric.tolist()
+display(
+    Markdown(
+        f"- Best model per lens, calibrated, over all test perturbations: "
+        + "; ".join(f"`{m}` {r.model} {r['mean']:.2f}" for m, r in best.iterrows())
+        + ".\n- Lenses won: "
+        + ", ".join(f"{m} {n} of {len(best)}" for m, n in wins.items())
+        + f".\n- {reference_model} scores below the mean-response baseline (< 0) on "
+        + (
+            f"{len(below)} of {len(lens_metrics)} lenses: "
+            + ", ".join(f"`{m}`" for m in below)
+            if below
+            else f"none of the {len(lens_metrics)} lenses"
+        )
+        + "."
+    )
+)
+
+# %% [markdown]
+# ## 4. What this data can show
 #
 # The verdicts above are only as general as the data behind them. On simulated data, the
 # simulator's settings decide which kind of gene prior has signal, and the GI truth is as good as

@@ -36,7 +36,8 @@ def test_a_prediction_collapsed_to_the_mean_is_at_chance():
     collapsed = np.tile(true.mean(axis=0), (3, 1))  # (1, 1, 1): equidistant from every true profile
     mask = np.ones_like(true, bool)
     np.testing.assert_allclose(lenses.normalised_rank(collapsed, true, mask), 0.5)
-    np.testing.assert_allclose(lenses.discrimination_score(collapsed, true, mask), 0.0)
+    # cell-eval's 1 − closer/N with the two ties counted half: 1 − 1/3
+    np.testing.assert_allclose(lenses.discrimination_score(collapsed, true, mask), 2 / 3)
 
 
 def test_swapped_predictions_rank_last():
@@ -46,7 +47,7 @@ def test_swapped_predictions_rank_last():
     assert rank[0] == 1.0  # both other profiles closer than its own
     assert rank[1] == 1.0
     assert rank[2] == 0.0
-    assert lenses.discrimination_score(pred, true, np.ones_like(true, bool))[0] == -1.0
+    assert lenses.discrimination_score(pred, true, np.ones_like(true, bool))[0] == pytest.approx(1 / 3)  # 1/N
 
 
 def test_the_target_gene_is_left_out_of_discrimination():

@@ -163,9 +163,13 @@ def normalised_rank(pred: np.ndarray, true: np.ndarray, mask: np.ndarray, metric
 
 
 def discrimination_score(pred: np.ndarray, true: np.ndarray, mask: np.ndarray, metric: str = "l1") -> np.ndarray:
-    """The Virtual Cell Challenge's perturbation discrimination score (PDS) per prediction:
-    ``1 - 2 × normalised rank`` with Manhattan distance, so 1 is perfect and 0 is chance."""
-    return 1.0 - 2.0 * normalised_rank(pred, true, mask, metric)
+    """The Virtual Cell Challenge's perturbation discrimination score (PDS) per prediction, as
+    cell-eval 0.8 computes it (``discrimination_score_l1``): ``1 − closer / N``, where ``closer``
+    counts the true profiles nearer (Manhattan) to the prediction than its own and N is the
+    number of perturbations, its own included. 1: its own profile is the nearest; ~0.5: chance;
+    1/N: the furthest. (cell-eval breaks ties arbitrarily; here they count half.)"""
+    n = len(pred)
+    return 1.0 - normalised_rank(pred, true, mask, metric) * (n - 1) / n
 
 
 def top_changed(delta: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:

@@ -434,3 +434,93 @@ def profile_correlation_boxes(table: pd.DataFrame, sources: Sequence[str]) -> Fi
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def lens_panels(summary: pd.DataFrame, metrics: Sequence[str], ylabels: Sequence[str],
+                subgroups: tuple[str, ...] = SUBGROUPS_BY_DIFFICULTY) -> Figure:
+    """One panel per metric: mean ± bootstrap CI per test subgroup (x) and model (dodged points,
+    in each model's colour), the noise ceiling as a grey band."""
+    models = ordered_models(summary.model)
+    ncols = 2
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(12, 3.4 * nrows), squeeze=False)
+    x = np.arange(len(subgroups))
+    width = 0.8 / max(len(models), 1)
+    for ax, metric, ylabel in zip(axes.flat, metrics, ylabels):
+        rows = summary[(summary.metric == metric) & summary.subgroup.isin(subgroups)]
+        ceiling = rows[rows.model == "noise_ceiling"].set_index("subgroup")
+        for i, s in enumerate(subgroups):
+            if s in ceiling.index:
+                ax.fill_between([i - 0.45, i + 0.45], ceiling.at[s, "ci_low"], ceiling.at[s, "ci_high"],
+                                color="grey", alpha=0.25, lw=0, label="noise ceiling" if i == 0 else None)
+        for j, model in enumerate(models):
+            part = rows[rows.model == model].set_index("subgroup").reindex(subgroups)
+            ax.errorbar(x - 0.4 + width * (j + 0.5), part["mean"],
+                        yerr=[part["mean"] - part.ci_low, part.ci_high - part["mean"]], fmt="o", ms=4,
+                        capsize=2, color=model_colour(model), label=model)
+        ax.set_xticks(x, subgroups, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_title(metric, fontsize=9)
+        ax.spines[["top", "right"]].set_visible(False)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, frameon=False, loc="upper center", ncol=min(6, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+def calibrated_heatmap(calibrated: pd.DataFrame, metrics: Sequence[str], subgroup: str = "all") -> Figure:
+    """Models (rows) × metrics (columns): the calibrated score (u − b)/(r − b), mean over seeds, in
+    one subgroup. Colours run from red (worse than the baseline, < 0) through white (0, the
+    baseline) to blue (1, a replicate); the numbers are not clipped."""
+    rows = calibrated[(calibrated.subgroup == subgroup) & calibrated.metric.isin(metrics)]
+    table = (rows.groupby(["model", "metric"]).value.mean().unstack("metric")
+             .reindex(index=ordered_models(rows.model), columns=[m for m in metrics if m in set(rows.metric)]))
+    fig, ax = plt.subplots(figsize=(0.62 * table.shape[1] + 3, 0.42 * table.shape[0] + 2.2))
+    image = ax.imshow(table.to_numpy(float), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    for i in range(table.shape[0]):
+        for j in range(table.shape[1]):
+            value = table.iat[i, j]
+            if pd.notna(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6.5)
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)
+    fig.colorbar(image, ax=ax, shrink=0.7, label="calibrated score (colour clipped to ±1)")
+    ax.set_title(f"Every model under every lens ({subgroup}): 0 = the mean baseline, 1 = a replicate",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def detection_curves(curves: pd.DataFrame, summary: pd.DataFrame, title: str = "") -> Figure:
+    """GI detection per kind (rows: synergy, suppressor): TPR against the false-discovery
+    proportion and precision against recall, one line per model (its first seed), with each
+    model's average precision and the base rate (a random ranking) in the legend."""
+    kinds = list(dict.fromkeys(curves.kind))
+    fig, axes = plt.subplots(len(kinds), 2, figsize=(11, 3.6 * len(kinds)), squeeze=False)
+    for row, kind in enumerate(kinds):
+        part = curves[curves.kind == kind]
+        for model in ordered_models(part.model):
+            seed = part[part.model == model].seed.min()
+            line = part[(part.model == model) & (part.seed == seed)]
+            ap = summary[(summary.model == model) & (summary.seed == seed) & (summary.kind == kind)]
+            label = f"{model} (AP {ap.average_precision.iloc[0]:.2f})" if len(ap) else model
+            for ax, (x, y) in zip(axes[row], (("fdp", "tpr"), ("recall", "precision"))):
+                ax.step(line[x], line[y], where="post", color=model_colour(model), lw=1.3,
+                        label=label if x == "fdp" else None)
+        base = summary[summary.kind == kind].base_rate
+        if len(base):
+            axes[row, 1].axhline(base.iloc[0], color="grey", ls=":", lw=1, label="random ranking")
+        axes[row, 0].set(xlabel="false-discovery proportion", ylabel="true-positive rate",
+                         title=f"{kind}: TPR vs FDP")
+        axes[row, 1].set(xlabel="recall", ylabel="precision", title=f"{kind}: precision–recall",
+                         ylim=(0, 1.05))
+        axes[row, 0].legend(frameon=False, fontsize=7, loc="lower right")
+        axes[row, 1].legend(frameon=False, fontsize=7)
+        for ax in axes[row]:
+            ax.spines[["top", "right"]].set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

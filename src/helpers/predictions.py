@@ -91,7 +91,7 @@ def available_predictions(data_fingerprint: str | None = None) -> pd.DataFrame:
 
 
 def cell_eval_anndata(means: pd.DataFrame, real: ad.AnnData, conditions: list[str],
-                      seed: int = 0) -> tuple[ad.AnnData, ad.AnnData]:
+                      seed: int = 0, cells: str = "control_shift") -> tuple[ad.AnnData, ad.AnnData]:
     """Predicted and real cells in the layout cell-eval's ``MetricsEvaluator(adata_pred,
     adata_real, control_pert='ctrl', pert_col='condition')`` reads: the same genes in the same
     order, ``obs['condition']`` with the control cells as ``ctrl`` in both.
@@ -100,7 +100,14 @@ def cell_eval_anndata(means: pd.DataFrame, real: ad.AnnData, conditions: list[st
     real control cell shifted by the predicted change over control (GEARS' own form of a
     prediction: perturbation effect + control cell), floored at 0 as log-normalised expression
     is; each condition gets as many cells as it has real ones, drawn with ``seed``.
+
+    With ``cells="mean"`` every predicted cell is the predicted mean itself, and the predicted
+    control cells are the real ones: cell-eval's pseudobulk metrics (Pearson delta, MSE, MAE,
+    discrimination) then read exactly the model's prediction, which is how the agreement
+    benchmark (``benchmarks/cell_eval_agreement.py``) compares its numbers with ours.
     """
+    if cells not in ("control_shift", "mean"):
+        raise ValueError(f"cells must be 'control_shift' or 'mean', not {cells!r}")
     missing = sorted(set(conditions) - set(means.index))
     if missing:
         raise ValueError(f"no prediction for {len(missing)} condition(s), e.g. {missing[:5]}")
@@ -115,8 +122,12 @@ def cell_eval_anndata(means: pd.DataFrame, real: ad.AnnData, conditions: list[st
     blocks, names = [control], [CONTROL] * len(control)
     for condition in conditions:
         n = int((labels == condition).sum())
-        shifted = control[rng.integers(0, len(control), n)] + (means.loc[condition, genes].to_numpy() - control_mean)
-        blocks.append(np.maximum(shifted, 0.0))
+        predicted_mean = means.loc[condition, genes].to_numpy()
+        if cells == "mean":
+            blocks.append(np.tile(predicted_mean, (n, 1)))
+        else:
+            shifted = control[rng.integers(0, len(control), n)] + (predicted_mean - control_mean)
+            blocks.append(np.maximum(shifted, 0.0))
         names += [condition] * n
     keep = np.isin(labels, [CONTROL, *conditions])
     var = pd.DataFrame(index=pd.Index(genes.astype(str)))

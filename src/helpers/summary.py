@@ -149,3 +149,90 @@ def data_caveats(simulator_config: Mapping[str, object] | None, fidelity: pd.Dat
             clean = rows.loc["noise-free"]
             sentences.append(f"The noise-free truth gives r = {clean.r:.2f} (slope {clean.slope:.2f}).")
     return sentences
+
+
+def best_per_lens(summary: pd.DataFrame, metrics: Sequence[str], subgroup: str = "all") -> pd.DataFrame:
+    """Per metric, the best model (noise ceiling excluded) in ``subgroup`` by its mean, the
+    runner-up, and the noise ceiling's value: ``metric, best, best_mean, second, second_mean,
+    ceiling_mean``. Lower is better for the metrics in :data:`helpers.lenses.LOWER_IS_BETTER`."""
+    from helpers.lenses import LOWER_IS_BETTER
+
+    rows = []
+    for metric in metrics:
+        part = summary[(summary.metric == metric) & (summary.subgroup == subgroup)].dropna(subset=["mean"])
+        ceiling = part[part.model == "noise_ceiling"]["mean"]
+        ranked = part[part.model != "noise_ceiling"].sort_values(
+            ["mean", "model"], ascending=[metric in LOWER_IS_BETTER, True])
+        if ranked.empty:
+            continue
+        second = ranked.iloc[1] if len(ranked) > 1 else None
+        rows.append({"metric": metric, "best": ranked.iloc[0].model, "best_mean": float(ranked.iloc[0]["mean"]),
+                     "second": None if second is None else second.model,
+                     "second_mean": float("nan") if second is None else float(second["mean"]),
+                     "ceiling_mean": float(ceiling.iloc[0]) if len(ceiling) else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def share_ranked_first(per_perturbation: pd.DataFrame, metric: str = "rank_all") -> pd.DataFrame:
+    """Per model and subgroup: the share of perturbations whose own true profile is the nearest
+    to the prediction (``metric`` = 0), averaged over seeds: ``model, subgroup, share, n``."""
+    part = per_perturbation[per_perturbation.metric == metric]
+    per_seed = (part.assign(first=part.value == 0)
+                .groupby(["model", "subgroup", "seed"]).agg(share=("first", "mean"), n=("first", "size"))
+                .reset_index())
+    return per_seed.groupby(["model", "subgroup"], as_index=False).agg(share=("share", "mean"), n=("n", "max"))
+
+
+def lens_findings(summary: pd.DataFrame, per_perturbation: pd.DataFrame, systematic: pd.DataFrame,
+                  metrics: Sequence[str] | None = None, reference: str = "gears") -> list[str]:
+    """Sentences from the evaluation tables: how much of the change is systematic and what that
+    does to Pearson delta, how often each model picks out the right perturbation, and the best
+    model per lens."""
+    from helpers.lenses import LENSES
+
+    metrics = list(metrics or ("mse_de", "pearson_delta", *LENSES))
+    means = summary.set_index(["model", "subgroup", "metric"])["mean"]
+    lines = []
+    cosine = systematic.cosine_to_average_shift.dropna()
+    if len(cosine):
+        lines.append(
+            f"Systematic variation: across the {len(cosine)} perturbations, a perturbation's change over "
+            f"control has median cosine {cosine.median():.2f} (IQR {cosine.quantile(.25):.2f}–"
+            f"{cosine.quantile(.75):.2f}) with the average change of all perturbations.")
+
+    def value(model, subgroup, metric):
+        return means.get((model, subgroup, metric), float("nan"))
+
+    if not np.isnan(value("train_mean", "all", "pearson_delta")):
+        others = {m: value(m, "all", "pearson_delta") for m in summary.model.unique()
+                  if m not in ("train_mean", "noise_ceiling")}
+        better = sorted(m for m, v in others.items() if v > value("train_mean", "all", "pearson_delta"))
+        lines.append(
+            f"Pearson delta against control: `train_mean`, which predicts only the average change, scores "
+            f"{value('train_mean', 'all', 'pearson_delta'):.3f} over all test perturbations"
+            + (f" ({reference} {value(reference, 'all', 'pearson_delta'):.3f})" if reference in others else "")
+            + f"; {len(better)} of {len(others)} other models score higher"
+            + (f" ({', '.join(better)})" if better else "")
+            + ". Measured from the perturbed centroid instead (Systema), `train_mean` has nothing left to "
+            "correlate, and "
+            + ", ".join(f"{m} {value(m, 'all', 'pearson_delta_centroid'):.3f}"
+                        for m in [reference, "additive", "matching_mean"] if m in others)
+            + " remain.")
+    first = share_ranked_first(per_perturbation).set_index(["model", "subgroup"])
+    for subgroup in ("combo_seen2", "unseen_single"):
+        shown = [m for m in (reference, "additive", "latent_additive", "matching_mean", "noise_ceiling")
+                 if (m, subgroup) in first.index]
+        if shown:
+            n = int(first.loc[(shown[0], subgroup), "n"])
+            lines.append(
+                f"On `{subgroup}` ({n} perturbations) the true profile is the one nearest the prediction "
+                "(all genes but the targets) for "
+                + ", ".join(f"{m} {first.loc[(m, subgroup), 'share']:.0%}" for m in shown)
+                + f" of them; mean normalised rank (0.5 = chance) "
+                + ", ".join(f"{m} {value(m, subgroup, 'rank_all'):.3f}" for m in shown) + ".")
+    best = best_per_lens(summary, metrics)
+    if len(best):
+        lines.append("Best model per lens over all test perturbations (runner-up; noise ceiling): "
+                     + "; ".join(f"`{r.metric}` {r.best} {r.best_mean:.3g} ({r.second} {r.second_mean:.3g}; "
+                                 f"{r.ceiling_mean:.3g})" for r in best.itertuples()) + ".")
+    return lines
