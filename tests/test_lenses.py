@@ -287,3 +287,38 @@ def test_gi_detection_ranks_synergy_high_and_suppression_low():
     flipped = truth.assign(magnitude=-truth.magnitude)
     _, worst = gi.gi_detection(truth, flipped)
     assert worst.set_index("kind").loc["synergy", "average_precision"] == 0.25
+
+
+# --- the evaluation step ----------------------------------------------------------------------
+
+def test_evaluation_scores_every_metric_and_keeps_the_ceiling_it_always_had():
+    from helpers import metrics
+    from helpers.evaluation import Evaluation
+
+    rng = np.random.default_rng(5)
+    genes = pd.Index([f"G{i}" for i in range(40)])
+    test = ["G1+ctrl", "G2+G3", "G4+G5", "G6+ctrl"]
+    train = ["ctrl", "G7+ctrl", "G8+ctrl"]
+    cells = {"ctrl": rng.normal(1, 0.3, (80, 40))}
+    for i, c in enumerate(test + train[1:]):
+        shift = np.zeros(40)
+        shift[3 * i: 3 * i + 6] = 1.5
+        cells[c] = rng.normal(1, 0.3, (30, 40)) + shift
+    de = {c: np.argsort(-np.abs(cells[c].mean(0) - cells["ctrl"].mean(0)))[:20] for c in cells}
+    subgroup = dict(zip(test, ["unseen_single", "combo_seen0", "combo_seen0", "unseen_single"]))
+    evaluation = Evaluation.build(cells, genes, test, train, subgroup, de, de, ceiling_seed=0)
+    # the ceiling's GEARS metrics are those the chapter always drew: halves in test order
+    draw = np.random.default_rng(0)
+    expected = metrics.split_half_metrics(cells[test[0]], metrics.mean_expression(cells["ctrl"]),
+                                          de[test[0]], de[test[0]], draw)
+    ceiling = evaluation.score_replicate()
+    first = ceiling[ceiling.perturbation == test[0]].set_index("metric").value
+    assert first["mse_de"] == pytest.approx(expected["mse_de"])
+    assert set(ceiling.metric) == set(metrics.METRICS) | set(lenses.LENSES)
+    # a perfect prediction: zero error, its own profile first
+    truth = pd.DataFrame(np.vstack([metrics.mean_expression(cells[c]) for c in test]), index=test, columns=genes)
+    table = evaluation.score("oracle", 0, truth).set_index(["perturbation", "metric"]).value
+    assert all(table[(c, "mse")] == pytest.approx(0, abs=1e-12) for c in test)
+    assert all(table[(c, "rank_all")] == 0 and table[(c, "pds_de")] == 1 for c in test)
+    with pytest.raises(ValueError, match="no prediction for 1 test"):
+        evaluation.score("partial", 0, truth.drop(index="G6+ctrl"))
