@@ -128,7 +128,7 @@ subgroups = [
     for s in (*SUBGROUPS_BY_DIFFICULTY, "all")
     if s in set(calibrated_table.subgroup)
 ]
-display(
+shown_calibrated = (
     calibrated_table.assign(
         value=lambda t: t["mean"].map("{:.2f}".format)
         + t.sd.map(lambda sd: "" if pd.isna(sd) else f" ± {sd:.2f}")
@@ -137,6 +137,8 @@ display(
     .reindex(columns=subgroups)
     .fillna("–")
 )
+with pd.option_context("display.max_rows", len(shown_calibrated) + 1):
+    display(shown_calibrated)
 
 # %%
 fig = plots.calibrated_heatmap(calibrated, lens_metrics)

@@ -179,10 +179,13 @@ def test_calibrated_score_is_one_at_the_replicate_zero_at_the_baseline_and_not_c
 
 
 def test_calibration_uses_only_perturbations_every_side_scores():
-    table = per_perturbation({"noise_ceiling": {"p1": 1.0, "p2": 1.0}, "base": {"p1": 0.0, "p2": 0.0},
+    table = per_perturbation({"noise_ceiling": {"p1": 0.0, "p2": 0.0}, "base": {"p1": 1.0, "p2": 1.0},
                               "model": {"p1": 0.5, "p2": np.nan}})
     row = lenses.calibrate(table, "base").query("model == 'model' and subgroup == 'all'").iloc[0]
     assert row.value == pytest.approx(0.5) and row.n == 1
+    # a replicate no better than the baseline gives no scale to read a score on
+    worse_replicate = per_perturbation({"noise_ceiling": {"p1": 2.0}, "base": {"p1": 1.0}, "model": {"p1": 0.5}})
+    assert lenses.calibrate(worse_replicate, "base").value.isna().all()  # mse_de: lower is better
     with pytest.raises(ValueError, match="calibration needs 'missing'"):
         lenses.calibrate(table, "missing")
 

@@ -3,6 +3,7 @@
 import json
 
 import anndata
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -66,9 +67,24 @@ def test_quick_book_runs_end_to_end(quick_book, tmp_path, monkeypatch):
 
     per_perturbation = pd.read_csv(first / "metrics" / "per_perturbation.csv")
     assert per_perturbation.columns.tolist() == ["model", "seed", "perturbation", "subgroup", "metric", "value"]
-    assert set(per_perturbation.model) == {"no_change", "train_mean", "additive", "linear", "gears",
+    assert set(per_perturbation.model) == {"no_change", "train_mean", "non_control_mean", "matching_mean",
+                                           "additive", "latent_additive", "linear", "gears",
                                            "gears+go_svd", "gears+genemamba", "noise_ceiling"}
     assert per_perturbation.groupby("model").perturbation.nunique().eq(107).all()
+    # every model, the noise ceiling included, is seen through every lens on every test perturbation
+    from helpers import lenses
+
+    lens_rows = per_perturbation[per_perturbation.metric.isin(lenses.LENSES)]
+    assert lens_rows.groupby("model").size().eq(107 * len(lenses.LENSES)).all()
+    assert lens_rows.groupby("model").size().index.nunique() == per_perturbation.model.nunique()
+    calibrated = pd.read_csv(first / "metrics" / "calibrated.csv")
+    assert calibrated.columns.tolist() == ["model", "seed", "subgroup", "metric", "value", "model_mean",
+                                           "baseline_mean", "replicate_mean", "n"]
+    assert "noise_ceiling" not in set(calibrated.model)
+    # the calibration's baseline scores exactly 0 on every metric it defines
+    baseline = calibrated[calibrated.model == "non_control_mean"].value.dropna()
+    assert len(baseline) > 50 and np.allclose(baseline, 0.0)
+    assert set(lenses.LENSES) <= set(calibrated.metric)
     summary = pd.read_csv(first / "metrics" / "summary.csv")
     assert summary.columns.tolist() == ["model", "subgroup", "metric", "mean", "ci_low", "ci_high", "n"]
     no_change = summary.query("model == 'no_change' and metric == 'mse_de'").set_index("subgroup")
@@ -88,6 +104,11 @@ def test_quick_book_runs_end_to_end(quick_book, tmp_path, monkeypatch):
     assert fidelity.source.tolist() == ["cells", "noise-free"] and fidelity.n.gt(100).all()
     assert fidelity[["r", "slope", "agreement"]].notna().all().all()
     assert top.groupby(["model", "seed", "kind"]).size().eq(20).all()
+    detection = pd.read_csv(first / "gi" / "detection.csv")
+    assert detection.columns.tolist() == ["truth", "model", "seed", "kind", "average_precision", "base_rate",
+                                          "n_positive", "n"]
+    assert set(detection.truth) == {"cells", "noise-free"} and detection.n.eq(71).all()
+    assert (first / "30_summarise_results" / "calibrated_lenses.png").stat().st_size > 10_000
     glance = pd.read_csv(first / "30_summarise_results" / "glance.csv")
     assert {"gears", "gears+genemamba", "noise_ceiling"} <= set(glance.model)
     assert glance.query("model == 'gears' and column == 'magnitude_r'").n_seeds.item() == 1

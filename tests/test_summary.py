@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from helpers import summary
 
@@ -49,3 +50,20 @@ def test_data_caveats_are_built_from_the_settings_and_the_fidelity():
     assert "r = 0.62" in simulated[1] and "125 pairs" in simulated[1] and "r = 1.00" in simulated[2]
     real = summary.data_caveats(None, fidelity.iloc[:1], data.PRIOR_SIGNAL_KNOBS)
     assert real[0].startswith("The data are a real screen") and len(real) == 2
+
+
+def test_best_per_lens_knows_which_way_is_better():
+    table = pd.DataFrame({"model": ["a", "b", "noise_ceiling"] * 2, "subgroup": "all",
+                          "metric": ["mse_de"] * 3 + ["pds_all"] * 3,
+                          "mean": [0.5, 0.2, 0.01, 0.6, 0.9, 0.99]})
+    best = summary.best_per_lens(table, ["mse_de", "pds_all"]).set_index("metric")
+    assert best.loc["mse_de", "best"] == "b" and best.loc["mse_de", "second"] == "a"  # lower is better
+    assert best.loc["pds_all", "best"] == "b" and best.loc["pds_all", "ceiling_mean"] == 0.99
+
+
+def test_share_ranked_first_averages_seeds():
+    rows = pd.DataFrame({"model": "gears", "subgroup": "combo_seen2", "metric": "rank_all",
+                         "seed": [0, 0, 1, 1], "perturbation": ["p", "q", "p", "q"],
+                         "value": [0.0, 0.2, 0.0, 0.0]})
+    share = summary.share_ranked_first(rows).iloc[0]
+    assert share.share == pytest.approx(0.75) and share.n == 2

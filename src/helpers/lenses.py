@@ -257,8 +257,10 @@ def calibrate(per_perturbation: pd.DataFrame, baseline: str, replicate: str = "n
     u is the model's mean over the subgroup's perturbations, b the ``baseline`` model's and r the
     ``replicate``'s (the split-half noise ceiling), each over the perturbations where all three
     are defined. 1: as good as a replicate of the experiment; 0: no better than the baseline;
-    below 0: worse than it. Not clipped. Undefined (NaN) where r equals b. Direction does not
-    matter: for an error, (u − b)/(r − b) is positive when u is below b too.
+    below 0: worse than it. Not clipped. Direction does not matter: for an error,
+    (u − b)/(r − b) is positive when u is below b too. Undefined (NaN) where the replicate is
+    not better than the baseline (the scale would flip or blow up): with few cells a half
+    replicate can be noisier than a mean, and no score can then be read against it.
 
     Returns ``model, seed, subgroup, metric, value, model_mean, baseline_mean, replicate_mean, n``.
     """
@@ -282,7 +284,8 @@ def calibrate(per_perturbation: pd.DataFrame, baseline: str, replicate: str = "n
         if not defined.any():
             continue
         um, bm, rm = u[defined].mean(), b[defined].mean(), r[defined].mean()
-        value = (um - bm) / (rm - bm) if abs(rm - bm) > 1e-12 else float("nan")
+        replicate_better = rm < bm if metric in LOWER_IS_BETTER else rm > bm
+        value = (um - bm) / (rm - bm) if replicate_better and abs(rm - bm) > 1e-12 else float("nan")
         rows.append({"model": model, "seed": seed, "subgroup": subgroup, "metric": metric,
                      "value": float(value), "model_mean": float(um), "baseline_mean": float(bm),
                      "replicate_mean": float(rm), "n": int(defined.sum())})
