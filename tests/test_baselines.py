@@ -99,3 +99,19 @@ def test_cell_eval_export_reads_back_in_its_layout(tmp_path):
         assert np.isclose(candidates, cell, atol=1e-5).all(axis=1).any()
     with pytest.raises(ValueError, match="no prediction.*D\\+E"):
         predictions.cell_eval_anndata(means, real, ["A+B", "D+E"])
+
+
+def test_cell_eval_export_of_means_reads_back_the_prediction_floored_at_zero():
+    from helpers import predictions
+    from tests.conftest import make_gears_adata
+
+    real = make_gears_adata({"ctrl": 20, "A+B": 6, "C+ctrl": 4}, n_genes=8)
+    means = pd.DataFrame(np.linspace(-1, 2, 16).reshape(2, 8), index=["A+B", "C+ctrl"], columns=real.var_names)
+    predicted, _ = predictions.cell_eval_anndata(means, real, ["A+B", "C+ctrl"], cells="mean")
+    for condition in ("A+B", "C+ctrl"):
+        cells = predicted[predicted.obs.condition == condition].X
+        np.testing.assert_allclose(cells.mean(axis=0), np.maximum(means.loc[condition], 0), atol=1e-7)
+    control = predicted[predicted.obs.condition == "ctrl"].X
+    np.testing.assert_allclose(control, real[real.obs.condition == "ctrl"].X.toarray())
+    with pytest.raises(ValueError, match="cells must be"):
+        predictions.cell_eval_anndata(means, real, ["A+B"], cells="median")

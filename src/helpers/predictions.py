@@ -101,9 +101,10 @@ def cell_eval_anndata(means: pd.DataFrame, real: ad.AnnData, conditions: list[st
     prediction: perturbation effect + control cell), floored at 0 as log-normalised expression
     is; each condition gets as many cells as it has real ones, drawn with ``seed``.
 
-    With ``cells="mean"`` every predicted cell is the predicted mean itself, and the predicted
+    With ``cells="mean"`` every predicted cell is the predicted mean itself (floored at 0:
+    cell-eval refuses negative expression, which an additive sum can predict), and the predicted
     control cells are the real ones: cell-eval's pseudobulk metrics (Pearson delta, MSE, MAE,
-    discrimination) then read exactly the model's prediction, which is how the agreement
+    discrimination) then read exactly that prediction, which is how the agreement
     benchmark (``benchmarks/cell_eval_agreement.py``) compares its numbers with ours.
     """
     if cells not in ("control_shift", "mean"):
@@ -124,7 +125,7 @@ def cell_eval_anndata(means: pd.DataFrame, real: ad.AnnData, conditions: list[st
         n = int((labels == condition).sum())
         predicted_mean = means.loc[condition, genes].to_numpy()
         if cells == "mean":
-            blocks.append(np.tile(predicted_mean, (n, 1)))
+            blocks.append(np.tile(np.maximum(predicted_mean, 0.0), (n, 1)))
         else:
             shifted = control[rng.integers(0, len(control), n)] + (predicted_mean - control_mean)
             blocks.append(np.maximum(shifted, 0.0))
