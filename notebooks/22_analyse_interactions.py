@@ -373,7 +373,7 @@ for source in truth_sources:
     fig = plots.detection_curves(
         curves[curves.truth == source],
         detection[detection.truth == source],
-        title=f"GI detection against the truth from the {source}",
+        title=f"GI detection against the {source} truth",
     )
     name = source.replace(" ", "_").replace("-", "_")
     runs.atomic_savefig(fig, runs.step_dir(STEP) / f"detection_{name}.png")

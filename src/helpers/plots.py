@@ -498,7 +498,7 @@ def detection_curves(curves: pd.DataFrame, summary: pd.DataFrame, title: str = "
     proportion and precision against recall, one line per model (its first seed), with each
     model's average precision and the base rate (a random ranking) in the legend."""
     kinds = list(dict.fromkeys(curves.kind))
-    fig, axes = plt.subplots(len(kinds), 2, figsize=(11, 3.6 * len(kinds)), squeeze=False)
+    fig, axes = plt.subplots(len(kinds), 2, figsize=(12.5, 3.6 * len(kinds)), squeeze=False)
     for row, kind in enumerate(kinds):
         part = curves[curves.kind == kind]
         for model in ordered_models(part.model):
@@ -507,8 +507,10 @@ def detection_curves(curves: pd.DataFrame, summary: pd.DataFrame, title: str = "
             ap = summary[(summary.model == model) & (summary.seed == seed) & (summary.kind == kind)]
             label = f"{model} (AP {ap.average_precision.iloc[0]:.2f})" if len(ap) else model
             for ax, (x, y) in zip(axes[row], (("fdp", "tpr"), ("recall", "precision"))):
-                ax.step(line[x], line[y], where="post", color=model_colour(model), lw=1.3,
-                        label=label if x == "fdp" else None)
+                ax.plot(line[x], line[y], color=model_colour(model), lw=1.3,
+                        marker="o" if len(line) == 1 else None,  # a constant score: one cut
+                        drawstyle="steps-post" if x == "recall" else "default",
+                        label=label if x == "recall" else None)
         base = summary[summary.kind == kind].base_rate
         if len(base):
             axes[row, 1].axhline(base.iloc[0], color="grey", ls=":", lw=1, label="random ranking")
@@ -516,8 +518,7 @@ def detection_curves(curves: pd.DataFrame, summary: pd.DataFrame, title: str = "
                          title=f"{kind}: TPR vs FDP")
         axes[row, 1].set(xlabel="recall", ylabel="precision", title=f"{kind}: precision–recall",
                          ylim=(0, 1.05))
-        axes[row, 0].legend(frameon=False, fontsize=7, loc="lower right")
-        axes[row, 1].legend(frameon=False, fontsize=7)
+        axes[row, 1].legend(frameon=False, fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
         for ax in axes[row]:
             ax.spines[["top", "right"]].set_visible(False)
     if title:
