@@ -165,3 +165,43 @@ def test_executed_chapters_hold_no_progress_bars(quick_book):
             for output in cell.get("outputs", []):
                 text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
                 assert not bar.search(text), f"{path.name}: a progress bar in its output: {text[:120]!r}"
+
+
+@pytest.mark.slow
+def test_the_books_headline_metrics_are_cell_gears_own(quick_book, monkeypatch):
+    """Chapter 20's mse_de, pearson_de, mse and pearson of a stored prediction equal what
+    cell-gears' ``gears.inference.compute_metrics`` computes from the same cells and predictions,
+    with its DE genes read from the data's ``rank_genes_groups_cov_all`` (catches an off-by-one in
+    the DE genes, or the chapter passing the non-drop-out list where the t-test ranking belongs)."""
+    from gears.inference import compute_metrics
+
+    from helpers import data, predictions
+
+    monkeypatch.setenv("HELPERS_RESULTS_DIR", str(quick_book / "results"))
+    prepared = data.load_prepared()
+    adata = prepared.adata
+    scored = pd.read_csv(quick_book / "results" / "metrics" / "per_perturbation.csv")
+    for model, seed in (("additive", 0), ("gears", 1)):
+        predicted = predictions.read_predictions(model, seed)
+        labels = adata.obs["condition"].astype(str).to_numpy()
+        name_of = dict(zip(adata.obs["condition"].astype(str), adata.obs["condition_name"].astype(str)))
+        position = {g: i for i, g in enumerate(adata.var_names)}
+        cells = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+        truth, pred, truth_de, pred_de, pert_cat = [], [], [], [], []
+        for condition in prepared.split.test:
+            rows = cells[labels == condition]
+            de = [position[g] for g in adata.uns["rank_genes_groups_cov_all"][name_of[condition]][:20]]
+            mean = np.tile(predicted.loc[condition, adata.var_names].to_numpy(), (len(rows), 1))
+            truth.append(rows), pred.append(mean), truth_de.append(rows[:, de]), pred_de.append(mean[:, de])
+            pert_cat += [condition] * len(rows)
+        _, theirs = compute_metrics({"pert_cat": np.array(pert_cat), "truth": np.vstack(truth),
+                                     "pred": np.vstack(pred), "truth_de": np.vstack(truth_de),
+                                     "pred_de": np.vstack(pred_de)})
+        ours = scored[(scored.model == model) & (scored.seed == seed)].pivot(
+            index="perturbation", columns="metric", values="value")
+        for metric in ("mse_de", "mse", "pearson", "pearson_de"):
+            expected = pd.Series({c: theirs[c][metric] for c in prepared.split.test})
+            got = ours.loc[expected.index, metric]
+            defined = got.notna()  # cell-gears scores an undefined r as 0; the book leaves it out
+            assert defined.sum() > 50, (model, metric)
+            np.testing.assert_allclose(got[defined], expected[defined], atol=1e-5, err_msg=f"{model} {metric}")
