@@ -247,3 +247,32 @@ def test_profile_correlation_boxes_draw_each_source_side_by_side():
     assert [t.get_text() for t in ax.get_xticklabels()] == list(gi.PROFILE_CORRELATIONS)
     assert len(ax.patches) == 8  # 4 measures × 2 sources
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ours", "Norman"]
+
+
+def test_gi_scores_equal_cell_gears_get_coeffs_with_both_orientations_averaged():
+    """The book's GI scores of a pair equal cell-gears' own ``gears.utils.get_coeffs`` on the same
+    changes over control, where a gene measured as both ``A+ctrl`` and ``ctrl+A`` enters as the
+    mean of the two (GEARS' ``get_GI_params`` averages them the same way)."""
+    from gears.utils import get_coeffs
+
+    rng = np.random.default_rng(11)
+    n = 60  # 1,770 gene pairs: every subset enumerated, so Theil–Sen is exact in both
+    genes = [f"g{i}" for i in range(n)]
+    control = rng.uniform(1, 3, n)
+    a1, a2 = control + rng.normal(0, 1, n), control + rng.normal(0, 1, n)  # A, measured twice
+    b = control + rng.normal(0, 1, n)
+    pair = control + 0.9 * (a1 + a2 - 2 * control) / 2 + 1.3 * (b - control) + rng.normal(0, 0.2, n)
+    means = pd.DataFrame([control, a1, a2, b, pair], index=["ctrl", "A+ctrl", "ctrl+A", "B+ctrl", "A+B"],
+                         columns=genes)
+    ours = gi.interaction_scores(means, ["A+B"], genes, engine="sklearn").iloc[0]
+    delta_a = (a1 + a2) / 2 - control
+    delta_b, delta_ab = b - control, pair - control
+    theirs = get_coeffs(np.column_stack([delta_a, delta_b]), delta_a, delta_b, delta_ab)
+    for mine, cell_gears in (("c1", "c1"), ("c2", "c2"), ("magnitude", "mag"), ("corr_fit", "corr_fit"),
+                             ("dcor", "dcor"), ("dcor_singles", "dcor_singles"), ("dcor_a", "dcor_first"),
+                             ("dcor_b", "dcor_second"), ("dominance", "dominance"),
+                             ("equality_of_contribution", "eq_contr")):
+        assert ours[mine] == pytest.approx(float(theirs[cell_gears]), abs=1e-6), mine
+    # one orientation alone is a different single effect, and a different fit
+    only_first = gi.interaction_scores(means.drop(index="ctrl+A"), ["A+B"], genes, engine="sklearn").iloc[0]
+    assert abs(only_first.c1 - ours.c1) > 0.01
