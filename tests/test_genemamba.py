@@ -158,3 +158,26 @@ def test_published_checkpoint_folder_is_read_with_its_vocabulary(tmp_path):
         (tmp_path / "model.safetensors").unlink()
         (tmp_path / "tokenizer.json").unlink()
         gm.published_embedding_table(tmp_path)
+
+
+def test_language_model_loss_equals_the_loss_of_reads_that_stop_before_each_target():
+    """The loss, computed in one pass, equals a slow reference in which every prediction is made
+    from a read of the tokens *before* its target only (the prefix, cut off there): a shift that
+    let a position see the token it predicts, or scored it against the wrong token, changes it."""
+    torch.manual_seed(1)
+    model = gm.GeneMamba(gm.GeneMambaConfig(vocab_size=30, d_model=16, head_dim=8))
+    tokens = torch.tensor([[gm.CLS, 5, 9, 7, 4, 6, 12], [gm.CLS, 8, 3, 11, gm.PAD, gm.PAD, gm.PAD]])
+    lengths = (tokens != gm.PAD).sum(dim=1)
+    losses = []
+    for reverse in (False, True):
+        ordered = gm.reverse_valid(tokens, lengths) if reverse else tokens
+        terms = []
+        for row, length in enumerate(lengths.tolist()):
+            for t in range(length - 1):
+                prefix = ordered[row: row + 1, : t + 1]  # what the read has seen when it predicts t + 1
+                hidden = model.causal_hidden(prefix)[0, t]
+                logits = hidden @ model.embedding.weight.T
+                terms.append(torch.nn.functional.cross_entropy(logits[None], ordered[row, t + 1][None]))
+        losses.append(torch.stack(terms).mean())
+    reference = 0.5 * (losses[0] + losses[1])
+    torch.testing.assert_close(gm.language_model_loss(model, tokens), reference, atol=1e-5, rtol=1e-5)
