@@ -91,7 +91,52 @@ def test_summary_averages_seeds_then_bootstraps_over_perturbations():
     summary = metrics.summarise(per_pert, n_boot=200).set_index("subgroup")
     assert summary.loc["a", "mean"] == pytest.approx(3.0) and summary.loc["a", "n"] == 2
     assert summary.loc["all", "mean"] == pytest.approx((2 + 4 + 10) / 3) and summary.loc["all", "n"] == 3
-    assert summary.loc["a", "ci_low"] >= 2.0 and summary.loc["a", "ci_high"] <= 4.0
+    # resampling the two perturbations (2 and 4) gives means 2, 3 or 4 with chances ¼, ½, ¼: the
+    # 95% interval is exactly [2, 4] (resampling the four seed values would give [1.5, 3.75]-ish)
+    assert summary.loc["a", "ci_low"] == 2.0 and summary.loc["a", "ci_high"] == 4.0
     spread = metrics.seed_spread(per_pert).set_index("subgroup")
     assert spread.loc["a", "seed_mean"] == pytest.approx(3.0)
     assert spread.loc["a", "seed_sd"] == pytest.approx(np.std([2.5, 3.5], ddof=1))
+
+
+def test_perturbation_metrics_exact_values_on_a_hand_worked_case():
+    """Every metric's value on four genes worked out by hand: a sign flip in a Pearson delta, a
+    swapped quantile band or a metric read off the wrong genes changes one of them."""
+    control = np.array([1.0, 1.0, 1.0, 1.0])
+    # true cells: genes 0-2 change (+1, -1, +2), gene 3 does not; each gene spreads 0..4 around it
+    spread = np.linspace(-2, 2, 101)[:, None]
+    true_mean = np.array([2.0, 0.0, 3.0, 1.0])
+    cells = true_mean + spread * np.array([[0.5, 0.5, 0.5, 0.5]])
+    pred = np.array([2.5, 0.5, 2.0, 1.0])  # Δ = (1.5, -0.5, 1.0, 0.0)
+    de, kept = np.array([0, 1, 2]), np.array([1, 2, 3])
+    scores = metrics.perturbation_metrics(pred, cells, control, de, kept)
+    assert scores["mse_de"] == pytest.approx((0.25 + 0.25 + 1.0) / 3)
+    assert scores["mse"] == pytest.approx((0.25 + 0.25 + 1.0 + 0.0) / 4)
+    assert scores["mse_top20_de_non_dropout"] == pytest.approx((0.25 + 1.0 + 0.0) / 3)
+    true_delta, pred_delta = true_mean - control, pred - control
+    assert scores["pearson_delta"] == pytest.approx(np.corrcoef(pred_delta, true_delta)[0, 1])
+    assert scores["pearson_delta_de"] == pytest.approx(np.corrcoef(pred_delta[de], true_delta[de])[0, 1])
+    assert scores["pearson_delta_top20_de_non_dropout"] == pytest.approx(
+        np.corrcoef(pred_delta[kept], true_delta[kept])[0, 1])
+    assert scores["pearson_delta"] == pytest.approx(0.8485281)  # 0.6 / sqrt(0.5): a flipped sign reads -0.85
+    # directions on genes 1-3: (-, -), (+, +), (0, 0): all right
+    assert scores["frac_correct_direction_top20_non_dropout"] == 1.0
+    # genes 1-3 spread uniformly ±1 around their true mean: gene 1's prediction is 0.5 above it
+    # (the 75th percentile), gene 2's 1.0 below (the minimum), gene 3's on it (the median)
+    assert scores["frac_in_range_45_55_non_dropout"] == pytest.approx(1 / 3)
+    assert scores["frac_in_range_40_60_non_dropout"] == pytest.approx(1 / 3)
+    assert scores["frac_in_range_25_75_non_dropout"] == pytest.approx(2 / 3)
+
+
+def test_bootstrap_interval_covers_the_mean_and_narrows_with_more_perturbations():
+    rng = np.random.default_rng(3)
+    few = rng.normal(1.0, 1.0, 10)
+    many = rng.normal(1.0, 1.0, 1000)
+    mean, low, high = metrics.bootstrap_mean_ci(few, n_boot=2000)
+    assert mean == pytest.approx(few.mean()) and low < mean < high
+    _, low_many, high_many = metrics.bootstrap_mean_ci(many, n_boot=2000)
+    # a 95% interval of a mean spans about 2 × 1.96 standard errors
+    for values, width in ((few, high - low), (many, high_many - low_many)):
+        assert width == pytest.approx(3.92 * values.std() / np.sqrt(len(values)), rel=0.25)
+    assert 0.9 < low_many < high_many < 1.2  # and it sits around the true mean
+    assert np.isnan(metrics.bootstrap_mean_ci(np.array([np.nan]))[0])
