@@ -63,6 +63,8 @@ parameters = {
     "combo_seen2_train_frac": combo_seen2_train_frac,
     "go_top_k": go_top_k,
     "reference_files": reference.reference_digest(),
+    # a change to the code it computes with recomputes it
+    "code": runs.code_digest("helpers.data", "helpers.gi"),
 }
 runs.check_results_root(
     settings.data_source

@@ -51,6 +51,7 @@ parameters = {
     "n_components": n_components,
     "ridge": ridge,
     "latent_components": latent_components,
+    "code": runs.code_digest("helpers.models.baselines"),  # a code change refits
 }
 
 # %% tags=["remove-input"]

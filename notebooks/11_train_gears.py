@@ -142,6 +142,10 @@ def parameters_of(seed: int) -> dict:  # what a run's cached results are keyed o
         "engine": engine,
         "budget": budget,
         "seed": seed,
+        # a change to the code it trains with retrains it
+        "code": runs.code_digest(
+            "helpers.models.gears", "helpers.models.cell_gears"
+        ),
     }
 
 

@@ -67,6 +67,7 @@ parameters = {
     "infonce_weight": infonce_weight,
     "eval_every": eval_every,
     "seed": seed,
+    "code": runs.code_digest("helpers.models.genemamba"),  # a code change retrains
 }
 
 # %% tags=["remove-input"]

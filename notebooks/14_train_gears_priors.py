@@ -141,6 +141,7 @@ def train_or_reuse(
                 "prior_target": target,
                 "budget": budget,
                 "seed": seed,
+                "code": runs.code_digest("helpers.models.gears"),
             },
             GearsRun(seed, tables[name], target, name),
         )

@@ -159,3 +159,53 @@ def test_reuse_or_compute_reads_back_what_finished_and_computes_only_the_rest(is
 
     with pytest.raises(ValueError, match="seed=1: compute returned no \\['table.csv'\\]"):
         runs.reuse_or_compute(jobs[:1], ["table.csv"], lambda pending: [{}], force=True)
+
+
+def test_a_code_change_invalidates_exactly_the_caches_that_depend_on_it(tmp_path, monkeypatch, isolated_results):
+    """The code digest in a cache key follows the helpers modules a step computes with,
+    transitively: editing one of them recomputes the step; editing a module it does not import,
+    or one that only places files and draws pages, reuses it."""
+    import shutil
+
+    package = tmp_path / "helpers"
+    shutil.copytree(runs.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runs, "PACKAGE_DIR", package)
+    assert "helpers.conditions" in runs.helpers_imports("helpers.models.baselines")
+
+    def key():
+        return {"seed": 0, "code": runs.code_digest("helpers.models.baselines")}
+
+    runs.write_run_json("97_baselines", key(), [])
+    assert runs.is_cached("97_baselines", key(), [])
+
+    def edit(relative, text="\n# an edit\n"):
+        with open(package / relative, "a") as handle:
+            handle.write(text)
+
+    for unrelated in ("models/genemamba.py", "gi.py", "runs.py", "plots.py"):
+        edit(unrelated)
+        assert runs.is_cached("97_baselines", key(), []), unrelated  # reused
+    edit("conditions.py")  # imported by baselines: its results may change
+    assert not runs.is_cached("97_baselines", key(), [])
+    runs.write_run_json("97_baselines", key(), [])
+    edit("models/baselines.py")
+    assert not runs.is_cached("97_baselines", key(), [])
+    with pytest.raises(ValueError, match="not a module"):
+        runs.code_digest("helpers.nowhere")
+
+
+def test_every_cached_step_keys_on_its_code():
+    """Each chapter that caches results puts a code digest of what it computes with into the
+    cache key (a chapter that forgot it would serve results of old code after a fix)."""
+    from helpers.reference import REPO_ROOT
+
+    expected = {"01_prepare_data": "helpers.data", "10_train_baselines": "helpers.models.baselines",
+                "11_train_gears": "helpers.models.gears", "12_pretrain_genemamba": "helpers.models.genemamba",
+                "14_train_gears_priors": "helpers.models.gears"}
+    import re
+
+    for chapter, module in expected.items():
+        source = (REPO_ROOT / "notebooks" / f"{chapter}.py").read_text()
+        assert re.search(rf'runs\.code_digest\(\s*"{re.escape(module)}"', source), chapter
+    scoring = (REPO_ROOT / "src" / "helpers" / "scoring.py").read_text()
+    assert 'runs.code_digest("helpers.gi")' in scoring

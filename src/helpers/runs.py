@@ -279,6 +279,62 @@ def _jsonable(parameters: dict[str, Any]) -> dict[str, Any]:
                                   for k, v in parameters.items()}, default=str))
 
 
+# Modules whose code cannot change what a step computes: where results go, how progress and pages
+# look. Everything else a step's computation imports is part of its cache key (code_digest).
+NOT_IN_CODE_DIGEST = frozenset({"helpers.runs", "helpers.book", "helpers.plots"})
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of a ``helpers`` module (a package's ``__init__.py``), or None."""
+    parts = module.split(".")[1:]
+    path = PACKAGE_DIR.joinpath(*parts)
+    if path.is_dir():
+        return path / "__init__.py"
+    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
+
+
+def helpers_imports(module: str) -> set[str]:
+    """The ``helpers`` modules that ``module``'s source imports (``import helpers.x``,
+    ``from helpers import x``, ``from helpers.x import y``, at any depth of the file)."""
+    import ast
+
+    source = _module_file(module)
+    if source is None:
+        raise ValueError(f"{module!r} is not a module of the helpers package")
+    found = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "helpers"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "helpers":
+            found.add(node.module)
+            # `from helpers import data` and `from helpers.models import gears` name modules
+            found |= {f"{node.module}.{a.name}" for a in node.names
+                      if _module_file(f"{node.module}.{a.name}") is not None}
+    return {m for m in found if _module_file(m) is not None} - {"helpers"}
+
+
+def code_digest(*modules: str) -> str:
+    """A short SHA-256 of the source of ``modules`` and of every ``helpers`` module they import,
+    transitively, leaving out :data:`NOT_IN_CODE_DIGEST`: part of a cached step's key, so that
+    a change to the code a step computes with (a fix pulled, a model changed) recomputes it, and
+    a change elsewhere does not."""
+    import hashlib
+
+    seen: set[str] = set()
+    pending = [m for m in modules if m not in NOT_IN_CODE_DIGEST]
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        pending += [m for m in helpers_imports(module) if m not in seen and m not in NOT_IN_CODE_DIGEST]
+    digest = hashlib.sha256()
+    for module in sorted(seen):
+        digest.update(module.encode() + b"\0" + _module_file(module).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def is_cached(step: str, parameters: dict[str, Any], outputs: list[str]) -> bool:
     """Whether ``step`` already ran with exactly these parameters and all its outputs exist."""
     record_path = results_root() / step / "run.json"

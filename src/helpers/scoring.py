@@ -70,7 +70,8 @@ class Scoring:
         """What a score depends on besides its pairs and its means (``n_jobs`` does not count)."""
         return {"genes": hashlib.sha256(" ".join(self.genes).encode()).hexdigest()[:16],
                 "engine": self.engine, "max_subpopulation": self.max_subpopulation,
-                "random_state": self.random_state}
+                "random_state": self.random_state,
+                "code": runs.code_digest("helpers.gi")}  # a change to the scoring rescores
 
     def _run(self, model: str, seed: int, source: str, means: pd.DataFrame,
              pairs: list[str]) -> runs.CachedRun:
