@@ -66,6 +66,7 @@ def test_duplicate_symbols_are_made_unique_with_their_ids():
     assert list(adata.var_names) == ["A_E1", "B", "A_E3"] and list(adata.var["gene_id"]) == ["E1", "E2", "E3"]
 
 
+@pytest.mark.slow
 def test_every_chapter_runs_on_the_real_layout(real_book, real_file):
     _, root, _ = real_book
     prepared = ad.read_h5ad(root / data.PREPARE_STEP / data.DATASET_FILE)
@@ -91,6 +92,7 @@ def test_every_chapter_runs_on_the_real_layout(real_book, real_file):
         assert {k: provenance[k] for k in expected} == expected, record
 
 
+@pytest.mark.slow
 def test_real_and_simulated_results_never_overwrite_each_other(real_book):
     base, root, before = real_book
     assert root.is_relative_to(base / "real")
@@ -104,6 +106,7 @@ def test_real_and_simulated_results_never_overwrite_each_other(real_book):
     assert json.loads((base / "01_prepare_data" / "run.json").read_text())["data"]["data_source"] == "simulated"
 
 
+@pytest.mark.slow
 def test_export_for_cell_eval_on_the_real_layout(real_book, tmp_path, monkeypatch):
     _, root, _ = real_book
     results = tmp_path / "results"
