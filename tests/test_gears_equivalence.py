@@ -130,3 +130,16 @@ def test_gene_prior_enters_through_a_projection():
     out.sum().backward()
     assert model.gene_prior_proj.weight.grad.abs().sum() > 0
     assert "gene_prior" in model.state_dict()  # the fixed matrix travels with checkpoints
+    # it enters as gene embedding + projection(prior): with the projection at zero the model is
+    # exactly GEARS without a prior (same weights), with any other projection it is not
+    plain = DenseGEARS(N_GENES, N_PERTS, *graphs, hidden_size=HIDDEN)
+    shared = {k: v for k, v in model.state_dict().items() if not k.startswith("gene_prior")}
+    plain.load_state_dict(shared)
+    model.eval(), plain.eval()
+    perts = [[-1], [3], [3, 4], [-1]]
+    with torch.no_grad():
+        model.gene_prior_proj.weight.zero_()
+        model.gene_prior_proj.bias.zero_()
+        torch.testing.assert_close(model(x, perts), plain(x, perts))
+        model.gene_prior_proj.weight[:, 0] = 1.0  # the five genes with a prior move
+        assert not torch.allclose(model(x, perts), plain(x, perts))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import book, data, runs
+from helpers import book, data, runs, splits
 from real_layout import NON_GO_SYMBOLS, write_real_layout
 
 
@@ -84,7 +84,25 @@ def test_every_chapter_runs_on_the_real_layout(real_book, real_file):
     assert len(magnitudes) and magnitudes.magnitude.notna().all()
     assert {"truth", "gears", "additive"} <= set(magnitudes.model)
     per_perturbation = pd.read_csv(root / "metrics" / "per_perturbation.csv")
-    assert per_perturbation.value.notna().any()
+    split = splits.SimulationSplit.from_json(root / data.PREPARE_STEP / "split.json")
+    # every model (and the ceiling) scored on every test perturbation, by every metric
+    assert (per_perturbation.groupby(["model", "seed"]).perturbation.nunique() == len(split.test)).all()
+    headline = per_perturbation[per_perturbation.metric == "mse_de"]
+    assert headline.value.notna().all() and (headline.value >= 0).all()
+    # the DE genes behind those metrics are those cell-gears wrote into the file (IDs → symbols;
+    # the file names its cell type A549, the book K562, so conditions are matched without it)
+    original = ad.read_h5ad(real_file[0])
+    symbol = dict(zip(original.var_names, original.var["gene_name"].astype(str)))
+
+    def condition_of(name):
+        return name.split("_", 1)[1]
+
+    for key in ("rank_genes_groups_cov_all", "top_non_dropout_de_20"):
+        theirs = {condition_of(n): [symbol[g] for g in genes] for n, genes in original.uns[key].items()}
+        ours = {condition_of(n): list(genes) for n, genes in prepared.uns[key].items()}
+        assert ours.keys() == theirs.keys(), key
+        for name in theirs:
+            assert ours[name][:20] == theirs[name][:20], (key, name)
     # every result records the data source and the file's checksum
     expected = {"data_source": str(real_file[0]), "data_file_sha256": data.file_digest(real_file[0])}
     for record in root.glob("*/run.json"):
@@ -116,7 +134,12 @@ def test_export_for_cell_eval_on_the_real_layout(real_book, tmp_path, monkeypatc
                  executed_dir=tmp_path / "executed")
     predicted = ad.read_h5ad(next((results / "cell_eval" / "gears").glob("seed=*/adata_pred.h5ad")))
     real = ad.read_h5ad(next((results / "cell_eval" / "gears").glob("seed=*/adata_real.h5ad")))
-    assert list(predicted.var_names) == list(real.var_names) and predicted.n_obs > 0
+    assert list(predicted.var_names) == list(real.var_names)
+    split = splits.SimulationSplit.from_json(root / data.PREPARE_STEP / "split.json")
+    prepared = ad.read_h5ad(root / data.PREPARE_STEP / data.DATASET_FILE)
+    expected = prepared.obs.condition.astype(str).isin([*split.test, "ctrl"]).sum()
+    assert predicted.n_obs == real.n_obs == expected  # control and every test cell, once each
+    assert set(predicted.obs.condition) == {*split.test, "ctrl"}
 
 
 def test_the_download_command_works_from_a_local_zip(real_file, tmp_path, monkeypatch):

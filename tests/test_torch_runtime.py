@@ -13,8 +13,13 @@ def test_available_cores_respect_the_affinity_mask():
 
 def test_decoder_chunks_fill_one_cores_l2(monkeypatch):
     l2 = torch_runtime.cpu_cache_bytes(2)
-    if l2 is not None:  # Linux reports it: one (rows × 2 × 64) float32 buffer fits in it
-        assert cpu_chunk_rows(64) * 2 * 64 * 4 <= l2 < (cpu_chunk_rows(64) + 1) * 2 * 64 * 4 or cpu_chunk_rows(64) in (256, 16384)
+    if l2 is not None:  # Linux reports it: the most rows whose (rows × 2 × 64) float32 buffer fits, in [256, 16384]
+        fitting = l2 // (2 * 64 * 4)
+        assert cpu_chunk_rows(64) == min(16384, max(256, fitting))
+    monkeypatch.setattr("helpers.models.gears_decoder.cpu_cache_bytes", lambda level: 64 * 1024)
+    assert cpu_chunk_rows(64) == 256  # a tiny cache: the floor
+    monkeypatch.setattr("helpers.models.gears_decoder.cpu_cache_bytes", lambda level: 64 * 1024 * 1024)
+    assert cpu_chunk_rows(64) == 16384  # a huge one: the ceiling
     monkeypatch.setattr("helpers.models.gears_decoder.cpu_cache_bytes", lambda level: 512 * 1024)
     assert cpu_chunk_rows(64) == 1024 and cpu_chunk_rows(128) == 512
     monkeypatch.setattr("helpers.models.gears_decoder.cpu_cache_bytes", lambda level: None)
