@@ -173,3 +173,48 @@ def test_scoring_job_takes_chapter_22s_parameters_and_nothing_else(capsys):
         scoring.main(["--model", "gears", "-p", "engin", "fast"])
     error = capsys.readouterr().err
     assert "unknown parameter 'engin'" in error and "'max_subpopulation'" in error
+
+
+def test_every_chapter_runs_after_the_chapters_whose_results_it_reads(tmp_path):
+    """The workflow's DAG orders each chapter after every chapter that writes what it reads, as
+    read off the chapter's source (the prepared data, stored predictions, the metrics and GI
+    tables, another step's folder by name). A dependency missing from the Snakefile would let
+    a cluster run a chapter on results not yet written (or stale ones)."""
+    environment = {**os.environ, "HELPERS_RESULTS_DIR": str(tmp_path / "results")}
+    result = subprocess.run(
+        [SNAKEMAKE, "--snakefile", SNAKEFILE, "--directory", str(tmp_path), "--dag", "--cores", "2",
+         "--config", "profile=quick", f"executed_dir={tmp_path / 'executed'}"],
+        capture_output=True, text=True, env=environment, check=True)
+    names = dict(re.findall(r'(\d+)\[label = "chapter\\nchapter: (\w+)"', result.stdout))
+    parents: dict[str, set[str]] = {name: set() for name in names.values()}
+    for source, target in re.findall(r"(\d+) -> (\d+)", result.stdout):
+        if source in names and target in names:
+            parents[names[target]].add(names[source])
+
+    def ancestors(chapter):
+        found, pending = set(), list(parents[chapter])
+        while pending:
+            parent = pending.pop()
+            if parent not in found:
+                found.add(parent)
+                pending += parents[parent]
+        return found
+
+    chapters = book.toc_notebooks()
+    writers = {  # what a chapter's source reads → the chapters that write it
+        r"load_prepared|read_prepared|PREPARE_STEP": {"01_prepare_data"},
+        # every stored model's predictions (chapter 10 reads back only its own)
+        r"available_predictions": {"10_train_baselines", "11_train_gears", "14_train_gears_priors"},
+        r'"metrics"': {"20_evaluate_perturbations"},
+        r'"gi"': {"22_analyse_interactions"},
+        r"EMBEDDINGS": {"13_gene_embeddings"},
+        **{f'"{chapter}"': {chapter} for chapter in chapters},
+    }
+    checked = 0
+    for chapter in chapters:
+        source = (REPO_ROOT / "notebooks" / f"{chapter}.py").read_text()
+        reads = set().union(*(w for pattern, w in writers.items() if re.search(pattern, source))) - {chapter}
+        missing = reads - ancestors(chapter)
+        assert not missing, f"{chapter} reads results of {sorted(missing)} but does not run after them"
+        checked += len(reads)
+    assert checked > 15
