@@ -25,5 +25,11 @@ def test_cell_gears_trains_and_predicts_offline(tmp_path):
                                                       workdir=tmp_path)
     assert predicted.shape == (4, adata.n_vars) and np.isfinite(predicted.to_numpy()).all()
     assert list(predicted.columns) == adata.var.gene_name.tolist()
+    assert list(predicted.index) == split.test[:4]
+    # each condition gets its own prediction, on the scale of log-expression around control
+    assert predicted.round(6).drop_duplicates().shape[0] == 4
+    control = adata[adata.obs.condition == "ctrl"].X.toarray().mean(axis=0)
+    assert np.abs(predicted.to_numpy() - control).mean() < 0.5
+
     assert warnings.filters == filters_before  # `import gears` did not silence warnings for good
     assert (tmp_path / "data" / "gene2go_all.pkl").is_file()  # pre-seeded, nothing downloaded
