@@ -1,4 +1,5 @@
-"""Baselines on constructed condition means with known answers."""
+"""Baselines on constructed condition means with known answers (the Systema and PerturBench
+baselines included)."""
 
 import numpy as np
 import pandas as pd
@@ -115,3 +116,51 @@ def test_cell_eval_export_of_means_reads_back_the_prediction_floored_at_zero():
     np.testing.assert_allclose(control, real[real.obs.condition == "ctrl"].X.toarray())
     with pytest.raises(ValueError, match="cells must be"):
         predictions.cell_eval_anndata(means, real, ["A+B"], cells="median")
+
+
+# --- baselines --------------------------------------------------------------------------------
+
+def test_non_control_mean_weights_cells(means):
+    n_cells = pd.Series({"ctrl": 100, "A+ctrl": 30, "ctrl+B": 10})
+    predicted = baselines.non_control_mean(means, n_cells, ["ctrl", "A+ctrl", "ctrl+B"], ["A+B", "C+ctrl"])
+    expected = (30 * means.loc["A+ctrl"] + 10 * means.loc["ctrl+B"]) / 40
+    np.testing.assert_allclose(predicted.loc["A+B"], expected)
+    np.testing.assert_allclose(predicted.loc["C+ctrl"], expected)
+    # not the perturbation-weighted train_mean
+    assert not np.allclose(predicted.loc["A+B"], baselines.train_mean(means, ["ctrl", "A+ctrl", "ctrl+B"], ["A+B"]).loc["A+B"])
+
+
+def test_matching_mean_averages_singles_and_falls_back_to_the_non_control_mean(means):
+    n_cells = pd.Series({"A+ctrl": 30, "ctrl+B": 10})
+    train = ["ctrl", "A+ctrl", "ctrl+B"]
+    predicted = baselines.matching_mean(means, n_cells, train, ["A+B", "A+C", "C+ctrl"])
+    np.testing.assert_allclose(predicted.loc["A+B"], (means.loc["A+ctrl"] + means.loc["ctrl+B"]) / 2)
+    fallback = (30 * means.loc["A+ctrl"] + 10 * means.loc["ctrl+B"]) / 40
+    np.testing.assert_allclose(predicted.loc["A+C"], (means.loc["A+ctrl"] + fallback) / 2)
+    np.testing.assert_allclose(predicted.loc["C+ctrl"], fallback)
+
+
+def test_latent_additive_is_additive_with_every_component_and_a_projection_with_fewer():
+    rng = np.random.default_rng(4)
+    genes = [f"g{i}" for i in range(30)]
+    names = ["ctrl", *[f"g{i}+ctrl" for i in range(8)], "g0+g1"]
+    means = pd.DataFrame(rng.normal(0, 1, (len(names), 30)), index=names, columns=genes)
+    train = names[:-1]
+    full = baselines.latent_additive(means, train, ["g0+g1", "g9+ctrl"], n_components=50)
+    np.testing.assert_allclose(full, baselines.additive(means, train, ["g0+g1", "g9+ctrl"]), atol=1e-10)
+    one = baselines.latent_additive(means, train, ["g0+g1"], n_components=1).loc["g0+g1"].to_numpy()
+    X = means.loc[train].to_numpy()
+    centre = X.mean(axis=0)
+    direction = np.linalg.svd(X - centre)[2][0]
+    residual = one - centre
+    np.testing.assert_allclose(residual, (residual @ direction) * direction, atol=1e-10)  # on the first PC
+    assert not np.allclose(one, full.loc["g0+g1"])
+
+
+def test_predict_baseline_knows_every_baseline_and_asks_for_cell_counts(means):
+    train, n_cells = ["ctrl", "A+ctrl", "ctrl+B"], pd.Series({"A+ctrl": 3, "ctrl+B": 1})
+    for name in baselines.BASELINES:
+        predicted = baselines.predict_baseline(name, means, train, ["A+B"], list(means.columns), n_cells)
+        assert predicted.shape == (1, 4) and np.isfinite(predicted.to_numpy()).all()
+    with pytest.raises(ValueError, match="pass n_cells"):
+        baselines.predict_baseline("matching_mean", means, train, ["A+B"], list(means.columns))
