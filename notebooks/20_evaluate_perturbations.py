@@ -99,9 +99,9 @@ per_perturbation = pd.concat(
 summary = metrics.summarise(per_perturbation, n_boot=n_bootstrap)
 spread = metrics.seed_spread(per_perturbation)
 calibrated = lenses.calibrate(per_perturbation, calibration_baseline)
-perturbed = [c for c in data.condition_means(adata).index if c != CONTROL]
+condition_means = data.condition_means(adata)
 systematic = lenses.systematic_variation(
-    data.condition_means(adata), perturbed, CONTROL
+    condition_means, [c for c in condition_means.index if c != CONTROL], CONTROL
 )
 runs.atomic_write_csv(
     systematic, runs.step_dir(STEP) / "systematic_variation.csv"
