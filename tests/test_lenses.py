@@ -268,3 +268,20 @@ def test_evaluation_scores_every_metric_and_keeps_the_ceiling_it_always_had():
     assert all(table[(c, "rank_all")] == 0 and table[(c, "pds_de")] == 1 for c in test)
     with pytest.raises(ValueError, match="no prediction for 1 test"):
         evaluation.score("partial", 0, truth.drop(index="G6+ctrl"))
+
+
+def test_a_prediction_that_moves_the_wrong_genes_fails_the_de_lenses():
+    genes = [f"g{i}" for i in range(200)]
+    control = np.ones(200)
+    true = control.copy()
+    true[:40] += np.linspace(2, 1, 40)  # genes 0-39 respond, 0 the most
+    significant = np.zeros((1, 200), bool)
+    significant[0, :40] = True
+    truth = make_truth(true[None], ["g199+ctrl"], genes, control, significant=significant)
+    wrong = control.copy()
+    wrong[100:140] += np.linspace(2, 1, 40)  # the right sizes on the wrong genes
+    scores = lenses.perturbation_lenses(wrong, truth, 0)
+    assert scores["de_overlap_20"] == 0.0 and scores["de_precision_20"] == 0.0
+    assert scores["cosine_delta"] == pytest.approx(0.0)
+    assert scores["spearman_delta"] < 0  # the true responders sit below the others in its ranking
+    assert scores["l2_top1000"] == pytest.approx(np.linalg.norm(true - wrong))
