@@ -49,7 +49,7 @@ import sys, anndata as ad
 from cell_eval import MetricsEvaluator
 pred, real, out, workdir = sys.argv[1:5]
 evaluator = MetricsEvaluator(adata_pred=ad.read_h5ad(pred), adata_real=ad.read_h5ad(real),
-                             control_pert="ctrl", pert_col="condition", num_threads=1,
+                             control_pert="ctrl", pert_col="condition", num_threads=2,
                              outdir=workdir)
 results, _ = evaluator.compute(profile="full", write_csv=False,
                                skip_metrics=["clustering_agreement", "pearson_edistance"])
@@ -63,15 +63,22 @@ def setup(python: str) -> None:
     print(f"cell-eval installed in {VENV}")
 
 
-def ours(adata, split, means: pd.DataFrame) -> pd.DataFrame:
-    """The book's numbers for the same predictions, per test perturbation."""
-    from helpers import data, lenses, metrics
+def true_means(adata, split) -> tuple[np.ndarray, np.ndarray]:
+    """Control's mean and the test perturbations' true means (rows in ``split.test``'s order)."""
+    from helpers import data, metrics
     from helpers.conditions import CONTROL
 
     cells = data.cells_by_condition(adata)
+    return (metrics.mean_expression(cells[CONTROL]),
+            np.vstack([metrics.mean_expression(cells[c]) for c in split.test]))
+
+
+def ours(adata, split, means: pd.DataFrame, truth: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    """The book's numbers for the same predictions, per test perturbation."""
+    from helpers import lenses, metrics
+
     test = list(split.test)
-    control_mean = metrics.mean_expression(cells[CONTROL])
-    true = np.vstack([metrics.mean_expression(cells[c]) for c in test])
+    control_mean, true = truth
     pred = means.loc[test, adata.var_names].to_numpy(float)
     everything = np.ones_like(pred, bool)
     targets_out = ~lenses.target_mask(test, adata.var_names)
@@ -110,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.models:
         stored = stored[stored.model.isin(args.models)]
     rows, side_by_side = [], {}
+    truth = true_means(prepared.adata, prepared.split)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         for model, seed in stored.itertuples(index=False):
@@ -126,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError(f"cell-eval failed on {model} (seed {seed}):\n{done.stderr[-3000:]}")
             seconds = time.perf_counter() - start
             theirs = pd.read_csv(work / "scores.csv").set_index("perturbation")
-            mine = ours(prepared.adata, prepared.split, means.clip(lower=0.0))
+            mine = ours(prepared.adata, prepared.split, means.clip(lower=0.0), truth)
             theirs = theirs.loc[mine.index]
             for metric in ("pearson_delta", "mse", "mae", "discrimination_score_l1"):
                 difference = (mine[metric] - theirs[metric]).abs()
