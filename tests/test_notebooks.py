@@ -165,7 +165,8 @@ def test_interrupted_book_resumes_and_a_changed_parameter_reruns_only_its_depend
 
 @pytest.mark.slow
 def test_executed_chapters_hold_no_progress_bars(quick_book):
-    """Progress bars (tqdm's ``42%|████▏ | 5/12 [00:01<00:02, 3.1it/s]``) never reach a page."""
+    """Progress bars (tqdm's ``42%|████▏ | 5/12 [00:01<00:02, 3.1it/s]``) never reach a page, nor
+    a stray value with a machine path (``PosixPath('/…/results/…/run.json')``)."""
     import re
 
     import nbformat
@@ -176,6 +177,8 @@ def test_executed_chapters_hold_no_progress_bars(quick_book):
             for output in cell.get("outputs", []):
                 text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
                 assert not bar.search(text), f"{path.name}: a progress bar in its output: {text[:120]!r}"
+                assert "PosixPath(" not in text and str(quick_book) not in text, \
+                    f"{path.name}: a machine path in its output: {text[:120]!r}"
 
 
 @pytest.mark.slow

@@ -40,7 +40,8 @@ def test_atomic_write_leaves_nothing_when_writing_fails(tmp_path):
 
 
 def test_run_json_records_parameters_versions_and_commit(isolated_results):
-    path = runs.write_run_json("99_example", {"settings": runs.get_profile("quick"), "seed": 3}, ["a.csv"])
+    assert runs.write_run_json("99_example", {"settings": runs.get_profile("quick"), "seed": 3}, ["a.csv"]) is None
+    path = isolated_results / "99_example" / "run.json"
     record = json.loads(path.read_text())
     assert path.parent == isolated_results / "99_example"
     assert record["parameters"]["seed"] == 3 and record["parameters"]["settings"]["name"] == "quick"

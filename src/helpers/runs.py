@@ -445,8 +445,10 @@ def parameters_fingerprint(step: str) -> str:
     return hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def write_run_json(step: str, parameters: dict[str, Any], outputs: list[str] | None = None) -> Path:
-    """Record a step's parameters, package versions and git commit beside its outputs."""
+def write_run_json(step: str, parameters: dict[str, Any], outputs: list[str] | None = None) -> None:
+    """Record a step's parameters, package versions and git commit beside its outputs
+    (``results/<step>/run.json``). Returns nothing: a chapter that ends a cell with this call
+    must not print a machine path on its page."""
     record = {
         "step": step,
         "parameters": _jsonable(parameters),
@@ -458,4 +460,4 @@ def write_run_json(step: str, parameters: dict[str, Any], outputs: list[str] | N
         "git_commit": git_commit(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    return atomic_write_text(step_dir(step) / "run.json", json.dumps(record, indent=1, default=str))
+    atomic_write_text(step_dir(step) / "run.json", json.dumps(record, indent=1, default=str))

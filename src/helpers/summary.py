@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from helpers.lenses import LENSES, LOWER_IS_BETTER
+
 
 @dataclass(frozen=True)
 class Column:
@@ -157,8 +159,6 @@ def best_per_lens(summary: pd.DataFrame, metrics: Sequence[str], subgroup: str =
     """Per metric, the best model (noise ceiling excluded) in ``subgroup`` by its mean, the
     runner-up, and the noise ceiling's value: ``metric, best, best_mean, second, second_mean,
     ceiling_mean``. Lower is better for the metrics in :data:`helpers.lenses.LOWER_IS_BETTER`."""
-    from helpers.lenses import LOWER_IS_BETTER
-
     rows = []
     for metric in metrics:
         part = summary[(summary.metric == metric) & (summary.subgroup == subgroup)].dropna(subset=["mean"])
@@ -190,8 +190,6 @@ def lens_findings(summary: pd.DataFrame, per_perturbation: pd.DataFrame, systema
     """Sentences from the evaluation tables: how much of the change is systematic and what that
     does to Pearson delta, how often each model picks out the right perturbation, and the best
     model per lens."""
-    from helpers.lenses import LENSES
-
     metrics = list(metrics or ("mse_de", "pearson_delta", *LENSES))
     means = summary.set_index(["model", "subgroup", "metric"])["mean"]
     lines = []
