@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -105,8 +106,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not Path(args.cell_eval_python).is_file():
         parser.error(f"{args.cell_eval_python} does not exist: run with --setup first")
-    import os
-
     if args.results is not None:
         os.environ["HELPERS_RESULTS_DIR"] = str(args.results.resolve())
     from helpers import data, predictions
