@@ -26,6 +26,8 @@ max_control_cells = None  # None: cap on control cells from the profile
 # None: from the profile (simulated genes besides the perturbed ones)
 n_high_mean_genes = None
 simulator_seed = 0  # seed of the simulator (and of cell subsampling on real data)
+# simulator settings that differ from its defaults, e.g. {"go_weight": 0.0}
+simulator_settings = {}
 # GEARS' split type; the study's subgroups come from 'simulation'
 split_name = "simulation"
 split_seed = 1  # seed of the split (1 reproduces the published GEARS Norman split)
@@ -70,7 +72,9 @@ runs.check_results_root(
     settings.data_source
 )  # real data never writes into the simulated default's results
 if settings.data_source == "simulated":
-    parameters["simulator"] = data.simulator_fingerprint(simulator_seed)
+    parameters["simulator"] = data.simulator_fingerprint(
+        simulator_seed, simulator_settings
+    )
 else:  # recorded with every result; a changed file is prepared again
     parameters["data_file_sha256"] = data.file_digest(
         data.data_file(settings.data_source)
@@ -153,6 +157,7 @@ else:
         settings.max_control_cells,
         settings.n_high_mean_genes,
         simulator_seed,
+        simulator_settings=simulator_settings,
     )
     data.add_de_genes(adata)
 # the split is made before anything is written: data unfit for the study stop here

@@ -17,8 +17,10 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -446,22 +448,28 @@ EXTERNAL_CACHE = REPO_ROOT / "data" / "external"
 def load_expression(data_source: str, max_cells_per_condition: int | None,
                     max_control_cells: int | None, n_high_mean_genes: int | None = None,
                     simulator_seed: int = 0,
-                    cache_dir: Path = EXTERNAL_CACHE) -> tuple[ad.AnnData, ad.AnnData | None]:
+                    cache_dir: Path = EXTERNAL_CACHE,
+                    simulator_settings: Mapping[str, Any] | None = None) -> tuple[ad.AnnData, ad.AnnData | None]:
     """Expression in GEARS format from ``data_source``, with the simulator's truth if simulated.
 
     ``data_source`` is ``'simulated'`` (the Norman-scaffold simulator, the default),
     ``'dataverse'`` (GEARS' processed Norman, downloaded once into ``cache_dir``) or the path
     of a local GEARS-format ``.h5ad``. Cells are capped per condition as the profile asks.
+    ``simulator_settings``: simulator settings that differ from ``SimulatorConfig``'s defaults
+    (e.g. ``{"go_weight": 0.0}``; simulated data only).
     """
     if data_source == "simulated":
-        from helpers.simulator import SimulatorConfig, norman_scaffold, simulate_perturb_seq
+        from helpers.simulator import norman_scaffold, simulate_perturb_seq
 
         adata, truth = simulate_perturb_seq(norman_scaffold(n_high_mean_genes),
-                                            SimulatorConfig(seed=simulator_seed),
+                                            simulator_config(simulator_seed, simulator_settings),
                                             max_cells_per_condition, max_control_cells)
         validate_gears_adata(adata, "simulated data")
         return adata, truth
     adata = read_gears_h5ad(data_file(data_source, cache_dir))
+    if simulator_settings:
+        raise ValueError(f"simulator_settings {dict(simulator_settings)} apply to simulated data only, "
+                         f"not to data_source={data_source!r}; leave them empty")
     return subsample_cells(adata, max_cells_per_condition, max_control_cells, seed=simulator_seed), None
 
 
@@ -561,12 +569,25 @@ def genes_outside_rank_context(adata: ad.AnnData, genes: list[str], context_leng
     return [g for g in genes if g not in seen]
 
 
-def simulator_fingerprint(seed: int) -> dict:
+def simulator_config(seed: int, settings: Mapping[str, Any] | None = None):
+    """The simulator's configuration: its defaults with ``seed`` and ``settings`` (names of
+    ``SimulatorConfig`` fields) changed. An unknown name is an error that lists the known ones."""
+    from dataclasses import fields, replace
+
+    from helpers.simulator import SimulatorConfig
+
+    settings = dict(settings or {})
+    known = {f.name for f in fields(SimulatorConfig)} - {"seed"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"unknown simulator setting(s) {unknown}; SimulatorConfig defines {sorted(known)}")
+    return replace(SimulatorConfig(seed=seed), **settings)
+
+
+def simulator_fingerprint(seed: int, settings: Mapping[str, Any] | None = None) -> dict:
     """What makes the simulated data besides the profile and the code (the data step's cache
     key holds ``runs.code_digest`` of this module, which imports the simulator): the
     simulator's settings."""
     from dataclasses import asdict
 
-    from helpers import simulator
-
-    return {"config": asdict(simulator.SimulatorConfig(seed=seed))}
+    return {"config": asdict(simulator_config(seed, settings))}
