@@ -67,3 +67,99 @@ def test_share_ranked_first_averages_seeds():
                          "value": [0.0, 0.2, 0.0, 0.0]})
     share = summary.share_ranked_first(rows).iloc[0]
     assert share.share == pytest.approx(0.75) and share.n == 2
+
+
+def _sweep_metrics():
+    """Hand-made per-perturbation scores: GEARS and GEARS + GO-SVD on two seeds."""
+    rows = [
+        # mse_de (lower is better), unseen_single: gains (GEARS − prior) 1.0 on P1, 0.5 on P2
+        ("gears", 1, "P1", "unseen_single", "mse_de", 1.0), ("gears", 2, "P1", "unseen_single", "mse_de", 2.0),
+        ("gears+go_svd", 1, "P1", "unseen_single", "mse_de", 0.5),
+        ("gears+go_svd", 2, "P1", "unseen_single", "mse_de", 0.5),
+        ("gears", 1, "P2", "unseen_single", "mse_de", 3.0), ("gears", 2, "P2", "unseen_single", "mse_de", 3.0),
+        ("gears+go_svd", 1, "P2", "unseen_single", "mse_de", 2.0),
+        ("gears+go_svd", 2, "P2", "unseen_single", "mse_de", 3.0),
+        # a perturbation the prior model has no score for is left out
+        ("gears", 1, "P3", "unseen_single", "mse_de", 9.0),
+        # pearson_delta_de (higher is better): prior 0.5 vs GEARS 0.3 on P1; P2's prior is NaN
+        ("gears", 1, "P1", "unseen_single", "pearson_delta_de", 0.2),
+        ("gears", 2, "P1", "unseen_single", "pearson_delta_de", 0.4),
+        ("gears+go_svd", 1, "P1", "unseen_single", "pearson_delta_de", 0.5),
+        ("gears+go_svd", 2, "P1", "unseen_single", "pearson_delta_de", 0.5),
+        ("gears", 1, "P2", "unseen_single", "pearson_delta_de", 0.6),
+        ("gears+go_svd", 1, "P2", "unseen_single", "pearson_delta_de", np.nan),
+        # combo_seen0: the prior is worse by 0.25 on the one pair
+        ("gears", 1, "A+B", "combo_seen0", "mse_de", 1.0), ("gears+go_svd", 1, "A+B", "combo_seen0", "mse_de", 1.25),
+        # neither another model nor another metric enters
+        ("additive", 0, "P1", "unseen_single", "mse_de", 0.0), ("gears", 1, "P1", "unseen_single", "mse", 5.0),
+        ("gears+go_svd", 1, "P1", "unseen_single", "mse", 0.0),
+    ]
+    return pd.DataFrame(rows, columns=["model", "seed", "perturbation", "subgroup", "metric", "value"])
+
+
+def test_prior_gains_are_seed_means_signed_so_that_positive_is_better():
+    gains = summary.prior_gains(_sweep_metrics(), ["gears+go_svd", "gears+genemamba"],
+                                metrics=["mse_de", "pearson_delta_de"])
+    table = gains.set_index(["model", "subgroup", "metric"])
+    assert sorted(table.index) == [("gears+go_svd", "combo_seen0", "mse_de"),
+                                   ("gears+go_svd", "unseen_single", "mse_de"),
+                                   ("gears+go_svd", "unseen_single", "pearson_delta_de")]
+    mse = table.loc[("gears+go_svd", "unseen_single", "mse_de")]
+    # GEARS 1.5 and 3.0, the prior 0.5 and 2.5: gains 1.0 and 0.5, mean 0.75; resampling two
+    # perturbations gives 0.5, 0.75 or 1.0 (the ends each with probability 1/4)
+    assert mse.gain == pytest.approx(0.75) and mse.n_perturbations == 2
+    assert (mse.low, mse.high) == (pytest.approx(0.5), pytest.approx(1.0))
+    # higher is better: the prior's 0.5 against GEARS' 0.3 is a gain of +0.2, P2 (NaN) dropped
+    pearson = table.loc[("gears+go_svd", "unseen_single", "pearson_delta_de")]
+    assert pearson.gain == pytest.approx(0.2) and pearson.n_perturbations == 1
+    assert table.loc[("gears+go_svd", "combo_seen0", "mse_de"), "gain"] == pytest.approx(-0.25)
+    only = summary.prior_gains(_sweep_metrics(), ["gears+go_svd"], subgroups=["combo_seen0"])
+    assert list(only.subgroup) == ["combo_seen0"] and list(only.metric) == ["mse_de"]
+
+
+def _sweep_table():
+    rows = []
+    gains = {  # (setting, model, subgroup): gain, low, high
+        ("none", "gears+go_svd", "unseen_single"): (-0.01, -0.05, 0.03),
+        ("default", "gears+go_svd", "unseen_single"): (0.04, 0.01, 0.07),
+        ("strong", "gears+go_svd", "unseen_single"): (0.12, 0.08, 0.16),
+        ("none", "gears+go_svd", "combo_seen0"): (0.05, -0.1, 0.2),
+        ("default", "gears+go_svd", "combo_seen0"): (-0.02, -0.1, 0.06),
+        ("strong", "gears+go_svd", "combo_seen0"): (0.3, 0.1, 0.5),
+        ("none", "gears+genemamba", "unseen_single"): (0.0, -0.2, 0.2),
+        ("default", "gears+genemamba", "unseen_single"): (0.1, -0.1, 0.3),
+    }
+    overrides = {"none": '{"go_weight": 0.0}', "default": "{}", "strong": '{"go_weight": 3.0}'}
+    for (setting, model, subgroup), (gain, low, high) in gains.items():
+        for metric, shift in (("mse_de", 0.0), ("pearson_delta_de", 9.0)):
+            rows.append({"setting": setting, "overrides": overrides[setting], "model": model,
+                         "subgroup": subgroup, "metric": metric, "gain": gain + shift,
+                         "low": low + shift, "high": high + shift, "n_perturbations": 7})
+    return pd.DataFrame(rows)
+
+
+def test_prior_sweep_findings_reads_the_intervals_and_places_the_default():
+    text = summary.prior_sweep_findings(_sweep_table())
+    assert "`none` (go_weight = 0); `default` (simulator defaults); `strong` (go_weight = 3)" in text
+    assert "the value of `gears` minus that of the prior model" in text and "9." not in text  # mse_de rows only
+    go_single, go_combo, mamba = [line for line in text.splitlines() if line.startswith("- ")]
+    assert go_single.startswith("- **gears+go_svd**, `unseen_single` (7 perturbations): `none` -0.010 "
+                                "[-0.050, +0.030], `default` +0.040 [+0.010, +0.070], `strong` +0.120")
+    assert "excludes zero at `default` (better), `strong` (better) only" in go_single
+    assert "The default's gain (+0.040) is within the range of the other settings' (-0.010 to +0.120)" in go_single
+    assert "excludes zero at `strong` (better) only" in go_combo
+    assert "The default's gain (-0.020) is below every other setting's (+0.050 to +0.300)" in go_combo
+    assert "Every interval includes zero" in mamba and "to +0.000" not in mamba
+    assert "above every other setting's (+0.000)" in mamba  # one other setting: no range
+    assert "simulated data" in text.splitlines()[-1] and "go_weight" in text.splitlines()[-1]
+    # a worse prior is called worse; a sweep without the default says so
+    table = _sweep_table()
+    worse = table.assign(gain=-table.gain, low=-table.high, high=-table.low)
+    assert "`strong` (worse)" in summary.prior_sweep_findings(worse[worse.setting != "default"])
+    assert "`default` was not run" in summary.prior_sweep_findings(worse[worse.setting != "default"])
+    # small gains keep two significant digits; the run's profile is stated when recorded
+    tiny = table.assign(gain=table.gain / 100, low=table.low / 100, high=table.high / 100,
+                        profile="quick", seeds="1 2", prior_target="both")
+    text = summary.prior_sweep_findings(tiny)
+    assert "`strong` +0.0012 [+0.0008, +0.0016]" in text
+    assert "Profile `quick`, seeds 1 2, every prior entering GEARS' `both` embedding." in text

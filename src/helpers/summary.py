@@ -7,6 +7,7 @@ Inputs are the tidy tables the evaluation and GI chapters write (``results/metri
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.lenses import LENSES, LOWER_IS_BETTER
+from helpers.metrics import bootstrap_mean_ci
 
 
 @dataclass(frozen=True)
@@ -236,3 +238,134 @@ def lens_findings(summary: pd.DataFrame, per_perturbation: pd.DataFrame, systema
                      + "; ".join(f"`{r.metric}` {r.best} {r.best_mean:.3g} ({r.second} {r.second_mean:.3g}; "
                                  f"{r.ceiling_mean:.3g})" for r in best.itertuples()) + ".")
     return lines
+
+
+GAIN_COLUMNS = ["model", "subgroup", "metric", "gain", "low", "high", "n_perturbations"]
+
+
+def prior_gains(per_perturbation: pd.DataFrame, models: Sequence[str], reference: str = "gears",
+                subgroups: Sequence[str] | None = None, metrics: Sequence[str] = ("mse_de",),
+                n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """How much each model in ``models`` gains over ``reference``, per subgroup and metric.
+
+    ``per_perturbation`` is the evaluation's tidy table (``model, seed, perturbation, subgroup,
+    metric, value``). Per perturbation, each model's value is averaged over its seeds; the gain
+    is the model's seed mean minus the reference's, signed so that **positive = better** (the
+    reference minus the model for the metrics in :data:`helpers.lenses.LOWER_IS_BETTER`, the
+    model minus the reference otherwise). Perturbations where either side is missing (NaN) are
+    left out. Returns one row per model, subgroup and metric: the mean gain over perturbations
+    (``gain``), its percentile bootstrap interval over perturbations (``low``, ``high``; 95%,
+    ``n_boot`` resamples, fixed ``seed``) and ``n_perturbations``. A model, subgroup or metric
+    absent from the table gives no row.
+    """
+    wanted = per_perturbation[per_perturbation.metric.isin(metrics)
+                              & per_perturbation.model.isin([reference, *models])]
+    if subgroups is not None:
+        wanted = wanted[wanted.subgroup.isin(subgroups)]
+    means = (wanted.groupby(["model", "subgroup", "metric", "perturbation"]).value.mean()
+             .unstack("model"))
+    rows = []
+    if reference not in means.columns:
+        return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+    for model in models:
+        if model not in means.columns:
+            continue
+        for (subgroup, metric), part in means.groupby(level=["subgroup", "metric"], sort=False):
+            sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+            gains = (sign * (part[model] - part[reference])).dropna().to_numpy()
+            if not len(gains):
+                continue
+            gain, low, high = bootstrap_mean_ci(gains, n_boot, seed=seed)
+            rows.append({"model": model, "subgroup": subgroup, "metric": metric, "gain": gain,
+                         "low": low, "high": high, "n_perturbations": len(gains)})
+    return pd.DataFrame(rows, columns=GAIN_COLUMNS)
+
+
+def _decimals(values: Sequence[float], significant: int = 2) -> int:
+    """Decimals that show the largest of ``values`` to ``significant`` digits (at least 3)."""
+    largest = max((abs(v) for v in values if np.isfinite(v) and v != 0), default=1.0)
+    return int(min(6, max(3, significant - 1 - np.floor(np.log10(largest)))))
+
+
+def _interval(row: pd.Series, decimals: int = 3) -> str:
+    return f"{row.gain:+.{decimals}f} [{row.low:+.{decimals}f}, {row.high:+.{decimals}f}]"
+
+
+def _setting_label(setting: str, overrides: str | None) -> str:
+    if overrides is None or pd.isna(overrides) or overrides in ("{}", ""):
+        return f"`{setting}` (simulator defaults)"
+    values = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                       for k, v in json.loads(overrides).items())
+    return f"`{setting}` ({values})"
+
+
+def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
+                         subgroups: Sequence[str] = ("unseen_single", "combo_seen0"),
+                         metric: str = "mse_de", reference: str = "gears") -> str:
+    """Markdown sentences from the prior-sensitivity sweep (``benchmarks/prior_sensitivity.py``).
+
+    ``table`` has one row per ``setting``, ``model``, ``subgroup`` and ``metric`` with the gain
+    over ``reference`` (:func:`prior_gains`: ``gain, low, high, n_perturbations``) and the
+    setting's simulator ``overrides`` as a JSON string; settings are read in the table's order.
+    For each prior model and each of ``subgroups``: its gain with the 95% interval at every
+    setting, the settings whose interval excludes zero, and where ``default_setting`` sits among
+    the settings; then the caveat that the GO signal is the simulator's.
+    """
+    part = table[table.metric == metric]
+    settings = list(dict.fromkeys(table.setting))
+    overrides = (table.drop_duplicates("setting").set_index("setting")["overrides"]
+                 if "overrides" in table else pd.Series(dtype=object))
+    lower = metric in LOWER_IS_BETTER
+    difference = (f"the value of `{reference}` minus that of the prior model" if lower
+                  else f"the value of the prior model minus that of `{reference}`")
+    lines = [
+        f"Gain of each prior over `{reference}` on `{metric}`: per test perturbation, {difference} "
+        f"(seeds averaged; positive = the prior's `{metric}` is {'lower' if lower else 'higher'}, "
+        "i.e. better), mean over the subgroup's perturbations with a 95% bootstrap interval. "
+        "Settings: " + "; ".join(_setting_label(s, overrides.get(s)) for s in settings) + "."
+    ]
+    run = table.iloc[0] if len(table) else None
+    if run is not None and {"profile", "seeds", "prior_target"} <= set(table.columns):
+        lines[0] += (f" Profile `{run.profile}`, seeds {run.seeds}, every prior entering GEARS' "
+                     f"`{run.prior_target}` embedding.")
+    for model in dict.fromkeys(part.model):
+        for subgroup in subgroups:
+            rows = part[(part.model == model) & (part.subgroup == subgroup)].set_index("setting")
+            shown = [s for s in settings if s in rows.index]
+            if not shown:
+                continue
+            n = int(rows.n_perturbations.max())
+            d = _decimals(rows.loc[shown, ["gain", "low", "high"]].to_numpy().ravel())
+            sentence = (f"- **{model}**, `{subgroup}` ({n} perturbations): "
+                        + ", ".join(f"`{s}` {_interval(rows.loc[s], d)}" for s in shown) + ". ")
+            excludes = [s for s in shown if rows.loc[s, "low"] > 0 or rows.loc[s, "high"] < 0]
+            verdicts = ", ".join(f"`{s}` ({'better' if rows.loc[s, 'gain'] > 0 else 'worse'})"
+                                 for s in excludes)
+            if not excludes:
+                sentence += ("Every interval includes zero: at no setting is the prior "
+                             f"distinguishable from `{reference}`. ")
+            elif len(excludes) == len(shown):
+                sentence += f"The interval excludes zero at every setting: {verdicts}. "
+            else:
+                sentence += f"The interval excludes zero at {verdicts} only. "
+            others = [s for s in shown if s != default_setting]
+            if default_setting not in shown:
+                sentence += f"The default setting `{default_setting}` was not run."
+            elif others:
+                gain = rows.loc[default_setting, "gain"]
+                low, high = rows.loc[others, "gain"].min(), rows.loc[others, "gain"].max()
+                if gain < low:
+                    where = "below every other setting's"
+                elif gain > high:
+                    where = "above every other setting's"
+                else:
+                    where = "within the range of the other settings'"
+                span = f"{low:+.{d}f}" if len(others) == 1 else f"{low:+.{d}f} to {high:+.{d}f}"
+                sentence += f"The default's gain ({gain:+.{d}f}) is {where} ({span})."
+            lines.append(sentence.rstrip())
+    lines.append(
+        "These are statements about simulated data: how much a gene's GO annotations predict its "
+        "single-gene effect is a setting of the simulator (`go_weight`), so the sweep shows how the "
+        "priors' verdict moves with that setting, not how much GO predicts on Norman's real screen.")
+    bullets = "\n".join(lines[1:-1])
+    return "\n\n".join(part for part in (lines[0], bullets, lines[-1]) if part)
