@@ -1,18 +1,27 @@
-"""Can the simulated truth carry the GI analysis? Depth, signal and GI fidelity of the simulator.
+"""Can the simulated truth carry the study? Depth, signal, similarity of singles and GI fidelity.
 
-Simulates the default data (Norman's cell counts, all 3,051 genes) for each setting asked, and
-reports the cells' depth beside Norman's counts layer, the median profile correlations over
-Norman's 125 fitted pairs from the cells beside those Norman measured on his screen
-(``helpers.gi.profile_correlations``: the signal under the screen's noise, which calibrates the
-single effects' strength), and how well true GI magnitudes track Norman's own fits, scored from
-the cells and from the noise-free expected means (``helpers.gi.truth_fidelity``: r, slope,
-synergy-call agreement).
+Simulates the default data (Norman's cell counts, all 3,051 genes) for each grid point of the
+simulator settings asked, and reports beside Norman's own numbers, all measured from cells:
 
-    python benchmarks/simulator_fidelity.py                           # the default settings
-    python benchmarks/simulator_fidelity.py --effect-strength 1.2 2.4 3.6  # the calibration
-    python benchmarks/simulator_fidelity.py --high-mean-log-sd 2 3        # depth vs sparsity
+- depth: UMIs and detected genes per cell (``helpers.data.depth_table``);
+- signal under noise: the median profile correlations over Norman's 125 fitted pairs
+  (``helpers.gi.profile_correlations``; ``corr_sum`` calibrates the single effects' strength);
+- how alike the singles are (``helpers.gi.similarity_statistics``): the median ``corr_singles``,
+  its Spearman with the two genes' GO Jaccard, its medians within and across Norman's
+  GI-manifold cluster labels, and the Kolmogorov–Smirnov distance of its whole distribution
+  from Norman's (these calibrate the shared axes);
+- GI fidelity (``helpers.gi.truth_fidelity``): magnitudes scored from the cells and from the
+  noise-free expected means against Norman's fits (r, slope), their median and share above
+  GEARS' synergy threshold of 1.15 (these calibrate ``interaction_scale``).
 
-Each setting takes ~3 minutes on 2 cores (simulation ~2 min, 2 × 125 pairs scored).
+    python benchmarks/simulator_fidelity.py                                  # the default settings
+    python benchmarks/simulator_fidelity.py --set interaction_scale=1.0,1.3,1.6  # a grid
+    python benchmarks/simulator_fidelity.py --singles-only --set cluster_weight=1,2,3 \\
+        --set shared_axis_share=0.5,0.7                                       # similarity only
+
+Each setting takes ~4 minutes on 2 cores (simulation ~2 min, 2 × 125 pairs scored); with
+``--singles-only`` (no pair is simulated, no GI scored) ~25 s. Settings are ``SimulatorConfig``
+fields; the grid is their product.
 """
 
 from __future__ import annotations
@@ -20,60 +29,91 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import json
 import time
 
 import numpy as np
 import pandas as pd
 
+SIMILARITY = ("median_corr_singles", "spearman_go_jaccard", "median_same_label",
+              "median_different_label", "median_same_cluster", "median_different_clusters",
+              "median_unclustered_gene")
 
-def measure(config) -> dict:
+
+def measure(config, singles_only: bool = False) -> dict:
+    from scipy.stats import ks_2samp
+
     from helpers import data, gi, reference, simulator
+    from helpers.conditions import condition_genes
 
+    scaffold = simulator.norman_scaffold()
+    if singles_only:  # the same parameters are drawn; only the pairs' cells are not simulated
+        keep = scaffold.conditions.condition.map(lambda c: len(condition_genes(c)) <= 1).to_numpy()
+        scaffold = dataclasses.replace(scaffold, conditions=scaffold.conditions[keep])
     start = time.perf_counter()
-    adata, truth = simulator.simulate_perturb_seq(simulator.norman_scaffold(), config, progress=False)
+    adata, truth = simulator.simulate_perturb_seq(scaffold, config, progress=False)
     simulated = time.perf_counter() - start
     depth = data.depth_table(adata).simulated
     means = data.condition_means(adata)
     genes = [g for g in reference.high_mean_genes() if g in means.columns]
     fits = reference.gi_fits()
-    pairs = [c for c in fits.condition if c in means.index]
+    pairs = fits.condition.tolist()
+    clusters = dict(zip(*reference.single_clusters()[["gene", "cluster"]].values.T))
+    gene2go = reference.gene2go()
+    norman_corr = fits.set_index("condition").corr_singles
+    norman = gi.similarity_statistics(gi.singles_similarity(norman_corr, gene2go, clusters))
+    cells_corr = gi.singles_correlations(means, pairs, genes)
+    cells = gi.similarity_statistics(gi.singles_similarity(cells_corr, gene2go, clusters))
+    row = {**{k: v for k, v in dataclasses.asdict(config).items()
+              if v != getattr(simulator.SimulatorConfig(), k)},
+           "simulate_s": round(simulated, 1), "median_umis": depth["median UMIs per cell"],
+           "median_detected_genes": depth["median detected genes per cell"],
+           **{f"{k}_cells": round(cells[k], 3) for k in SIMILARITY},
+           **{f"{k}_norman": round(norman[k], 3) for k in SIMILARITY},
+           "ks_corr_singles": round(float(ks_2samp(cells_corr, norman_corr).statistic), 3)}
+    if singles_only:
+        return row
     correlations = gi.profile_correlations(means, pairs, genes).groupby("measure").value.median()
-    norman = gi.norman_profile_correlations(fits).groupby("measure").value.median()
     scores = pd.concat([gi.interaction_scores(source_means, pairs, genes, n_jobs=2).assign(source=source)
                         for source, source_means in (("cells", means), ("noise-free", truth.to_df()))])
     fidelity = gi.truth_fidelity(scores, fits).set_index("source")
-    return {"effect_strength": round(float(np.exp(config.effect_strength_log_mean)), 2),
-            "high_mean_log_sd": config.high_mean_log_sd, "simulate_s": round(simulated, 1),
-            "median_umis": depth["median UMIs per cell"], "max_umis": depth["max UMIs per cell"],
-            "median_detected_genes": depth["median detected genes per cell"],
-            "nonzero_share": round(depth["non-zero share of the matrix"], 3),
-            **{f"{m}_cells": round(float(correlations[m]), 3) for m in ("corr_sum", "corr_singles")},
-            **{f"{m}_norman": round(float(norman[m]), 3) for m in ("corr_sum", "corr_singles")},
-            **{f"{source}_{k}": round(float(fidelity.at[source, k]), 3)
-               for source in fidelity.index for k in ("r", "slope", "agreement")},
-            "pairs": int(fidelity.n.iloc[0])}
+    norman_magnitude = gi.norman_magnitudes(fits)
+    row.update({"corr_sum_cells": round(float(correlations["corr_sum"]), 3),
+                "corr_sum_norman": round(float(fits.corr_sum.median()), 3),
+                **{f"{source}_{k}": round(float(fidelity.at[source, k]), 3)
+                   for source in fidelity.index for k in ("r", "slope")},
+                **{f"{source}_median_magnitude": round(float(group.magnitude.median()), 3)
+                   for source, group in scores.groupby("source")},
+                **{f"{source}_share_above_1.15": round(float((group.magnitude > 1.15).mean()), 3)
+                   for source, group in scores.groupby("source")},
+                "norman_median_magnitude": round(float(norman_magnitude.median()), 3),
+                "norman_share_above_1.15": round(float((norman_magnitude > 1.15).mean()), 3)})
+    return row
 
 
 def main() -> None:
-    from helpers import simulator
+    from helpers import data
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--effect-strength", type=float, nargs="+", default=[None],
-                        help="median single-effect strengths (exp of effect_strength_log_mean) to "
-                             "compare (default: the simulator's)")
-    parser.add_argument("--high-mean-log-sd", type=float, nargs="+", default=[None],
-                        help="spreads of the high-mean genes' log means to compare (default: the simulator's)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2",
+                        help="a SimulatorConfig field and the values to try (repeatable: a grid)")
+    parser.add_argument("--singles-only", action="store_true",
+                        help="simulate control and singles only: the similarity statistics, fast")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="also write the table to this CSV")
     args = parser.parse_args()
+    axes = {}
+    for item in args.set:
+        name, _, values = item.partition("=")
+        axes[name] = [json.loads(v) for v in values.split(",")]
     rows = []
-    for strength, sd in itertools.product(args.effect_strength, args.high_mean_log_sd):
-        config = simulator.SimulatorConfig(seed=args.seed)
-        if strength is not None:
-            config = dataclasses.replace(config, effect_strength_log_mean=float(np.log(strength)))
-        if sd is not None:
-            config = dataclasses.replace(config, high_mean_log_sd=sd)
-        rows.append(measure(config))
-        print(pd.DataFrame(rows).to_string(index=False), flush=True)
+    for values in itertools.product(*axes.values()):
+        config = data.simulator_config(args.seed, dict(zip(axes, values)))
+        rows.append(measure(config, args.singles_only))
+        table = pd.DataFrame(rows)
+        print(table.T.to_string(header=False), flush=True)
+        if args.out:
+            table.to_csv(args.out, index=False)
 
 
 if __name__ == "__main__":

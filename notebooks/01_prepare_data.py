@@ -89,6 +89,8 @@ outputs = [
     "cells_per_condition.csv",
     "perturbed_genes.csv",
     "profile_correlations.csv",
+    "singles_similarity.csv",
+    "similarity_statistics.csv",
 ]
 cached = runs.reuse_or_restart(data.PREPARE_STEP, parameters, outputs, force)
 settings
@@ -420,7 +422,9 @@ if truth is not None:
             f"{per_condition_r[kinds == 'pair'].median():.2f} (pairs). Priors: "
             "single effects are smoothed over GO neighbours with weight "
             f"{config['go_weight']} (against {config['private_weight']} private), "
-            f"so a GO-based prior is favoured by construction; {len(unseen)} of "
+            "so GO annotation predicts effects as far as that weight says (the "
+            "similarity section below measures how far, against Norman's screen; "
+            f"`benchmarks/prior_sensitivity.py` varies it); {len(unseen)} of "
             f"{n_perturbed} perturbed genes never enter a control cell's "
             f"{context}-token rank context, so a co-expression prior learnt from "
             "those contexts has little to say about them."
@@ -476,6 +480,44 @@ else:
     print("None of Norman's fitted pairs is in this data: no profile correlations.")
 
 # %% [markdown]
+# **Do the singles resemble each other as Norman's do?** Every prior, and GEARS' own GO graph,
+# works by borrowing from genes whose effects are alike, so the data must be as alike as the
+# screen. For the same pairs, `corr_singles` against the two genes' GO Jaccard and Norman's
+# GI-manifold clusters (`helpers.gi.singles_similarity`): on simulated data these calibrate the
+# simulator's shared axes (`benchmarks/simulator_fidelity.py`).
+
+# %%
+gene2go = reference.gene2go()
+manifold = reference.single_clusters()
+cluster_of = dict(zip(manifold.gene, manifold.cluster))
+singles_rows = profile_table.query("measure == 'corr_singles'")
+corr_singles = {
+    source: rows.set_index("perturbation").value
+    for source, rows in singles_rows.groupby("source")
+}
+similarity_table = pd.concat(
+    [
+        gi.singles_similarity(values, gene2go, cluster_of).assign(source=source)
+        for source, values in corr_singles.items()
+    ]
+    or [pd.DataFrame(columns=["perturbation", "corr_singles", "source"])]
+)
+similarity_stats = pd.DataFrame(
+    {
+        source: gi.similarity_statistics(rows)
+        for source, rows in similarity_table.groupby("source")
+    }
+)
+similarity_stats.index.name = "statistic"
+if n_profiled:
+    fig = plots.singles_similarity_panels(
+        similarity_table, [this_data, norman_screen]
+    )
+    runs.atomic_savefig(fig, out / "singles_similarity.png")
+    plt.show()
+    display(similarity_stats.round(3))
+
+# %% [markdown]
 # ## 7. Write the results later chapters read
 
 # %%
@@ -491,6 +533,13 @@ if not cached:
     )
     runs.atomic_write_csv(perturbed_table, out / "perturbed_genes.csv")
     runs.atomic_write_csv(profile_table, out / "profile_correlations.csv")
+    runs.atomic_write_csv(similarity_table, out / "singles_similarity.csv")
+    runs.atomic_write_csv(
+        similarity_stats.reset_index().melt(
+            id_vars="statistic", var_name="source", value_name="value"
+        ),
+        out / "similarity_statistics.csv",
+    )
     runs.write_run_json(data.PREPARE_STEP, parameters, outputs)
 print(
     "Results in",
@@ -548,5 +597,18 @@ if n_profiled:
         f"{median_sum[norman_screen]:.2f}); the two singles' changes correlate "
         f"at median r {profile_medians.loc['corr_singles', this_data]:.2f} "
         f"(Norman: {profile_medians.loc['corr_singles', norman_screen]:.2f})."
+    )
+    ours, his = similarity_stats[this_data], similarity_stats[norman_screen]
+    gap = abs(ours.median_corr_singles - his.median_corr_singles)
+    findings.append(
+        f"- The two singles of a pair correlate with median r "
+        f"{ours.median_corr_singles:.2f} (Norman {his.median_corr_singles:.2f}), "
+        + ("as alike as" if gap <= 0.05 else "not as alike as")
+        + " Norman's: `corr_singles` follows the genes' GO Jaccard with "
+        f"Spearman {ours.spearman_go_jaccard:.2f} "
+        f"(Norman {his.spearman_go_jaccard:.2f})"
+        f" and has median {ours.median_same_label:.2f} within a GI-manifold cluster "
+        f"label and {ours.median_different_label:.2f} across labels (Norman "
+        f"{his.median_same_label:.2f} and {his.median_different_label:.2f})."
     )
 display(Markdown("\n".join(findings)))

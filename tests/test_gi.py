@@ -278,3 +278,49 @@ def test_gi_scores_equal_cell_gears_get_coeffs_with_both_orientations_averaged()
     # one orientation alone is a different single effect, and a different fit
     only_first = gi.interaction_scores(means.drop(index="ctrl+A"), ["A+B"], genes, engine="sklearn").iloc[0]
     assert abs(only_first.c1 - ours.c1) > 0.01
+
+
+def test_singles_similarity_relates_pairs_by_go_and_clusters():
+    """GO Jaccard and the cluster relation of each pair, and the statistics read from them."""
+    gene2go = {"A": frozenset({"t1", "t2"}), "B": frozenset({"t2", "t3"}), "C": frozenset({"t1"}),
+               "D": frozenset()}
+    clusters = {"A": 0, "B": 0, "C": 1, "D": -1, "E": -1}
+    corr = pd.Series({"A+B": 0.8, "A+C": 0.1, "C+D": 0.3, "D+E": 0.5, "B+C": -0.2})
+    table = gi.singles_similarity(corr, gene2go, clusters).set_index("perturbation")
+    assert table.go_jaccard["A+B"] == pytest.approx(1 / 3)
+    assert table.go_jaccard["A+C"] == pytest.approx(1 / 2)
+    assert table.go_jaccard["C+D"] == 0.0 and np.isnan(table.go_jaccard["D+E"])
+    assert table.cluster_relation.to_dict() == {
+        "A+B": "same cluster", "A+C": "different clusters", "C+D": "unclustered gene",
+        "D+E": "unclustered gene", "B+C": "different clusters"}
+    assert table.same_label.to_dict() == {"A+B": True, "A+C": False, "C+D": False, "D+E": True,
+                                          "B+C": False}
+    stats = gi.similarity_statistics(table.reset_index())
+    assert stats["median_corr_singles"] == pytest.approx(0.3)
+    assert stats["median_same_label"] == pytest.approx(0.65)  # A+B, D+E
+    assert stats["median_different_label"] == pytest.approx(0.1)  # A+C, C+D, B+C
+    assert stats["median_different_clusters"] == pytest.approx(-0.05)
+    assert stats["n_unclustered_gene"] == 2
+    # Spearman over the 4 annotated pairs: Jaccard ranks 3, 4, 1.5, 1.5 against corr_singles
+    # ranks 4, 2, 3, 1: Pearson r of the ranks
+    jaccard_ranks, corr_ranks = np.array([3, 4, 1.5, 1.5]), np.array([4, 2, 3, 1])
+    assert table.go_jaccard["B+C"] == 0.0
+    assert stats["spearman_go_jaccard"] == pytest.approx(np.corrcoef(jaccard_ranks, corr_ranks)[0, 1])
+    assert stats["spearman_go_jaccard"] == pytest.approx(0.2108, abs=1e-4)
+
+
+def test_norman_singles_resemble_each_other_as_the_issue_measured():
+    """Norman's own statistics, from the shipped fits: the targets the simulator is calibrated on."""
+    from helpers import reference
+
+    fits = reference.gi_fits()
+    clusters = dict(zip(*reference.single_clusters()[["gene", "cluster"]].values.T))
+    stats = gi.similarity_statistics(gi.singles_similarity(
+        fits.set_index("condition").corr_singles, reference.gene2go(), clusters))
+    assert stats["n_pairs"] == 125
+    assert stats["median_corr_singles"] == pytest.approx(0.404, abs=1e-3)
+    assert stats["spearman_go_jaccard"] == pytest.approx(0.325, abs=1e-3)
+    assert stats["spearman_go_jaccard_p"] < 1e-3
+    assert stats["median_same_label"] == pytest.approx(0.517, abs=1e-3)
+    assert stats["median_different_label"] == pytest.approx(0.220, abs=1e-3)
+    assert (stats["n_same_cluster"], stats["n_different_clusters"]) == (13, 17)

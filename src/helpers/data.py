@@ -545,10 +545,12 @@ def depth_table(adata: ad.AnnData) -> pd.DataFrame:
 
 # The simulator's settings that decide which kind of gene prior has signal on the default data.
 PRIOR_SIGNAL_KNOBS = {
-    "go_weight": "single effects smoothed over GO neighbours: GO-based priors are favoured by construction",
+    "go_weight": "single effects smoothed over GO neighbours: how much GO annotation predicts an effect",
     "go_neighbours": "GO neighbours each perturbed gene's effect is smoothed over",
     "cluster_weight": "effects shared within Norman's GI clusters",
     "private_weight": "each gene's own, unshared part of its effect",
+    "shared_axis_share": "share of each effect on the axes most perturbations move along",
+    "common_weight": "the direction along those axes that every perturbation shares",
     "coexpression_strength": "how much a regulator's own expression follows the programs it drives",
 }
 

@@ -274,6 +274,70 @@ def norman_profile_correlations(fits: pd.DataFrame) -> pd.DataFrame:
                   var_name="measure", value_name="value"))
 
 
+def singles_correlations(means: pd.DataFrame, pairs: Sequence[str], genes: Sequence[str]) -> pd.Series:
+    """``corr_singles`` of each pair in ``pairs`` whose two singles are in ``means`` (Pearson r of
+    the singles' changes over control, over ``genes``): the pair's own cells are not needed."""
+    singles = single_deltas(means)[list(genes)]
+    values = {}
+    for pair in pairs:
+        a, b = condition_genes(pair)
+        if a in singles.index and b in singles.index:
+            values[pair] = float(np.corrcoef(singles.loc[a], singles.loc[b])[0, 1])
+    return pd.Series(values, name="corr_singles", dtype=float)
+
+
+def go_jaccard(gene2go: Mapping[str, frozenset[str] | set[str]], a: str, b: str) -> float:
+    """Jaccard similarity of two genes' GO term sets (NaN when neither has a term)."""
+    terms_a, terms_b = gene2go.get(a, frozenset()), gene2go.get(b, frozenset())
+    union = len(terms_a | terms_b)
+    return len(terms_a & terms_b) / union if union else float("nan")
+
+
+CLUSTER_RELATIONS = ("same cluster", "different clusters", "unclustered gene")
+
+
+def singles_similarity(corr_singles: pd.Series, gene2go: Mapping[str, frozenset[str] | set[str]],
+                       clusters: Mapping[str, int]) -> pd.DataFrame:
+    """What may explain how alike a pair's two singles are: per pair (``corr_singles`` indexed by
+    pair, as :func:`profile_correlations` measures it or Norman's fits hold it), the GO Jaccard
+    of its two genes and how Norman's GI-manifold clusters relate them (``clusters``: gene →
+    cluster, −1 for HDBSCAN's unclustered genes): ``same cluster``, ``different clusters`` or
+    ``unclustered gene`` (at least one gene in no cluster); ``same_label`` compares the labels as
+    the file gives them, −1 included (two unclustered genes then count as alike)."""
+    rows = []
+    for pair, value in corr_singles.items():
+        a, b = condition_genes(str(pair))
+        label_a, label_b = clusters.get(a, -1), clusters.get(b, -1)
+        relation = ("unclustered gene" if min(label_a, label_b) < 0
+                    else "same cluster" if label_a == label_b else "different clusters")
+        rows.append({"perturbation": pair, "corr_singles": float(value),
+                     "go_jaccard": go_jaccard(gene2go, a, b), "cluster_relation": relation,
+                     "same_label": label_a == label_b})
+    return pd.DataFrame(rows, columns=["perturbation", "corr_singles", "go_jaccard",
+                                       "cluster_relation", "same_label"])
+
+
+def similarity_statistics(table: pd.DataFrame) -> dict[str, float]:
+    """The statistics that say how much a screen's singles resemble each other
+    (:func:`singles_similarity`'s table): the median ``corr_singles``, its Spearman correlation
+    with GO Jaccard (and the p value), its median within the same cluster label and across
+    labels (−1 counted as a label), and its median per cluster relation, with the pair counts."""
+    from scipy.stats import spearmanr
+
+    annotated = table.dropna(subset=["go_jaccard"])
+    rho, p = spearmanr(annotated.corr_singles, annotated.go_jaccard)
+    out = {"median_corr_singles": float(table.corr_singles.median()), "n_pairs": len(table),
+           "spearman_go_jaccard": float(rho), "spearman_go_jaccard_p": float(p),
+           "median_same_label": float(table.corr_singles[table.same_label].median()),
+           "median_different_label": float(table.corr_singles[~table.same_label].median())}
+    for relation in CLUSTER_RELATIONS:
+        chosen = table.corr_singles[table.cluster_relation == relation]
+        key = relation.replace(" ", "_")
+        out[f"median_{key}"] = float(chosen.median()) if len(chosen) else float("nan")
+        out[f"n_{key}"] = len(chosen)
+    return out
+
+
 def call_interactions(scores: pd.DataFrame) -> pd.DataFrame:
     """One boolean column per type of :data:`GI_THRESHOLDS`, beside ``perturbation``."""
     calls = scores[["perturbation"]].copy()

@@ -436,6 +436,47 @@ def profile_correlation_boxes(table: pd.DataFrame, sources: Sequence[str]) -> Fi
     return fig
 
 
+def singles_similarity_panels(table: pd.DataFrame, sources: Sequence[str]) -> Figure:
+    """How alike a pair's two singles are, per ``source`` (long table of
+    ``helpers.gi.singles_similarity`` with a ``source`` column): the whole distribution of
+    ``corr_singles`` (cumulative), its relation to the genes' GO Jaccard, and boxes per cluster
+    relation (Norman's GI-manifold clusters), sources side by side."""
+    from helpers.gi import CLUSTER_RELATIONS
+
+    colours = [MODEL_COLOURS["truth"], "0.55", "#c44e52", "#8172b2"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    width = 0.8 / len(sources)
+    for i, source in enumerate(sources):
+        rows = table[table.source == source]
+        colour = colours[i % len(colours)]
+        values = np.sort(rows.corr_singles.dropna().to_numpy())
+        axes[0].step(values, np.arange(1, len(values) + 1) / max(len(values), 1), where="post",
+                     color=colour, label=f"{source} (median {np.median(values):.2f})")
+        axes[1].scatter(rows.go_jaccard, rows.corr_singles, s=12, color=colour, alpha=0.7, label=source)
+        groups = [rows.corr_singles[rows.cluster_relation == r].dropna().to_numpy() for r in CLUSTER_RELATIONS]
+        positions = np.arange(len(CLUSTER_RELATIONS)) + (i - (len(sources) - 1) / 2) * width
+        boxes = axes[2].boxplot([g if len(g) else [np.nan] for g in groups], positions=positions,
+                                widths=width * 0.9, patch_artist=True, showfliers=False,
+                                medianprops={"color": "black"})
+        for patch in boxes["boxes"]:
+            patch.set(facecolor=colour, alpha=0.7)
+    axes[0].set(xlabel="corr_singles (Pearson r of the two singles' changes)", ylabel="share of pairs",
+                title="Whole distribution")
+    axes[1].set(xlabel="GO Jaccard of the two genes", ylabel="corr_singles", title="Annotation and effect")
+    counts = table[table.source == sources[0]].cluster_relation.value_counts()
+    axes[2].set_xticks(np.arange(len(CLUSTER_RELATIONS)),
+                       [f"{r}\n(n = {counts.get(r, 0)})" for r in CLUSTER_RELATIONS])
+    axes[2].set(ylabel="corr_singles", title="By Norman's GI-manifold clusters")
+    axes[0].axvline(0, color="0.8", lw=0.8, zorder=0)
+    for ax in axes[1:]:
+        ax.axhline(0, color="0.8", lw=0.8, zorder=0)
+    for ax in axes:
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0].legend(frameon=False, loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def lens_panels(summary: pd.DataFrame, metrics: Sequence[str], ylabels: Sequence[str],
                 subgroups: tuple[str, ...] = SUBGROUPS_BY_DIFFICULTY) -> Figure:
     """One panel per metric: mean ± bootstrap CI per test subgroup (x) and model (dodged points,

@@ -139,11 +139,13 @@ def data_caveats(simulator_config: Mapping[str, object] | None, fidelity: pd.Dat
     else:
         settings = ", ".join(f"{name} = {simulator_config[name]}" for name in knobs)
         sentences.append(
-            "The data are simulated on Norman's scaffold, and which kind of gene prior has anything to find was "
-            f"decided when they were made ({settings}): single effects are smoothed over GO neighbours with weight "
-            f"{simulator_config['go_weight']} against {simulator_config['private_weight']} of their own, so a GO-based "
-            "prior is favoured by construction, while a prior learnt from control cells' co-expression only sees the "
-            "perturbed genes that control cells express. A prior verdict here is a statement about this simulator.")
+            "The data are simulated on Norman's scaffold, and how much a gene prior has to find was decided "
+            f"when they were made ({settings}): single effects are smoothed over GO neighbours with weight "
+            f"{simulator_config['go_weight']} against {simulator_config['private_weight']} of their own, set so that "
+            "the singles' similarity follows GO as far as it does in Norman's screen, while a prior learnt from "
+            "control cells' co-expression only sees the perturbed genes that control cells express. A prior "
+            "verdict here is a statement about this simulator (benchmarks/prior_sensitivity.py varies the GO "
+            "weight).")
     if fidelity is not None and len(fidelity):
         rows = fidelity.set_index("source")
         if "cells" in rows.index:
