@@ -115,13 +115,16 @@ display(
 # log scale, a control or single-perturbation cell's rate for gene $g$ is
 #
 # $$\log\lambda_{cg} = \log\mu_g + \log\ell_c + z_c^\top W_{\cdot g}
-#   + \rho\, z_c^\top \hat m_p\,[g = p] + e_c\big(m_{p}^\top W_{\cdot g} + a\,[g = p]\big)$$
+#   + \rho\, z_c^\top \hat m_p\,[g = p] + e_c\big(m_{p}^\top W_{\cdot g}\,[g \ne p] + a\,[g = p]\big)$$
 #
 # with baseline means $\mu_g$ (log-normal, rescaled so that a control cell holds Norman's depth),
 # library sizes $\ell_c$, latent gene programs $W$ whose activity $z_c$ varies from cell to cell,
-# a regulator's own expression co-varying with the programs it drives (strength $\rho$), sparse
-# program mixtures $m_p$ per perturbed gene (shared within a Norman GI cluster and smoothed over
-# GO neighbours, so that similar genes act alike), CRISPRa induction $a$ of the target itself and
+# a regulator's own expression co-varying with the programs it drives (strength $\rho$), program
+# mixtures $m_p$ per perturbed gene (shared within a Norman GI cluster and smoothed over GO
+# neighbours, so that similar genes act alike; most of each effect lies on a few dense axes that
+# most perturbations move along, as Norman's cells move between erythroid and myeloid states, so
+# that the singles resemble each other as his do: section 6), CRISPRa induction $a$ of the target
+# itself (which the programs it drives do not hold back) and
 # a per-cell activation efficiency $e_c \sim \mathrm{Beta}$. A perturbation moves a cell's mRNA
 # between genes, not its amount: each single's change is offset by a constant that keeps its
 # cells' expected library at control's (Norman's conditions keep their mean UMIs per cell within
