@@ -70,7 +70,9 @@ def measure(config, singles_only: bool = False) -> dict:
            "median_detected_genes": depth["median detected genes per cell"],
            **{f"{k}_cells": round(cells[k], 3) for k in SIMILARITY},
            **{f"{k}_norman": round(norman[k], 3) for k in SIMILARITY},
-           "ks_corr_singles": round(float(ks_2samp(cells_corr, norman_corr).statistic), 3)}
+           "ks_corr_singles": round(float(ks_2samp(cells_corr, norman_corr).statistic), 3),
+           # pair by pair: are the pairs alike in Norman's screen the pairs alike here?
+           "pair_r_corr_singles": round(float(cells_corr.corr(norman_corr.loc[cells_corr.index])), 3)}
     if singles_only:
         return row
     correlations = gi.profile_correlations(means, pairs, genes).groupby("measure").value.median()

@@ -122,9 +122,11 @@ display(
 # a regulator's own expression co-varying with the programs it drives (strength $\rho$), program
 # mixtures $m_p$ per perturbed gene (shared within a Norman GI cluster and smoothed over GO
 # neighbours, so that similar genes act alike; most of each effect lies on a few dense axes that
-# most perturbations move along, as Norman's cells move between erythroid and myeloid states, so
-# that the singles resemble each other as his do: section 6), CRISPRa induction $a$ of the target
-# itself (which the programs it drives do not hold back) and
+# most perturbations move along, as Norman's cells move between erythroid and myeloid states,
+# in a direction drawn smoothly over the gene's place on Norman's GI map, his UMAP of the
+# perturbations' profiles, so that the singles resemble each other as his do, pair by pair:
+# section 6), CRISPRa induction $a$ of the target itself (which the programs it drives do not
+# hold back) and
 # a per-cell activation efficiency $e_c \sim \mathrm{Beta}$. A perturbation moves a cell's mRNA
 # between genes, not its amount: each single's change is offset by a constant that keeps its
 # cells' expected library at control's (Norman's conditions keep their mean UMIs per cell within
@@ -423,8 +425,9 @@ if truth is not None:
             "observed and expected changes correlate with median "
             f"r {per_condition_r[kinds == 'single'].median():.2f} (singles) and "
             f"{per_condition_r[kinds == 'pair'].median():.2f} (pairs). Priors: "
-            "single effects are smoothed over GO neighbours with weight "
-            f"{config['go_weight']} (against {config['private_weight']} private), "
+            "single effects follow each gene's place on Norman's GI map "
+            f"and are smoothed over GO neighbours with weight {config['go_weight']} "
+            f"(against {config['private_weight']} private), "
             "so GO annotation predicts effects as far as that weight says (the "
             "similarity section below measures how far, against Norman's screen; "
             f"`benchmarks/prior_sensitivity.py` varies it); {len(unseen)} of "
@@ -612,6 +615,8 @@ if n_profiled:
         f"(Norman {his.spearman_go_jaccard:.2f})"
         f" and has median {ours.median_same_label:.2f} within a GI-manifold cluster "
         f"label and {ours.median_different_label:.2f} across labels (Norman "
-        f"{his.median_same_label:.2f} and {his.median_different_label:.2f})."
+        f"{his.median_same_label:.2f} and {his.median_different_label:.2f}). Pair by "
+        f"pair, this data's `corr_singles` correlates with Norman's at r "
+        f"{pd.Series(corr_singles[this_data]).corr(corr_singles[norman_screen]):.2f}."
     )
 display(Markdown("\n".join(findings)))

@@ -235,10 +235,13 @@ display(Markdown(convergence.describe(plateaus, "GEARS + prior")))
 # ## 5. Does the verdict depend on how much GO predicts in the data?
 #
 # How much a gene's GO annotations predict its single-gene effect is a setting of the
-# simulator (`go_weight`), so a GO-based prior may help here by construction.
-# `benchmarks/prior_sensitivity.py` reruns the chain from the data to the evaluation with no
-# GO signal (`none`), the default and three times the default (`strong`), and measures each
-# prior's gain over GEARS on the test perturbations.
+# simulator: effects follow each gene's place on Norman's GI map (which itself follows GO) and
+# are smoothed over GO neighbours (`go_weight`), so a GO-based prior may help here by
+# construction. `benchmarks/prior_sensitivity.py` reruns the chain from the data to the
+# evaluation with no GO signal (`none`: map places dealt out at random, no smoothing), the
+# default and six times the default smoothing (`strong`), measures how far each data set's
+# singles follow GO (as chapter 01 measures it on Norman's screen) and each prior's gain over
+# GEARS.
 
 # %% tags=["hide-input"]
 sweep = reference.REPO_ROOT / "benchmarks" / "prior_sensitivity.csv"
@@ -252,7 +255,7 @@ else:
         Markdown(
             "The GO-signal sweep has not been run (no "
             f"`{sweep.relative_to(reference.REPO_ROOT)}`); `{command}` runs it "
-            "(about 1 h 45 min on 2 cores)."
+            "(about an hour at 1,000 genes on 2 cores)."
         )
     )
 

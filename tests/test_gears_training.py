@@ -1,5 +1,7 @@
 """GEARS training in optimisation steps: the schedule, truncation, epochs and the model kept."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,12 +17,16 @@ from helpers.models.gears_module import GearsConfig
 CONFIG = GearsConfig()
 
 
+NOISE_FREE: dict[str, pd.DataFrame] = {}  # the small screen's expected means (conditions × genes)
+
+
 @pytest.fixture(scope="module")
 def small_screen():
     """The Norman scaffold at 60 genes, 4 cells per condition: ~40 training batches per epoch."""
     scaffold = simulator.norman_scaffold(n_high_mean_genes=60)
-    adata, _ = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=0), 4, 200,
-                                              progress=False)
+    adata, truth = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=0), 4, 200,
+                                                  progress=False)
+    NOISE_FREE["means"] = truth.to_df()
     data.add_de_genes(adata)
     gene2go = reference.gene2go()
     split = splits.simulation_split(adata.obs.condition.astype(str).unique(), set(gene2go), seed=1)
@@ -64,7 +70,10 @@ def test_a_smaller_budget_is_a_truncated_run(small_screen):
 
 def test_the_model_returned_is_the_best_on_validation(small_screen):
     gears_data, split = small_screen
-    model, history = train_gears(gears_data, split, CONFIG, TrainingBudget(40, eval_every=5), seed=4,
+    # ten times cell-gears' learning rate: validation error jumps about, so the best state comes
+    # before the last (at cell-gears' rate it still falls at step 40 and the check below is void)
+    noisy = dataclasses.replace(CONFIG, lr=1e-2)
+    model, history = train_gears(gears_data, split, noisy, TrainingBudget(40, eval_every=5), seed=4,
                                  device="cpu", progress=False)
     assert len(history) == 8
     best = history.val_mse_top20_de.min()
@@ -168,11 +177,13 @@ def test_training_lowers_the_validation_error(small_screen):
     gears_data, split = small_screen
     from helpers.models.gears import build_model
 
+    # judged against the noise-free means: 4 cells per condition leave the observed means so
+    # noisy that the best model is only 3% nearer them than an untrained one
+    clean = NOISE_FREE["means"].loc[list(split.val), list(gears_data.genes)].to_numpy()
     torch.manual_seed(3)
-    untrained = validation_mse(build_model(gears_data, CONFIG), gears_data, split.val, seed=3,
-                               truth=condition_means(gears_data, split.val))[0]
-    _, history = train_gears(gears_data, split, CONFIG, TrainingBudget(60, eval_every=5), seed=3,
-                             device="cpu", progress=False)
-    best = history.val_mse_top20_de.min()
-    assert best < 0.93 * untrained, (untrained, best)  # it learns (1.78 → 1.60 here), not merely moves
+    untrained = validation_mse(build_model(gears_data, CONFIG), gears_data, split.val, seed=3, truth=clean)[0]
+    model, history = train_gears(gears_data, split, CONFIG, TrainingBudget(60, eval_every=5), seed=3,
+                                 device="cpu", progress=False)
+    trained = validation_mse(model, gears_data, split.val, seed=3, truth=clean)[0]
+    assert trained < 0.9 * untrained, (untrained, trained)  # it learns (0.60 → 0.49 here), not merely moves
     assert history.train_loss.iloc[-3:].mean() < history.train_loss.iloc[:3].mean()

@@ -42,12 +42,13 @@ def test_data_caveats_are_built_from_the_settings_and_the_fidelity():
     from helpers import data
 
     config = {"go_weight": 1.0, "go_neighbours": 10, "cluster_weight": 1.0, "private_weight": 0.7,
-              "shared_axis_share": 0.85, "common_weight": 2.0, "coexpression_strength": 0.6}
+              "shared_axis_share": 0.7, "manifold_weight": 1.0, "shuffle_manifold": True,
+              "coexpression_strength": 0.6}
     fidelity = pd.DataFrame({"source": ["cells", "noise-free"], "r": [0.62, 1.0], "slope": [0.33, 1.0],
                              "n": [125, 125], "agreement": [0.68, 1.0]})
     simulated = summary.data_caveats(config, fidelity, data.PRIOR_SIGNAL_KNOBS)
     assert "go_weight = 1.0" in simulated[0] and "against 0.7" in simulated[0]
-    assert "shared_axis_share = 0.85" in simulated[0]
+    assert "shared_axis_share = 0.7" in simulated[0] and "shuffle_manifold = True" in simulated[0]
     assert "r = 0.62" in simulated[1] and "125 pairs" in simulated[1] and "r = 1.00" in simulated[2]
     real = summary.data_caveats(None, fidelity.iloc[:1], data.PRIOR_SIGNAL_KNOBS)
     assert real[0].startswith("The data are a real screen") and len(real) == 2
@@ -157,6 +158,10 @@ def test_prior_sweep_findings_reads_the_intervals_and_places_the_default():
     table = _sweep_table()
     worse = table.assign(gain=-table.gain, low=-table.high, high=-table.low)
     assert "`strong` (worse)" in summary.prior_sweep_findings(worse[worse.setting != "default"])
+    # each setting's measured GO signal, when the sweep recorded it, beside its settings
+    signal = table.assign(spearman_go_jaccard=table.setting.map({"none": 0.02, "default": 0.31, "strong": 0.6}))
+    assert ("`none` (go_weight = 0; singles' Spearman with GO Jaccard 0.02); `default` (simulator defaults; "
+            "singles' Spearman with GO Jaccard 0.31)") in summary.prior_sweep_findings(signal)
     assert "`default` was not run" in summary.prior_sweep_findings(worse[worse.setting != "default"])
     # small gains keep two significant digits; the run's profile is stated when recorded
     tiny = table.assign(gain=table.gain / 100, low=table.low / 100, high=table.high / 100,

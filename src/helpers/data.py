@@ -550,7 +550,8 @@ PRIOR_SIGNAL_KNOBS = {
     "cluster_weight": "effects shared within Norman's GI clusters",
     "private_weight": "each gene's own, unshared part of its effect",
     "shared_axis_share": "share of each effect on the axes most perturbations move along",
-    "common_weight": "the direction along those axes that every perturbation shares",
+    "manifold_weight": "how far an effect follows the gene's place on Norman's GI map (his singles' similarity, which itself follows GO)",
+    "shuffle_manifold": "places on the map dealt out at random: singles as alike as Norman's, but not the same genes alike",
     "coexpression_strength": "how much a regulator's own expression follows the programs it drives",
 }
 

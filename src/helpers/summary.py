@@ -140,7 +140,8 @@ def data_caveats(simulator_config: Mapping[str, object] | None, fidelity: pd.Dat
         settings = ", ".join(f"{name} = {simulator_config[name]}" for name in knobs)
         sentences.append(
             "The data are simulated on Norman's scaffold, and how much a gene prior has to find was decided "
-            f"when they were made ({settings}): single effects are smoothed over GO neighbours with weight "
+            f"when they were made ({settings}): single effects follow each gene's place on Norman's GI map (how "
+            "alike his singles were, which itself follows GO) and are smoothed over GO neighbours with weight "
             f"{simulator_config['go_weight']} against {simulator_config['private_weight']} of their own, set so that "
             "the singles' similarity follows GO as far as it does in Norman's screen, while a prior learnt from "
             "control cells' co-expression only sees the perturbed genes that control cells express. A prior "
@@ -293,11 +294,14 @@ def _interval(row: pd.Series, decimals: int = 3) -> str:
     return f"{row.gain:+.{decimals}f} [{row.low:+.{decimals}f}, {row.high:+.{decimals}f}]"
 
 
-def _setting_label(setting: str, overrides: str | None) -> str:
+def _setting_label(setting: str, overrides: str | None, go_spearman: float | None = None) -> str:
     if overrides is None or pd.isna(overrides) or overrides in ("{}", ""):
-        return f"`{setting}` (simulator defaults)"
-    values = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
-                       for k, v in json.loads(overrides).items())
+        values = "simulator defaults"
+    else:
+        values = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                           for k, v in json.loads(overrides).items())
+    if go_spearman is not None and not pd.isna(go_spearman):
+        values += f"; singles' Spearman with GO Jaccard {go_spearman:.2f}"
     return f"`{setting}` ({values})"
 
 
@@ -308,15 +312,17 @@ def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
 
     ``table`` has one row per ``setting``, ``model``, ``subgroup`` and ``metric`` with the gain
     over ``reference`` (:func:`prior_gains`: ``gain, low, high, n_perturbations``) and the
-    setting's simulator ``overrides`` as a JSON string; settings are read in the table's order.
+    setting's simulator ``overrides`` as a JSON string (and, optionally, ``spearman_go_jaccard``:
+    how far its singles' similarity follows GO); settings are read in the table's order.
     For each prior model and each of ``subgroups``: its gain with the 95% interval at every
     setting, the settings whose interval excludes zero, and where ``default_setting`` sits among
     the settings; then the caveat that the GO signal is the simulator's.
     """
     part = table[table.metric == metric]
     settings = list(dict.fromkeys(table.setting))
-    overrides = (table.drop_duplicates("setting").set_index("setting")["overrides"]
-                 if "overrides" in table else pd.Series(dtype=object))
+    first = table.drop_duplicates("setting").set_index("setting")
+    overrides = first["overrides"] if "overrides" in table else pd.Series(dtype=object)
+    signal = first["spearman_go_jaccard"] if "spearman_go_jaccard" in table else pd.Series(dtype=float)
     lower = metric in LOWER_IS_BETTER
     difference = (f"the value of `{reference}` minus that of the prior model" if lower
                   else f"the value of the prior model minus that of `{reference}`")
@@ -324,7 +330,7 @@ def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
         f"Gain of each prior over `{reference}` on `{metric}`: per test perturbation, {difference} "
         f"(seeds averaged; positive = the prior's `{metric}` is {'lower' if lower else 'higher'}, "
         "i.e. better), mean over the subgroup's perturbations with a 95% bootstrap interval. "
-        "Settings: " + "; ".join(_setting_label(s, overrides.get(s)) for s in settings) + "."
+        "Settings: " + "; ".join(_setting_label(s, overrides.get(s), signal.get(s)) for s in settings) + "."
     ]
     run = table.iloc[0] if len(table) else None
     if run is not None and {"profile", "seeds", "prior_target"} <= set(table.columns):
@@ -367,7 +373,8 @@ def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
             lines.append(sentence.rstrip())
     lines.append(
         "These are statements about simulated data: how much a gene's GO annotations predict its "
-        "single-gene effect is a setting of the simulator (`go_weight`), so the sweep shows how the "
+        "single-gene effect is a setting of the simulator (`go_weight`, and whether genes keep their "
+        "places on Norman's GI map), so the sweep shows how the "
         "priors' verdict moves with that setting, not how much GO predicts on Norman's real screen.")
     bullets = "\n".join(lines[1:-1])
     return "\n\n".join(part for part in (lines[0], bullets, lines[-1]) if part)
