@@ -605,6 +605,7 @@ if n_profiled:
         f"(Norman: {profile_medians.loc['corr_singles', norman_screen]:.2f})."
     )
     ours, his = similarity_stats[this_data], similarity_stats[norman_screen]
+    pair_by_pair = corr_singles[this_data].corr(corr_singles[norman_screen])
     gap = abs(ours.median_corr_singles - his.median_corr_singles)
     findings.append(
         f"- The two singles of a pair correlate with median r "
@@ -615,8 +616,8 @@ if n_profiled:
         f"(Norman {his.spearman_go_jaccard:.2f})"
         f" and has median {ours.median_same_label:.2f} within a GI-manifold cluster "
         f"label and {ours.median_different_label:.2f} across labels (Norman "
-        f"{his.median_same_label:.2f} and {his.median_different_label:.2f}). Pair by "
-        f"pair, this data's `corr_singles` correlates with Norman's at r "
-        f"{pd.Series(corr_singles[this_data]).corr(corr_singles[norman_screen]):.2f}."
+        f"{his.median_same_label:.2f} and "
+        f"{his.median_different_label:.2f}). Pair by pair, this data's "
+        f"`corr_singles` correlates with Norman's at r {pair_by_pair:.2f}."
     )
 display(Markdown("\n".join(findings)))
