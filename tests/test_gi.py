@@ -157,19 +157,20 @@ def test_true_magnitudes_track_norman_at_the_default_cell_counts():
     scores = pd.concat([gi.interaction_scores(means, pairs, genes, n_jobs=2).assign(source=source)
                         for source, means in (("cells", cell_means), ("noise-free", truth.to_df()))])
     fidelity = gi.truth_fidelity(scores, fits).set_index("source")
-    assert fidelity.at["noise-free", "r"] > 0.95 and 0.9 < fidelity.at["noise-free", "slope"] < 1.1
+    # (measured r 1.000, slope 0.999: the truth is set on the scored scale at these magnitudes)
+    assert fidelity.at["noise-free", "r"] > 0.99 and 0.95 < fidelity.at["noise-free", "slope"] < 1.05
     assert fidelity.at["noise-free", "agreement"] > 0.9
     noise_free = scores.query("source == 'noise-free'").set_index("perturbation")
     norman_fit = fits.set_index("condition").corr_fit.loc[noise_free.index]
-    # Norman's fit quality, pair by pair (measured r 0.74 here; a truth without departures from
+    # Norman's fit quality, pair by pair (measured r 0.80 here; a truth without departures from
     # additivity has corr_fit ≈ 1 everywhere and no such relation)
-    assert np.corrcoef(noise_free.corr_fit, norman_fit)[0, 1] > 0.65
-    # from the cells (measured r 0.88, slope 0.65 here; 0.89, 0.60 on the full panel; single
-    # effects at half the calibrated strength give ~0.65, 0.35)
-    assert fidelity.at["cells", "r"] > 0.85 and fidelity.at["cells", "slope"] > 0.6, fidelity
+    assert np.corrcoef(noise_free.corr_fit, norman_fit)[0, 1] > 0.75
+    # from the cells (measured r 0.91, slope 0.74 here; 0.81, 0.53 on the full panel, where single
+    # effects at 0.85× the calibrated strength fall to r 0.79)
+    assert fidelity.at["cells", "r"] > 0.88 and fidelity.at["cells", "slope"] > 0.68, fidelity
     # the cells carry the screen's signal under its noise: the pairs' profile correlations sit
-    # where Norman measured them (median corr_sum 0.876 here, 0.854 on the full panel; Norman
-    # 0.849). Within 0.03: issue 12's strength, 1.5× today's, gives 0.886 on the full panel
+    # where Norman measured them (median corr_sum 0.851 here, 0.857 on the full panel; Norman
+    # 0.849). Within 0.03: 1.5× today's strength gives 0.890 on the full panel
     measured = gi.profile_correlations(cell_means, pairs, genes)
     median_sum = measured.query("measure == 'corr_sum'").value.median()
     assert median_sum == pytest.approx(
