@@ -130,6 +130,43 @@ def test_a_rerun_reuses_the_data_and_exports_for_cell_eval(finished_results, tmp
 
 
 @pytest.mark.slow
+def test_a_code_change_reruns_exactly_the_steps_that_compute_with_it(finished_results, tmp_path, monkeypatch):
+    """A user pulls a fix and reruns a chapter: the chapter recomputes when the fix touches code
+    it computes with, and reuses its results when the fix is elsewhere. The chapter runs in a
+    kernel that imports a copy of the package (the rest of the repository linked), which the
+    test edits as a pull would."""
+    import shutil
+
+    import nbformat
+
+    from helpers.reference import REPO_ROOT
+
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    for entry in REPO_ROOT.iterdir():
+        if entry.name not in ("src", "results", ".git", ".venv"):
+            (repository / entry.name).symlink_to(entry)
+    shutil.copytree(REPO_ROOT / "src", repository / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("PYTHONPATH", str(repository / "src"))
+
+    def rerun_after(edited: str) -> bool:
+        """Append a line to ``edited`` (under helpers/), rerun the baselines; did they refit?
+        (The chapter says so; refitted predictions equal to the stored ones leave the files.)"""
+        with open(repository / "src" / "helpers" / edited, "a") as handle:
+            handle.write("\nEDITED_BY_A_PULL = True\n")
+        executed = book.execute("10_train_baselines", {"profile": "quick"}, executed_dir=tmp_path / "executed")
+        said = "".join(output.get("text", "") for cell in nbformat.read(executed, as_version=4).cells
+                       for output in cell.get("outputs", []))
+        assert ("reused from cache" in said) != ("prediction files" in said), said[-2000:]
+        return "reused from cache" not in said
+
+    assert not rerun_after("gi.py")  # the baselines never import the GI code: reused
+    assert not rerun_after("plots.py")  # figures are drawn again, results are not recomputed
+    assert rerun_after("conditions.py")  # imported by the baselines: refitted
+    assert not rerun_after("models/genemamba.py")  # and the refit is reused in turn
+
+
+@pytest.mark.slow
 def test_interrupted_book_resumes_and_a_changed_parameter_reruns_only_its_dependents(finished_results, tmp_path):
     results, executed = finished_results, tmp_path / "executed"
 
