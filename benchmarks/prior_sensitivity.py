@@ -72,12 +72,11 @@ def go_signal(root: Path) -> float:
     """How far the singles' similarity follows GO in one setting's data, measured from its cells
     as in Norman's screen: the Spearman of ``corr_singles`` with the genes' GO Jaccard (chapter
     01's ``similarity_statistics.csv``; Norman 0.325). NaN when chapter 01 has not run."""
-    path = root / "01_prepare_data" / "similarity_statistics.csv"
-    if not path.is_file():
-        return float("nan")
-    table = pd.read_csv(path)
-    chosen = table[(table.statistic == "spearman_go_jaccard") & (table.source != "Norman's screen")]
-    return float(chosen.value.iloc[0]) if len(chosen) else float("nan")
+    from helpers.summary import similarity_statistic
+
+    value = similarity_statistic(root / "01_prepare_data" / "similarity_statistics.csv",
+                                 "spearman_go_jaccard", "simulated cells")
+    return float("nan") if value is None else value
 
 
 def default_prior_target(root: Path) -> str:

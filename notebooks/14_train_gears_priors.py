@@ -44,7 +44,7 @@ from helpers.models import priors
 from helpers.models import gears
 from helpers.models.gears import GearsData, GearsRun, TrainingBudget
 from helpers.models.gears_module import GearsConfig
-from helpers.summary import prior_sweep_findings
+from helpers.summary import prior_sweep_findings, similarity_statistic
 
 STEP = "14_train_gears_priors"
 EMBEDDINGS = runs.results_root() / "13_gene_embeddings"
@@ -245,8 +245,13 @@ display(Markdown(convergence.describe(plateaus, "GEARS + prior")))
 
 # %% tags=["hide-input"]
 sweep = reference.REPO_ROOT / "benchmarks" / "prior_sensitivity.csv"
+norman_go = similarity_statistic(
+    runs.step_dir(data.PREPARE_STEP) / "similarity_statistics.csv",
+    "spearman_go_jaccard", "Norman's screen",
+)
 if sweep.is_file():
-    display(Markdown(prior_sweep_findings(pd.read_csv(sweep))))
+    findings = prior_sweep_findings(pd.read_csv(sweep), norman_go_spearman=norman_go)
+    display(Markdown(findings))
     if sweep.with_suffix(".png").is_file():
         display(Image(filename=str(sweep.with_suffix(".png"))))
 else:

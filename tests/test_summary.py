@@ -162,6 +162,10 @@ def test_prior_sweep_findings_reads_the_intervals_and_places_the_default():
     signal = table.assign(spearman_go_jaccard=table.setting.map({"none": 0.02, "default": 0.31, "strong": 0.6}))
     assert ("`none` (go_weight = 0; singles' Spearman with GO Jaccard 0.02); `default` (simulator defaults; "
             "singles' Spearman with GO Jaccard 0.31)") in summary.prior_sweep_findings(signal)
+    placed = summary.prior_sweep_findings(signal, norman_go_spearman=0.325).splitlines()[-1]
+    assert "Spearman 0.31, Norman's with 0.33: the default is close to his screen" in placed
+    far = summary.prior_sweep_findings(signal.assign(spearman_go_jaccard=0.1), norman_go_spearman=0.325)
+    assert "is not close to his screen" in far and "not close" not in summary.prior_sweep_findings(signal)
     assert "`default` was not run" in summary.prior_sweep_findings(worse[worse.setting != "default"])
     # small gains keep two significant digits; the run's profile is stated when recorded
     tiny = table.assign(gain=table.gain / 100, low=table.low / 100, high=table.high / 100,
@@ -169,3 +173,16 @@ def test_prior_sweep_findings_reads_the_intervals_and_places_the_default():
     text = summary.prior_sweep_findings(tiny)
     assert "`strong` +0.0012 [+0.0008, +0.0016]" in text
     assert "Profile `quick`, seeds 1 2, every prior entering GEARS' `both` embedding." in text
+
+
+def test_similarity_statistic_reads_one_source_or_none(tmp_path):
+    path = tmp_path / "similarity_statistics.csv"
+    assert summary.similarity_statistic(path, "spearman_go_jaccard", "Norman's screen") is None
+    pd.DataFrame({"statistic": ["spearman_go_jaccard", "spearman_go_jaccard", "median_corr_singles"],
+                  "source": ["simulated cells", "Norman's screen", "Norman's screen"],
+                  "value": [0.33, 0.325, 0.404]}).to_csv(path, index=False)
+    assert summary.similarity_statistic(path, "spearman_go_jaccard", "Norman's screen") == 0.325
+    assert summary.similarity_statistic(path, "spearman_go_jaccard", "simulated cells") == 0.33
+    assert summary.similarity_statistic(path, "median_same_label", "Norman's screen") is None
+    path.write_text("statistic,source,value\n")  # data without Norman's pairs
+    assert summary.similarity_statistic(path, "spearman_go_jaccard", "Norman's screen") is None

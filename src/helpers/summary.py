@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -305,9 +306,23 @@ def _setting_label(setting: str, overrides: str | None, go_spearman: float | Non
     return f"`{setting}` ({values})"
 
 
+def similarity_statistic(path: Path, statistic: str, source: str) -> float | None:
+    """One of the singles' similarity statistics chapter 01 wrote (``similarity_statistics.csv``:
+    ``statistic, source, value``) for one source; None when the file, or that row, is absent
+    (data without Norman's fitted pairs)."""
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    if not {"statistic", "source", "value"} <= set(table.columns):
+        return None
+    chosen = table[(table.statistic == statistic) & (table.source == source)].value
+    return float(chosen.iloc[0]) if len(chosen) and not pd.isna(chosen.iloc[0]) else None
+
+
 def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
                          subgroups: Sequence[str] = ("unseen_single", "combo_seen0"),
-                         metric: str = "mse_de", reference: str = "gears") -> str:
+                         metric: str = "mse_de", reference: str = "gears",
+                         norman_go_spearman: float | None = None) -> str:
     """Markdown sentences from the prior-sensitivity sweep (``benchmarks/prior_sensitivity.py``).
 
     ``table`` has one row per ``setting``, ``model``, ``subgroup`` and ``metric`` with the gain
@@ -316,7 +331,9 @@ def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
     how far its singles' similarity follows GO); settings are read in the table's order.
     For each prior model and each of ``subgroups``: its gain with the 95% interval at every
     setting, the settings whose interval excludes zero, and where ``default_setting`` sits among
-    the settings; then the caveat that the GO signal is the simulator's.
+    the settings; then the caveat that the GO signal is the simulator's and, given
+    ``norman_go_spearman`` (the same statistic on Norman's screen), where the default's data sit
+    against his and what a reader may and may not take from them.
     """
     part = table[table.metric == metric]
     settings = list(dict.fromkeys(table.setting))
@@ -376,5 +393,16 @@ def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
         "single-gene effect is a setting of the simulator (`go_weight`, and whether genes keep their "
         "places on Norman's GI map), so the sweep shows how the "
         "priors' verdict moves with that setting, not how much GO predicts on Norman's real screen.")
+    ours = signal.get(default_setting)
+    if norman_go_spearman is not None and ours is not None and not pd.isna(ours):
+        lines[-1] += (
+            f" The default's singles follow their genes' GO similarity with Spearman {ours:.2f}, "
+            f"Norman's with {norman_go_spearman:.2f}: the default is "
+            + ("close to" if abs(ours - norman_go_spearman) <= 0.05 else "not close to")
+            + " his screen on that axis. A reader may take from the default how these priors fare "
+            "when annotations predict effects about as far as they do in his screen; not how they "
+            "fare on his cells, whose effects follow more than the simulator models, nor how a "
+            "GeneMamba pretrained on a real atlas would fare (here it is pretrained on the data's "
+            "own control cells).")
     bullets = "\n".join(lines[1:-1])
     return "\n\n".join(part for part in (lines[0], bullets, lines[-1]) if part)
