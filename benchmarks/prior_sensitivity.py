@@ -215,7 +215,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
                              squeeze=False, sharex=True)
     overrides = table.drop_duplicates("setting").set_index("setting").overrides
     signal = table.drop_duplicates("setting").set_index("setting").spearman_go_jaccard
-    labels = [f"{s}\nGO Spearman {signal[s]:.2f}" for s in settings]
+    labels = [f"{s}\nGO ρ {signal[s]:.2f}" for s in settings]  # ρ: Spearman, singles vs GO
     x = np.arange(len(settings))
     width = 0.5 / max(len(models), 1)
     for i, subgroup in enumerate(subgroups):
