@@ -230,7 +230,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
                             fmt="o", ms=4, capsize=3, color=plots.model_colour(model), label=model)
             n = table[table.subgroup == subgroup].n_perturbations.max()
             ax.set_title(f"{metric}, {subgroup} (n={int(n)})", fontsize=9)
-            ax.set_xticks(x, labels)
+            ax.set_xticks(x, labels, fontsize=8)
             ax.set_xlim(-0.5, len(settings) - 0.5)
             ax.spines[["top", "right"]].set_visible(False)
             if j == 0:
