@@ -26,7 +26,9 @@ singles as alike as Norman's, but which genes are alike follows neither his scre
 go_weight). Each is measured from its own cells by the Spearman of the singles' correlation with
 the genes' GO Jaccard (Norman's screen: 0.325), reported beside the gains. Writes
 ``benchmarks/prior_sensitivity.csv`` (one row per setting × prior × subgroup × metric),
-``benchmarks/prior_sensitivity_convergence.csv`` (one row per run) and
+``benchmarks/prior_sensitivity_convergence.csv`` (one row per run),
+``benchmarks/prior_sensitivity_models.csv`` (every model's own mean score per setting, subgroup
+and metric) and
 ``benchmarks/prior_sensitivity.png``; chapter 14 shows the computed statement and the figure.
 
 Time: each setting recomputes everything from its own data. On the 2-core AMD EPYC the default
@@ -197,6 +199,19 @@ def gains_for_setting(setting: str, overrides: dict, root: Path, args: argparse.
     return gains
 
 
+def model_means(setting: str, root: Path, seeds: list[int]) -> pd.DataFrame:
+    """Every model's own score in one setting (not a gain): per subgroup and metric, the mean
+    over the subgroup's perturbations of the seed-averaged value, so a reader sees whether GEARS
+    itself, and the baselines, move with the GO signal (baselines are stored under seed 0)."""
+    scores = pd.read_csv(root / "metrics" / "per_perturbation.csv")
+    scores = scores[scores.metric.isin(METRICS) & scores.subgroup.isin(SUBGROUPS)
+                    & (scores.seed.isin(seeds) | ~scores.model.str.startswith("gears"))]
+    per_perturbation = scores.groupby(["model", "subgroup", "metric", "perturbation"]).value.mean()
+    means = per_perturbation.groupby(["model", "subgroup", "metric"]).agg(["mean", "size"])
+    return (means.rename(columns={"size": "n_perturbations"}).reset_index()
+            .assign(setting=setting)[["setting", "model", "subgroup", "metric", "mean", "n_perturbations"]])
+
+
 def plot(table: pd.DataFrame, path: Path) -> None:
     """Gain over GEARS with its interval: one row of panels per subgroup, one column per
     metric; x = setting, one colour per prior, a zero line."""
@@ -284,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"settings {chosen}; profile {args.profile}; seeds {args.seeds}; priors enter GEARS' "
           f"{args.prior_target} embedding; results under {args.root}", flush=True)
 
-    tables, convergence_tables, seconds = [], [], {}
+    tables, convergence_tables, model_tables, seconds = [], [], [], {}
     for setting, overrides in chosen.items():
         root = args.root / setting
         if not args.summarise:
@@ -293,12 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         runs_table = convergence_runs(setting, root, args.seeds, args.prior_target)
         convergence_tables.append(runs_table)
         tables.append(gains_for_setting(setting, overrides, root, args, runs_table))
+        model_tables.append(model_means(setting, root, args.seeds))
 
     table = pd.concat(tables, ignore_index=True)
     every_run = pd.concat(convergence_tables, ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
     runs.atomic_write_csv(table, args.out / "prior_sensitivity.csv")
     runs.atomic_write_csv(every_run, args.out / "prior_sensitivity_convergence.csv")
+    every_model = pd.concat(model_tables, ignore_index=True)
+    runs.atomic_write_csv(every_model, args.out / "prior_sensitivity_models.csv")
     plot(table, args.out / "prior_sensitivity.png")
 
     shown = table.assign(value=table.gain.map("{:+.4f}".format) + " [" + table.low.map("{:+.4f}".format)
@@ -313,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
                   .reindex(index=[(m, s) for m in dict.fromkeys(part.model) for s in chosen
                                   if (m, s) in set(zip(part.model, part.setting))])
                   .to_string())
+    print("\nmean mse_de per model (seeds averaged; lower = better): does GEARS itself follow the GO signal?")
+    ordered = every_model.assign(setting=pd.Categorical(every_model.setting, categories=list(chosen)))
+    print(ordered[ordered.metric == "mse_de"]
+          .pivot(index=["model", "setting"], columns="subgroup", values="mean")
+          .reindex(columns=[s for s in SUBGROUPS if s in set(every_model.subgroup)])
+          .round(3).to_string())
     n = table.drop_duplicates("subgroup").set_index("subgroup").n_perturbations
     print("\nperturbations per subgroup: " + ", ".join(f"{s} {int(n[s])}" for s in SUBGROUPS if s in n.index))
     print("\nconvergence (within 2% of the plateau over the last quarter of training):")
