@@ -31,12 +31,12 @@ the genes' GO Jaccard (Norman's screen: 0.325), reported beside the gains. Write
 and metric) and
 ``benchmarks/prior_sensitivity.png``; chapter 14 shows the computed statement and the figure.
 
-Time: each setting recomputes everything from its own data. On the 2-core AMD EPYC the default
-book's chapter times (``benchmarks/RESULTS.md``) put one setting at ~35 min (simulation ~2 min,
-2 GEARS runs ~7 min, GeneMamba ~8 min, 4 GEARS + prior runs ~15 min, the rest ~2 min), so the
-three settings at ~1 h 45 min (an estimate: not yet measured); the quick profile took 2 min 45 s
-for one setting (measured 2026-12-03, machine shared). A rerun reuses every
-finished step (the chapters' caches key on parameters and code), so it takes a few minutes.
+Time: each setting recomputes everything from its own data. Measured 2026-12-05 on a 2-core
+Intel Xeon (AVX-512) with ``--n-high-mean-genes 1000 --seeds 1 2``: 16–20 min a setting on an idle
+machine (28 min with tests beside it), about an hour for the three (``benchmarks/RESULTS.md``);
+at the full panel expect about twice that. The quick profile took 2 min 45 s for one setting.
+``--summarise`` reads the finished settings back in under a minute, and a rerun reuses every
+finished step (the chapters' caches key on parameters and code).
 """
 
 from __future__ import annotations
