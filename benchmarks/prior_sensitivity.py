@@ -18,7 +18,7 @@ plateau (chapters 11 and 14's ``convergence.csv``, GeneMamba's held-out loss fro
     python benchmarks/prior_sensitivity.py --settings none strong --seeds 1 2 3
     python benchmarks/prior_sensitivity.py --summarise            # only re-read the finished settings
     python benchmarks/prior_sensitivity.py --profile quick --settings none --seeds 1 \\
-        --root /tmp/ps --out /tmp/ps                               # smoke run, a few minutes
+        --root results/benchmarks/smoke --out results/benchmarks/smoke   # smoke run, a few minutes
 
 Settings: ``none`` (go_weight 0 and the genes' places on Norman's GI map dealt out at random:
 singles as alike as Norman's, but which genes are alike follows neither his screen nor GO),
@@ -228,7 +228,6 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     models = list(dict.fromkeys(table.model))
     fig, axes = plt.subplots(len(subgroups), len(metrics), figsize=(3.6 * len(metrics), 2.4 * len(subgroups)),
                              squeeze=False, sharex=True)
-    overrides = table.drop_duplicates("setting").set_index("setting").overrides
     signal = table.drop_duplicates("setting").set_index("setting").spearman_go_jaccard
     labels = [f"{s}\nGO ρ {signal[s]:.2f}" for s in settings]  # ρ: Spearman, singles vs GO
     x = np.arange(len(settings))

@@ -165,7 +165,8 @@ def test_prior_sweep_findings_reads_the_intervals_and_places_the_default():
     placed = summary.prior_sweep_findings(signal, norman_go_spearman=0.325).splitlines()[-1]
     assert "Spearman 0.31, Norman's with 0.33: the default is close to his screen" in placed
     far = summary.prior_sweep_findings(signal.assign(spearman_go_jaccard=0.1), norman_go_spearman=0.325)
-    assert "is not close to his screen" in far and "not close" not in summary.prior_sweep_findings(signal)
+    assert "is not close to his screen" in far and "which is not his screen's" in far
+    assert "about as far as they do in his screen" in placed and "not close" not in summary.prior_sweep_findings(signal)
     assert "`default` was not run" in summary.prior_sweep_findings(worse[worse.setting != "default"])
     # small gains keep two significant digits; the run's profile is stated when recorded
     tiny = table.assign(gain=table.gain / 100, low=table.low / 100, high=table.high / 100,

@@ -290,8 +290,9 @@ def _draw_parameters(scaffold: Scaffold, config: SimulatorConfig,
     log_mu[is_high_mean] += np.log(max(config.depth_umis - expected[~is_high_mean].sum(), 1.0)
                                    / expected[is_high_mean].sum())
 
-    # Each Norman GI-manifold cluster shares a program signature and a direction along the
-    # shared axes; GO neighbours share draws; every perturbation shares the common direction.
+    # Each Norman GI-manifold cluster shares a program signature; a gene's direction along the
+    # shared axes follows its place on his GI map; GO neighbours share draws; every perturbation
+    # shares the common direction (weight 0 by default).
     cluster_ids = sorted({c for c in scaffold.clusters.values() if c >= 0})
     signatures = {c: _sparse_mix(rng, k, 2) for c in cluster_ids}
     private = {g: _sparse_mix(rng, k, 2) for g in perturbed}

@@ -395,13 +395,15 @@ def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
         "priors' verdict moves with that setting, not how much GO predicts on Norman's real screen.")
     ours = signal.get(default_setting)
     if norman_go_spearman is not None and ours is not None and not pd.isna(ours):
+        close = abs(ours - norman_go_spearman) <= 0.05
         lines[-1] += (
             f" The default's singles follow their genes' GO similarity with Spearman {ours:.2f}, "
             f"Norman's with {norman_go_spearman:.2f}: the default is "
-            + ("close to" if abs(ours - norman_go_spearman) <= 0.05 else "not close to")
+            + ("close to" if close else "not close to")
             + " his screen on that axis. A reader may take from the default how these priors fare "
-            "when annotations predict effects about as far as they do in his screen; not how they "
-            "fare on his cells, whose effects follow more than the simulator models, nor how a "
+            + ("when annotations predict effects about as far as they do in his screen"
+               if close else "at the default's GO signal, which is not his screen's")
+            + "; not how they fare on his cells, whose effects follow more than the simulator models, nor how a "
             "GeneMamba pretrained on a real atlas would fare (here it is pretrained on the data's "
             "own control cells).")
     bullets = "\n".join(lines[1:-1])
