@@ -38,7 +38,8 @@ from IPython.display import Markdown, display
 
 from helpers import data, plots, predictions, runs
 from helpers.conditions import CONTROL
-from helpers.models import baselines
+from helpers.models import registry
+from helpers.models.baselines import BaselineInputs
 
 STEP = "10_train_baselines"
 SEED = 0  # the baselines are deterministic; they are stored under one seed
@@ -51,7 +52,10 @@ parameters = {
     "n_components": n_components,
     "ridge": ridge,
     "latent_components": latent_components,
-    "code": runs.code_digest("helpers.models.baselines"),  # a code change refits
+    # a change to the registry or to a baseline's code refits
+    "code": runs.code_digest(
+        "helpers.models.registry", *registry.baseline_modules()
+    ),
 }
 
 # %% tags=["remove-input"]
@@ -69,8 +73,14 @@ display(Markdown(runs.data_statement(profile)))
 means = data.condition_means(adata)
 train = [c for c in split.train if c in means.index]
 targets = [c for c in split.train + split.val + split.test if c != CONTROL]
-gene_names = adata.var["gene_name"].astype(str).tolist()
-n_cells = adata.obs["condition"].astype(str).value_counts()
+inputs = BaselineInputs(
+    means,
+    train,
+    targets,
+    adata.var["gene_name"].astype(str).tolist(),
+    adata.obs["condition"].astype(str).value_counts(),
+)
+baselines = [model.name for model in registry.registered("baseline")]
 settings = {
     "linear": {"n_components": n_components, "ridge": ridge},
     "latent_additive": {"n_components": latent_components},
@@ -86,12 +96,10 @@ print(
 # %%
 written = []
 cached = runs.reuse_or_restart(STEP, parameters, [], force)
-for name in baselines.BASELINES:
+for name in baselines:
     if cached and predictions.prediction_path(name, SEED).is_file():
         continue
-    predicted = baselines.predict_baseline(
-        name, means, train, targets, gene_names, n_cells, settings.get(name)
-    )
+    predicted = registry.predict_baseline(name, inputs, settings.get(name))
     written.append(
         predictions.write_predictions(
             name, SEED, predicted, prepared.fingerprint, {"profile": profile}
@@ -154,7 +162,7 @@ r_seen2 = pd.Series(
 r_example = table.corr().loc["true"]
 display(
     Markdown(
-        f"- The {len(baselines.BASELINES)} baselines predict all {len(targets)} "
+        f"- The {len(baselines)} baselines predict all {len(targets)} "
         "conditions of the split; they are the yardstick for GEARS and "
         "GEARS + prior in the evaluation chapter.\n"
         f"- On {example}, the additive prediction's change over control correlates "

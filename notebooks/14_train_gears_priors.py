@@ -41,7 +41,7 @@ from IPython.display import Image, Markdown, display
 from helpers import convergence, data, plots, predictions, reference, runs
 from helpers.conditions import CONTROL
 from helpers.models import priors
-from helpers.models import gears
+from helpers.models import gears, registry
 from helpers.models.gears import GearsData, GearsRun, TrainingBudget
 from helpers.models.gears_module import GearsConfig
 from helpers.summary import prior_sweep_findings, similarity_statistic
@@ -134,7 +134,7 @@ def train_or_reuse(
     trained side by side."""
     cached_runs = [
         runs.CachedRun(
-            f"{STEP}/gears+{name}/{target}/seed={seed}",
+            f"{STEP}/{registry.prior_model_name(name)}/{target}/seed={seed}",
             {
                 "data_run": prepared.fingerprint,
                 "prior_sha256": prior_digests[name],
@@ -144,7 +144,9 @@ def train_or_reuse(
                 "seed": seed,
                 "code": runs.code_digest("helpers.models.gears"),
             },
-            GearsRun(seed, tables[name], target, name),
+            GearsRun(
+                seed, tables[name], target, name, registry.prior_model_name(name)
+            ),
         )
         for name, target, seed in jobs
     ]
@@ -191,7 +193,7 @@ histories = []
 final_jobs = [(name, target, seed) for name in names for seed in settings.seeds]
 for (name, _, seed), result in zip(final_jobs, train_or_reuse(final_jobs)):
     predictions.write_predictions(
-        f"gears+{name}",
+        registry.prior_model_name(name),
         seed,
         result["predicted_means.parquet"],
         prepared.fingerprint,

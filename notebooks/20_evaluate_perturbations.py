@@ -61,7 +61,7 @@ runs.forget_run(STEP)  # recorded again once every output is written
 prepared = data.load_prepared()
 adata = prepared.adata
 split = prepared.split
-stored = predictions.available_predictions(prepared.fingerprint)
+stored = predictions.for_evaluation(prepared)
 if stored.empty:
     raise FileNotFoundError(
         "no predictions under results/predictions; run the training chapters first"

@@ -31,7 +31,7 @@ prepared = data.load_prepared()
 adata = prepared.adata
 split = prepared.split
 condition = resolve_combination(combination, split.test)
-stored = predictions.available_predictions(prepared.fingerprint)
+stored = predictions.for_evaluation(prepared)
 if stored.empty:
     raise FileNotFoundError(
         "no predictions under results/predictions; run the training chapters first"

@@ -46,6 +46,7 @@ from IPython.display import Markdown, display
 
 from helpers import data, gi, plots, predictions, reference, runs
 from helpers.conditions import CONTROL
+from helpers.models import registry
 from helpers.scoring import Scoring
 
 STEP = "22_analyse_interactions"
@@ -59,8 +60,8 @@ scoring = Scoring.build(
     split.test, true_means, gi_genes, engine, max_subpopulation, random_state, n_jobs
 )
 genes, pairs = scoring.genes, scoring.pairs
-stored = predictions.available_predictions(prepared.fingerprint)
-stored = stored[stored.model != "no_change"]
+stored = predictions.for_evaluation(prepared)
+stored = stored[stored.model.map(registry.scores_interactions)]
 verified = gi.verified_pairs(reference.gi_types())
 gi_dir = runs.step_dir("gi")
 print(

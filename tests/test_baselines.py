@@ -1,11 +1,15 @@
 """Baselines on constructed condition means with known answers (the Systema and PerturBench
 baselines included)."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.models import baselines
+from helpers.models import baselines, registry
+from helpers.models.baselines import BaselineInputs
 from helpers.predictions import available_predictions, read_predictions, write_predictions
 
 
@@ -52,9 +56,14 @@ def test_linear_model_recovers_a_low_rank_truth():
     assert r > 0.95  # an unseen gene's effect is predicted from its own expression loadings
 
 
-def test_unknown_baseline_is_rejected(means):
+def test_unknown_baseline_or_setting_is_rejected(means):
+    inputs = BaselineInputs(means, ["ctrl"], ["A+B"], list(means.columns), pd.Series(dtype=int))
     with pytest.raises(ValueError, match="unknown baseline 'mean'"):
-        baselines.predict_baseline("mean", means, ["ctrl"], ["A+B"], list(means.columns))
+        registry.predict_baseline("mean", inputs)
+    with pytest.raises(ValueError, match="unknown baseline 'gears'"):  # registered, not a baseline
+        registry.predict_baseline("gears", inputs)
+    with pytest.raises(ValueError, match=r"'linear' has no setting \['n_pcs'\]"):
+        registry.predict_baseline("linear", inputs, {"n_pcs": 3})
 
 
 def test_predictions_round_trip(means, isolated_results):
@@ -74,6 +83,46 @@ def test_predictions_round_trip(means, isolated_results):
     with pytest.raises(ValueError, match="NaN"):
         write_predictions("broken", 1, means.replace(4.0, np.nan), "data-1")
     assert not (isolated_results / "predictions" / "broken" / "seed=1" / "predictions.h5ad").exists()
+
+
+def _external(means: pd.DataFrame, path: Path) -> Path:
+    """A prediction file as a tool outside the book writes it: the shared format, no fingerprint."""
+    import anndata as ad
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ad.AnnData(X=means.to_numpy(np.float32), obs=pd.DataFrame(index=means.index),
+               var=pd.DataFrame(index=means.columns)).write_h5ad(path)
+    return path
+
+
+def test_a_model_trained_elsewhere_is_found_checked_and_named_in_errors(means, isolated_results):
+    """A file dropped into predictions/ without the book's fingerprint is picked up beside the
+    book's own models when it covers the test conditions (singles of a test pair in either
+    spelling) and the genes; otherwise the error names the file and what is missing."""
+    from helpers.predictions import required_conditions
+
+    write_predictions("additive", 0, means, "data-1")
+    folder = isolated_results / "predictions" / "elsewhere"
+    good = _external(means.rename(index={"A+ctrl": "ctrl+A"}), folder / "seed=3" / "predictions.h5ad")
+    test, genes = ["A+B", "C+ctrl"], list(means.columns)
+    assert required_conditions(test) == ["A+B", "C+ctrl", "A+ctrl", "B+ctrl"]
+    found = available_predictions("data-1", required_conditions(test), genes)
+    assert found.to_dict("records") == [{"model": "additive", "seed": 0}, {"model": "elsewhere", "seed": 3}]
+    pd.testing.assert_frame_equal(read_predictions("elsewhere", 3),
+                                  means.rename(index={"A+ctrl": "ctrl+A"}).astype(np.float32), check_dtype=False)
+    good.unlink()
+    bad = _external(means.drop(index="ctrl+B"), folder / "seed=3" / "predictions.h5ad")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))}: no prediction for 1 condition.*'B\+ctrl'"):
+        available_predictions("data-1", required_conditions(test), genes)
+    _external(means.rename(columns={"C": "ENSG0001"}), bad)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))}: 1 of the prepared data's 4 genes.*\['C'\]"):
+        available_predictions("data-1", required_conditions(test), genes)
+    _external(means.replace(4.0, np.nan), bad)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))}: the predictions hold NaN"):
+        available_predictions("data-1", required_conditions(test), genes)
+    bad.write_text("not an h5ad file")
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))}: not a readable h5ad"):
+        available_predictions("data-1", required_conditions(test), genes)
 
 
 def test_cell_eval_export_reads_back_in_its_layout(tmp_path):
@@ -157,10 +206,46 @@ def test_latent_additive_is_additive_with_every_component_and_a_projection_with_
     assert not np.allclose(one, full.loc["g0+g1"])
 
 
-def test_predict_baseline_knows_every_baseline_and_asks_for_cell_counts(means):
-    train, n_cells = ["ctrl", "A+ctrl", "ctrl+B"], pd.Series({"A+ctrl": 3, "ctrl+B": 1})
-    for name in baselines.BASELINES:
-        predicted = baselines.predict_baseline(name, means, train, ["A+B"], list(means.columns), n_cells)
-        assert predicted.shape == (1, 4) and np.isfinite(predicted.to_numpy()).all()
-    with pytest.raises(ValueError, match="pass n_cells"):
-        baselines.predict_baseline("matching_mean", means, train, ["A+B"], list(means.columns))
+def test_the_registry_predicts_every_baseline_with_its_own_inputs_and_settings(means):
+    """Each registered baseline's entry point hands its function the right inputs (cell counts
+    to the Systema means, gene symbols to the linear model) and its default settings, which a
+    chapter's settings override."""
+    train, n_cells, genes = ["ctrl", "A+ctrl", "ctrl+B"], pd.Series({"A+ctrl": 3, "ctrl+B": 1}), list(means.columns)
+    targets = ["A+B", "A+C", "C+ctrl"]
+    inputs = BaselineInputs(means, train, targets, genes, n_cells)
+    expected = {
+        "no_change": baselines.no_change(means, targets),
+        "train_mean": baselines.train_mean(means, train, targets),
+        "non_control_mean": baselines.non_control_mean(means, n_cells, train, targets),
+        "matching_mean": baselines.matching_mean(means, n_cells, train, targets),
+        "additive": baselines.additive(means, train, targets),
+        "latent_additive": baselines.latent_additive(means, train, targets, n_components=20),
+        "linear": baselines.linear(means, train, targets, genes, n_components=10, ridge=0.1),
+    }
+    assert [m.name for m in registry.registered("baseline")] == list(expected)
+    for name, table in expected.items():
+        pd.testing.assert_frame_equal(registry.predict_baseline(name, inputs), table)
+    stronger = baselines.linear(means, train, targets, genes, n_components=10, ridge=50.0)
+    pd.testing.assert_frame_equal(registry.predict_baseline("linear", inputs, {"ridge": 50.0}), stronger)
+    assert not np.allclose(stronger, expected["linear"])  # the setting reached the model
+    without_counts = BaselineInputs(means, train, targets, genes, pd.Series({"A+ctrl": 3}))
+    with pytest.raises(ValueError, match="number of cells of every training perturbation"):
+        registry.predict_baseline("matching_mean", without_counts)
+
+
+def test_models_are_named_coloured_and_ordered_once():
+    """Prior models are spelled by the registry; every registered model has its own colour;
+    stored models the registry does not know (trained elsewhere) come last, by name."""
+    assert registry.prior_model_name("go_svd") == "gears+go_svd"
+    assert registry.model("gears+go_svd").label == "GEARS + GO-SVD"
+    assert registry.model("gears+my_embedding").family == "gears_prior"
+    assert registry.model("scgpt").family == "external" and registry.model("scgpt").interactions
+    colours = [m.colour for m in registry.registered()]
+    assert len(set(colours)) == len(colours) and registry.UNREGISTERED_COLOUR not in colours
+    assert registry.ordered(["zz_external", "gears+go_svd", "noise_ceiling", "additive", "gears", "aa_external"]) \
+        == ["additive", "gears", "gears+go_svd", "aa_external", "zz_external"]
+    assert [m.name for m in registry.registered() if not m.interactions] == ["no_change"]
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(registry.Model("additive", "again", "#123456", "baseline", "helpers.models.baselines:predict_additive"))
+    with pytest.raises(ValueError, match="a baseline needs predict"):
+        registry.Model("toy", "toy", "#123456", "baseline")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import book, splits
+from helpers import book, predictions, splits
 
 
 def test_toc_lists_the_data_chapter_first():
@@ -129,15 +129,10 @@ def test_a_rerun_reuses_the_data_and_exports_for_cell_eval(finished_results, tmp
     assert exported.obs.condition.nunique() == 108 and "ctrl" in set(exported.obs.condition)
 
 
-@pytest.mark.slow
-def test_a_code_change_reruns_exactly_the_steps_that_compute_with_it(finished_results, tmp_path, monkeypatch):
-    """A user pulls a fix and reruns a chapter: the chapter recomputes when the fix touches code
-    it computes with, and reuses its results when the fix is elsewhere. The chapter runs in a
-    kernel that imports a copy of the package (the rest of the repository linked), which the
-    test edits as a pull would."""
+def _repository_with_own_package(tmp_path, monkeypatch):
+    """A copy of the repository whose ``src/`` a test may edit (the rest linked), imported by
+    every kernel the test starts (``PYTHONPATH``)."""
     import shutil
-
-    import nbformat
 
     from helpers.reference import REPO_ROOT
 
@@ -148,6 +143,73 @@ def test_a_code_change_reruns_exactly_the_steps_that_compute_with_it(finished_re
             (repository / entry.name).symlink_to(entry)
     shutil.copytree(REPO_ROOT / "src", repository / "src", ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setenv("PYTHONPATH", str(repository / "src"))
+    return repository
+
+
+@pytest.mark.slow
+def test_a_new_model_and_one_trained_elsewhere_reach_every_table(finished_results, tmp_path, monkeypatch):
+    """A toy model in one file plus one registration, and a prediction file dropped into the
+    documented folder, are scored by evaluation (20), drawn by the combination chapter (21),
+    scored for interactions (22) and summarised (30); a file that misses a test condition stops
+    evaluation with an error that names it."""
+    import nbformat
+
+    repository = _repository_with_own_package(tmp_path, monkeypatch)
+    models = repository / "src" / "helpers" / "models"
+    (models / "toy.py").write_text(
+        "from helpers.models import baselines\n\n\n"
+        "def predict(inputs, shrink):\n"
+        "    additive = baselines.additive(inputs.means, inputs.train, inputs.conditions)\n"
+        "    control = inputs.means.loc['ctrl'].to_numpy()\n"
+        "    return control + shrink * (additive - control)\n")
+    with open(models / "registry.py", "a") as handle:
+        handle.write('register(Model("toy", "half additive", "#123456", "baseline", '
+                     '"helpers.models.toy:predict", {"shrink": 0.5}))\n')
+    additive = predictions.read_predictions("additive", 0)
+    elsewhere = finished_results / "predictions" / "elsewhere" / "seed=0" / "predictions.h5ad"
+    elsewhere.parent.mkdir(parents=True)
+    anndata.AnnData(X=(additive * 0.9).to_numpy(np.float32), obs=pd.DataFrame(index=additive.index),
+                    var=pd.DataFrame(index=additive.columns)).write_h5ad(elsewhere)
+    for chapter in ("10_train_baselines", "20_evaluate_perturbations", "21_inspect_combination",
+                    "22_analyse_interactions", "30_summarise_results"):
+        book.execute(chapter, {"profile": "quick"}, executed_dir=tmp_path / "executed")
+
+    control = additive.loc["ctrl"]
+    toy = predictions.read_predictions("toy", 0)
+    pd.testing.assert_frame_equal(toy, (control + 0.5 * (additive - control)).astype(np.float32),
+                                  check_dtype=False, atol=1e-6)
+    tables = {
+        "20": pd.read_csv(finished_results / "metrics" / "per_perturbation.csv"),
+        "21": pd.concat(pd.read_csv(p) for p in
+                        (finished_results / "21_inspect_combination").glob("*/predicted_vs_true.csv")),
+        "22": pd.read_csv(finished_results / "gi" / "magnitude.csv"),
+        "30": pd.read_csv(finished_results / "30_summarise_results" / "glance.csv"),
+    }
+    for chapter, table in tables.items():
+        assert {"toy", "elsewhere"} <= set(table.model), (chapter, sorted(set(table.model)))
+    summary = pd.read_csv(finished_results / "metrics" / "summary.csv").set_index(["model", "subgroup", "metric"])
+    # halving every change over control doubles no error: the toy's own numbers, not a copy's
+    assert summary.loc[("toy", "all", "mse_de"), "mean"] != summary.loc[("additive", "all", "mse_de"), "mean"]
+
+    tested = splits.SimulationSplit.from_json(finished_results / "01_prepare_data" / "split.json").test[0]
+    partial = additive.drop(index=tested)
+    anndata.AnnData(X=partial.to_numpy(np.float32), obs=pd.DataFrame(index=partial.index),
+                    var=pd.DataFrame(index=partial.columns)).write_h5ad(elsewhere)
+    with pytest.raises(Exception) as stopped:
+        book.execute("20_evaluate_perturbations", {"profile": "quick"}, executed_dir=tmp_path / "executed")
+    said = str(stopped.value)
+    assert str(elsewhere) in said and f"no prediction for 1 condition" in said and tested in said, said[-2000:]
+
+
+@pytest.mark.slow
+def test_a_code_change_reruns_exactly_the_steps_that_compute_with_it(finished_results, tmp_path, monkeypatch):
+    """A user pulls a fix and reruns a chapter: the chapter recomputes when the fix touches code
+    it computes with, and reuses its results when the fix is elsewhere. The chapter runs in a
+    kernel that imports a copy of the package (the rest of the repository linked), which the
+    test edits as a pull would."""
+    import nbformat
+
+    repository = _repository_with_own_package(tmp_path, monkeypatch)
 
     def rerun_after(edited: str) -> bool:
         """Append a line to ``edited`` (under helpers/), rerun the baselines; did they refit?

@@ -34,12 +34,14 @@ def test_dry_run_lists_a_job_per_chapter_and_per_run(profile, tmp_path):
     """Locally one job per chapter; fanned out (a cluster), one more per GEARS seed, one that
     chooses where priors enter, one per prior × seed, and one per model-seed's GI scores (and
     the truth's)."""
-    from helpers.models.baselines import BASELINES
+    from helpers.models import registry
 
     environment = {**os.environ, "HELPERS_RESULTS_DIR": str(tmp_path / "results")}
     seeds = runs.get_profile(profile).seeds
     chapters = len(book.toc_notebooks())
-    scored = len(BASELINES) - 1 + 3 * len(seeds)  # no_change has no interactions to score
+    baselines = registry.registered("baseline")
+    assert [m.name for m in baselines if not m.interactions] == ["no_change"]  # nothing to score
+    scored = len(baselines) - 1 + 3 * len(seeds)
     for fan_out, expected in [
         ("false", {"chapter": chapters, "all": 1}),
         ("true", {"chapter": chapters, "gears": len(seeds), "gears_prior_choice": 1,
@@ -92,9 +94,10 @@ def test_quick_book_on_a_simulated_cluster_matches_the_local_run(quick_book, tmp
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _job_counts(result.stderr + result.stdout)
     assert counts["gears"] == 1 and counts["gears_prior"] == 2 and counts["gears_prior_choice"] == 1
-    from helpers.models.baselines import BASELINES
+    from helpers.models import registry
 
-    assert counts["gi_truth"] == 1 and counts["gi_model"] == len(BASELINES) - 1 + 3  # one seed each
+    baselines = registry.registered("baseline")
+    assert counts["gi_truth"] == 1 and counts["gi_model"] == len(baselines) - 1 + 3  # one seed each
     assert sorted(p.stem for p in executed.glob("*.ipynb")) == sorted(book.toc_notebooks())
     assert _overlap(log) >= 2, log.read_text()
 
@@ -204,7 +207,8 @@ def test_every_chapter_runs_after_the_chapters_whose_results_it_reads(tmp_path):
     writers = {  # what a chapter's source reads → the chapters that write it
         r"load_prepared|read_prepared|PREPARE_STEP": {"01_prepare_data"},
         # every stored model's predictions (chapter 10 reads back only its own)
-        r"available_predictions": {"10_train_baselines", "11_train_gears", "14_train_gears_priors"},
+        r"available_predictions|for_evaluation": {"10_train_baselines", "11_train_gears",
+                                                  "14_train_gears_priors"},
         r'"metrics"': {"20_evaluate_perturbations"},
         r'"gi"': {"22_analyse_interactions"},
         r"EMBEDDINGS": {"13_gene_embeddings"},

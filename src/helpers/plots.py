@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from helpers.models import registry
 from helpers.splits import SUBGROUPS_BY_DIFFICULTY
 
 SUBGROUP_COLOURS = {"combo_seen2": "#4c72b0", "combo_seen1": "#55a868", "combo_seen0": "#c44e52",
@@ -115,26 +116,17 @@ def learning_curves(history: pd.DataFrame, plateaus: pd.DataFrame, budget: int |
     return fig
 
 
-MODEL_ORDER = ("no_change", "train_mean", "non_control_mean", "matching_mean", "additive",
-               "latent_additive", "linear", "gears")
-
-# One colour per model across the book; the seed study drew GEARS blue and Mamba-GEARS red.
-MODEL_COLOURS = {"gears": "#1f77b4", "gears+genemamba": "#d62728", "gears+go_svd": "#ff7f0e",
-                 "gears+file": "#e377c2", "additive": "#2ca02c", "linear": "#8c564b",
-                 "train_mean": "#7f7f7f", "no_change": "#000000", "truth": "#9467bd",
-                 "non_control_mean": "#bcbd22", "matching_mean": "#17becf",
-                 "latent_additive": "#98df8a"}
+TRUTH_COLOUR = "#9467bd"  # the measured (or noise-free) truth beside the models
 
 
 def model_colour(model: str) -> str:
-    """The model's colour (a stable pink for models not in :data:`MODEL_COLOURS`)."""
-    return MODEL_COLOURS.get(model, "#f7b6d2")
+    """The model's colour (:mod:`helpers.models.registry`)."""
+    return registry.colour(model)
 
 
 def ordered_models(models) -> list[str]:
     """Models in the book's order (baselines, GEARS, then the rest by name), noise ceiling dropped."""
-    models = [m for m in dict.fromkeys(models) if m != "noise_ceiling"]
-    return sorted(models, key=lambda m: (MODEL_ORDER.index(m) if m in MODEL_ORDER else len(MODEL_ORDER), m))
+    return registry.ordered(models)
 
 
 def metric_by_subgroup(summary: pd.DataFrame, metric: str,
@@ -273,7 +265,7 @@ def combination_boxplot(true_delta: pd.DataFrame, predicted: pd.DataFrame, title
     boxes = ax.boxplot([true_delta[g].to_numpy() for g in genes], positions=np.arange(len(genes)), widths=0.6,
                        patch_artist=True, showfliers=False, medianprops={"color": "black"})
     for box in boxes["boxes"]:
-        box.set(facecolor=MODEL_COLOURS["truth"], alpha=0.35, edgecolor=MODEL_COLOURS["truth"])
+        box.set(facecolor=TRUTH_COLOUR, alpha=0.35, edgecolor=TRUTH_COLOUR)
     offsets = np.linspace(-0.25, 0.25, len(models)) if len(models) > 1 else np.zeros(1)
     for offset, model in zip(offsets, models):
         per_gene = predicted[predicted.model == model].groupby("gene").delta.agg(["mean", "min", "max"]).reindex(genes)
@@ -285,7 +277,7 @@ def combination_boxplot(true_delta: pd.DataFrame, predicted: pd.DataFrame, title
     ax.set_ylabel("change over control (log-normalised)")
     ax.set_title(title)
     handles, labels = ax.get_legend_handles_labels()
-    handles.insert(0, plt.Rectangle((0, 0), 1, 1, color=MODEL_COLOURS["truth"], alpha=0.35))
+    handles.insert(0, plt.Rectangle((0, 0), 1, 1, color=TRUTH_COLOUR, alpha=0.35))
     labels.insert(0, "true cells")
     ax.legend(handles, labels, frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.spines[["top", "right"]].set_visible(False)
@@ -381,7 +373,7 @@ def magnitudes_vs_norman(table: pd.DataFrame, fidelity: pd.DataFrame) -> Figure:
     lims = [min(table.norman.min(), table.magnitude.min()) - 0.05, max(table.norman.max(), table.magnitude.max()) + 0.05]
     for ax, row in zip(axes[0], fidelity.itertuples(index=False)):
         group = table[table.source == row.source]
-        ax.scatter(group.norman, group.magnitude, s=10, alpha=0.6, color=MODEL_COLOURS["truth"])
+        ax.scatter(group.norman, group.magnitude, s=10, alpha=0.6, color=TRUTH_COLOUR)
         ax.plot(lims, lims, color="black", lw=0.8, ls="--")
         for line in (ax.axvline, ax.axhline):
             line(1.15, color="grey", lw=0.6, ls=":")
@@ -398,7 +390,7 @@ def depth_histogram(total_counts: pd.Series, norman: Mapping[str, float]) -> Fig
     """UMIs per cell (log scale) with Norman's median and range (``reference.NORMAN_COUNTS_LAYER``)."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
     bins = np.logspace(np.log10(max(total_counts.min(), 1)), np.log10(total_counts.max()), 60)
-    ax.hist(total_counts, bins=bins, color=MODEL_COLOURS["truth"], alpha=0.7, label="simulated cells")
+    ax.hist(total_counts, bins=bins, color=TRUTH_COLOUR, alpha=0.7, label="simulated cells")
     ax.set_xscale("log")
     ax.axvline(norman["median_umis_per_cell"], color="black", lw=1, label="Norman: median")
     for key in ("min_umis_per_cell", "max_umis_per_cell"):
@@ -416,7 +408,7 @@ def profile_correlation_boxes(table: pd.DataFrame, sources: Sequence[str]) -> Fi
     measures = list(dict.fromkeys(table.measure))
     fig, ax = plt.subplots(figsize=(7, 3.4))
     width = 0.8 / len(sources)
-    colours = [MODEL_COLOURS["truth"], "0.55", "#c44e52", "#8172b2"]
+    colours = [TRUTH_COLOUR, "0.55", "#c44e52", "#8172b2"]
     for i, source in enumerate(sources):
         rows = table[table.source == source]
         values = [rows.value[rows.measure == m].dropna().to_numpy() for m in measures]
@@ -443,7 +435,7 @@ def singles_similarity_panels(table: pd.DataFrame, sources: Sequence[str]) -> Fi
     relation (Norman's GI-manifold clusters), sources side by side."""
     from helpers.gi import CLUSTER_RELATIONS
 
-    colours = [MODEL_COLOURS["truth"], "0.55", "#c44e52", "#8172b2"]
+    colours = [TRUTH_COLOUR, "0.55", "#c44e52", "#8172b2"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     width = 0.8 / len(sources)
     for i, source in enumerate(sources):

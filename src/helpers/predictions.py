@@ -4,21 +4,38 @@
 log-normalised expression), ``obs_names`` the conditions (GEARS spelling), ``var_names`` the
 genes, ``uns`` the model name, seed and training parameters. Evaluation reads only these files,
 so it never needs to know which model made them.
+
+**A model trained elsewhere** enters the same way: write its predictions to
+``<results root>/predictions/<model>/seed=<k>/predictions.h5ad`` (``results/`` for the simulated
+default, ``results/real/<tag>/`` for a real data file), with ``X`` the predicted mean
+log-normalised expression (as the prepared data's ``X``: normalised to 10,000 counts, log1p),
+``obs_names`` the conditions as the prepared data spells them (``A+B``, ``A+ctrl``) and
+``var_names`` the prepared data's genes (symbols). It must hold every test condition of the split
+and, for each test pair, each of its genes alone (``A+ctrl`` or ``ctrl+A``: the GI chapter fits
+the pair on them); it carries no
+``data_fingerprint``, so it is checked against the prepared data when a chapter finds it
+(:func:`check_external`), and a mismatch stops the chapter with an error that names the file.
+Evaluation (chapter 20), the combination chapter (21), the GI chapter (22) and the summary (30)
+then treat it as any other model (:mod:`helpers.models.registry`).
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
-from helpers.conditions import CONTROL
+from helpers.conditions import CONTROL, condition_genes, is_combo
 from helpers.runs import atomic_path, results_root
+
+if TYPE_CHECKING:
+    from helpers.data import Prepared
 
 PREDICTIONS = "predictions"
 FILE = "predictions.h5ad"
@@ -60,17 +77,12 @@ def _same_predictions(stored: ad.AnnData, new: ad.AnnData) -> bool:
             and dict(stored.uns.get("parameters", {})) == new.uns["parameters"])
 
 
-def read_predictions(model: str, seed: int) -> pd.DataFrame:
-    path = prediction_path(model, seed)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; train {model!r} with seed {seed} first")
-    adata = ad.read_h5ad(path)
-    return pd.DataFrame(adata.X, index=adata.obs_names, columns=adata.var_names)
-
-
-def available_predictions(data_fingerprint: str | None = None) -> pd.DataFrame:
-    """Stored predictions (``model,seed``), sorted; with ``data_fingerprint``, only those made
-    from that prepared data (predictions left over from other data are skipped with a warning)."""
+def available_predictions(data_fingerprint: str | None = None, conditions: Sequence[str] | None = None,
+                          genes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Stored predictions (``model,seed``), sorted. With ``data_fingerprint``, only the book's own
+    predictions made from that prepared data (those left over from other data are skipped with a
+    warning) and predictions made elsewhere (no fingerprint), each checked on arrival against
+    ``conditions`` and ``genes`` when given (:func:`check_external`)."""
     root = results_root() / PREDICTIONS
     rows, stale = [], []
     for path in root.glob(f"*/seed=*/{FILE}"):
@@ -79,8 +91,10 @@ def available_predictions(data_fingerprint: str | None = None) -> pd.DataFrame:
             continue
         row = {"model": path.parent.parent.name, "seed": int(match.group(1))}
         if data_fingerprint is not None:
-            made_from = ad.read_h5ad(path).uns.get("data_fingerprint")
-            if made_from != data_fingerprint:
+            made_from = _read(path).uns.get("data_fingerprint")
+            if made_from is None and conditions is not None and genes is not None:
+                check_external(path, conditions, genes)
+            elif made_from is not None and made_from != data_fingerprint:
                 stale.append(f"{row['model']} seed {row['seed']}")
                 continue
         rows.append(row)
@@ -88,6 +102,65 @@ def available_predictions(data_fingerprint: str | None = None) -> pd.DataFrame:
         warnings.warn(f"skipping {len(stale)} prediction(s) made from other data: {', '.join(stale)}; "
                       "retrain those models to include them", stacklevel=2)
     return pd.DataFrame(rows, columns=["model", "seed"]).sort_values(["model", "seed"], ignore_index=True)
+
+
+def for_evaluation(prepared: Prepared) -> pd.DataFrame:
+    """The model-seeds the evaluating chapters read for ``prepared`` data: the book's own made
+    from it and every model trained elsewhere, checked against its test conditions and genes."""
+    return available_predictions(prepared.fingerprint, required_conditions(prepared.split.test),
+                                 [str(g) for g in prepared.adata.var_names])
+
+
+def required_conditions(test: Sequence[str]) -> list[str]:
+    """What a prediction must hold: every test condition and, per test pair, each gene alone
+    (``A+ctrl``; a file may spell it ``ctrl+A``)."""
+    singles = [f"{gene}+{CONTROL}" for c in test if is_combo(c) for gene in condition_genes(c)]
+    return list(dict.fromkeys([*test, *singles]))
+
+
+def _read(path: Path) -> ad.AnnData:
+    try:
+        return ad.read_h5ad(path)
+    except Exception as error:  # h5py and anndata raise many kinds on a foreign file
+        raise ValueError(f"{path}: not a readable h5ad file ({error}); see helpers.predictions "
+                         "for the format of a model trained elsewhere") from error
+
+
+def check_external(path: Path, conditions: Sequence[str], genes: Sequence[str]) -> None:
+    """Stop with an error that names ``path`` unless the predictions it holds cover
+    ``conditions`` (a single ``A+ctrl`` may be spelled ``ctrl+A``) and ``genes``, all finite."""
+    stored = _read(path)
+    names = set(stored.obs_names.astype(str))
+
+    def held(condition: str) -> bool:
+        gene = condition_genes(condition)
+        return condition in names or (len(gene) == 1 and f"{CONTROL}+{gene[0]}" in names)
+
+    missing = [c for c in conditions if not held(c)]
+    if missing:
+        raise ValueError(
+            f"{path}: no prediction for {len(missing)} condition(s) the evaluation needs, e.g. "
+            f"{missing[:5]}; obs_names must be conditions in GEARS' spelling (A+B, A+ctrl): every test "
+            "condition of the split, and each gene of a test pair alone")
+    absent = [g for g in genes if g not in set(stored.var_names.astype(str))]
+    if absent:
+        raise ValueError(
+            f"{path}: {len(absent)} of the prepared data's {len(genes):,} genes are not among its "
+            f"var_names, e.g. {absent[:5]}; var_names must be the prepared genes' symbols "
+            f"(e.g. {list(genes[:3])})")
+    X = stored.X.toarray() if hasattr(stored.X, "toarray") else np.asarray(stored.X)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{path}: the predictions hold NaN or infinite values")
+
+
+def read_predictions(model: str, seed: int) -> pd.DataFrame:
+    """A model-seed's predicted means (conditions × genes)."""
+    path = prediction_path(model, seed)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; train {model!r} with seed {seed} first")
+    adata = ad.read_h5ad(path)
+    X = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+    return pd.DataFrame(X, index=adata.obs_names, columns=adata.var_names)
 
 
 def cell_eval_anndata(means: pd.DataFrame, real: ad.AnnData, conditions: list[str],

@@ -5,11 +5,14 @@ non-control mean, matching mean; PerturBench (Wu et al. 2025): latent additive.
 Each takes condition means of the training data (conditions × genes, log-normalised) and returns
 the predicted mean expression of the requested conditions (conditions × genes). The two Systema
 baselines weight by cells as Systema does, so they also take each condition's number of cells.
+:mod:`helpers.models.registry` declares them as models of the book, each through its
+``predict_*`` entry point below: ``predict(inputs: BaselineInputs, **settings)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -141,31 +144,43 @@ def latent_additive(means: pd.DataFrame, train: Sequence[str], conditions: Seque
     return pd.DataFrame(centre + latent @ V.T, index=list(conditions), columns=means.columns)
 
 
-BASELINES = ("no_change", "train_mean", "non_control_mean", "matching_mean", "additive",
-             "latent_additive", "linear")
+@dataclass(frozen=True)
+class BaselineInputs:
+    """What a baseline may fit on: the condition means (conditions × genes, log-normalised; the
+    training conditions and control among them), the training conditions, the conditions to
+    predict, the genes' symbols in the means' column order and each condition's number of cells."""
+
+    means: pd.DataFrame
+    train: Sequence[str]
+    conditions: Sequence[str]
+    gene_names: Sequence[str]
+    n_cells: pd.Series
 
 
-def predict_baseline(name: str, means: pd.DataFrame, train: Sequence[str], conditions: Sequence[str],
-                     gene_names: Sequence[str], n_cells: pd.Series | None = None,
-                     settings: dict | None = None) -> pd.DataFrame:
-    """Predictions of baseline ``name`` (one of :data:`BASELINES`). ``n_cells`` (cells per
-    condition) is needed by the cell-weighted Systema baselines; ``settings`` are the baseline's
-    own keyword arguments (``linear``: ``n_components``, ``ridge``; ``latent_additive``:
-    ``n_components``)."""
-    settings = settings or {}
-    if name in ("non_control_mean", "matching_mean"):
-        if n_cells is None:
-            raise ValueError(f"{name} weights conditions by their cells: pass n_cells")
-        return (non_control_mean if name == "non_control_mean" else matching_mean)(
-            means, n_cells, train, conditions)
-    if name == "latent_additive":
-        return latent_additive(means, train, conditions, **settings)
-    if name == "no_change":
-        return no_change(means, conditions)
-    if name == "train_mean":
-        return train_mean(means, train, conditions)
-    if name == "additive":
-        return additive(means, train, conditions)
-    if name == "linear":
-        return linear(means, train, conditions, gene_names, **settings)
-    raise ValueError(f"unknown baseline {name!r}; choose one of {BASELINES}")
+# Entry points with one signature, as the registry calls them.
+def predict_no_change(x: BaselineInputs) -> pd.DataFrame:
+    return no_change(x.means, x.conditions)
+
+
+def predict_train_mean(x: BaselineInputs) -> pd.DataFrame:
+    return train_mean(x.means, x.train, x.conditions)
+
+
+def predict_non_control_mean(x: BaselineInputs) -> pd.DataFrame:
+    return non_control_mean(x.means, x.n_cells, x.train, x.conditions)
+
+
+def predict_matching_mean(x: BaselineInputs) -> pd.DataFrame:
+    return matching_mean(x.means, x.n_cells, x.train, x.conditions)
+
+
+def predict_additive(x: BaselineInputs) -> pd.DataFrame:
+    return additive(x.means, x.train, x.conditions)
+
+
+def predict_latent_additive(x: BaselineInputs, n_components: int) -> pd.DataFrame:
+    return latent_additive(x.means, x.train, x.conditions, n_components)
+
+
+def predict_linear(x: BaselineInputs, n_components: int, ridge: float) -> pd.DataFrame:
+    return linear(x.means, x.train, x.conditions, x.gene_names, n_components, ridge)

@@ -283,14 +283,15 @@ class GearsRun:
     seed: int
     prior: pd.DataFrame | None = None
     prior_target: str | None = None
-    prior_name: str = "prior"  # names the model: gears+<prior_name>
+    prior_name: str = "prior"
+    model: str = "gears"  # the stored model's name (helpers.models.registry.prior_model_name)
 
     @property
     def labels(self) -> dict[str, str | int]:
         """The columns that name this run in a learning curve."""
         if self.prior is None:
-            return {"model": "gears", "seed": self.seed}
-        return {"model": f"gears+{self.prior_name}", "prior": self.prior_name,
+            return {"model": self.model, "seed": self.seed}
+        return {"model": self.model, "prior": self.prior_name,
                 "target": str(self.prior_target), "seed": self.seed}
 
 
