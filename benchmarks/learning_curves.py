@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers.models.registry import PRIOR_PREFIX, prior_model_name
 from helpers.models.torch_runtime import available_cores
 
 STEP = "benchmarks"
@@ -73,7 +74,7 @@ def run_gears(args: argparse.Namespace) -> None:
 
     default = runs.get_profile("default")
     halving = default.gears_lr_halving_steps if args.lr_halving_steps is None else args.lr_halving_steps
-    jobs = [(m, None if m == "gears" else m.removeprefix("gears+"), args.prior_target, seed, args.steps,
+    jobs = [(m, None if m == "gears" else m.removeprefix(PRIOR_PREFIX), args.prior_target, seed, args.steps,
              halving, args.eval_every, max(1, available_cores() // args.jobs))
             for m in args.models for seed in args.seeds]
     start = time.perf_counter()
@@ -158,7 +159,7 @@ def run_genemamba(args: argparse.Namespace) -> None:
         row["held_out_lm_loss"] = float(held.loc[row["pretrain_steps"]])
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         threads = max(1, available_cores() // args.jobs)
-        jobs = [("gears+genemamba", row["prior"], args.prior_target, args.seeds[0], args.gears_steps or default.gears_steps,
+        jobs = [(prior_model_name("genemamba"), row["prior"], args.prior_target, args.seeds[0], args.gears_steps or default.gears_steps,
                  default.gears_lr_halving_steps, default.gears_eval_every, threads) for row in rows]
         curves = list(pool.map(gears_curve, *zip(*jobs)))
     for row, curve in zip(rows, curves):
@@ -177,7 +178,7 @@ def run_genemamba(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["gears", "gears+genemamba", "gears+go_svd"])
+    parser.add_argument("--models", nargs="+", default=["gears", prior_model_name("genemamba"), prior_model_name("go_svd")])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--steps", type=int, default=7000, help="GEARS steps per run (far past the default)")
     parser.add_argument("--lr-halving-steps", type=int, default=None, help="default: the default profile's")

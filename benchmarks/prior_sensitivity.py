@@ -50,12 +50,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers.models.registry import PRIOR_PREFIX, prior_model_name
 from helpers.reference import REPO_ROOT
 
 CHAPTERS = ("01_prepare_data", "10_train_baselines", "11_train_gears", "12_pretrain_genemamba",
             "13_gene_embeddings", "14_train_gears_priors", "20_evaluate_perturbations")
 REFERENCE = "gears"
-PRIOR_MODELS = ("gears+go_svd", "gears+genemamba")
+PRIOR_MODELS = (prior_model_name("go_svd"), prior_model_name("genemamba"))
 SUBGROUPS = ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
 METRICS = ("mse_de", "pearson_delta_de", "rank_all")
 PRIORS_STEP = "14_train_gears_priors"
@@ -184,12 +185,12 @@ def gains_for_setting(setting: str, overrides: dict, root: Path, args: argparse.
                                 seed=args.bootstrap_seed)
 
     def converged(model: str) -> bool:
-        behind = {REFERENCE, model} | ({"genemamba"} if model == "gears+genemamba" else set())
+        behind = {REFERENCE, model} | ({"genemamba"} if model == prior_model_name("genemamba") else set())
         rows = runs_table[runs_table.model.isin(behind)] if len(runs_table) else runs_table
         return bool(len(rows)) and bool(rows.converged.all())
 
     gains.insert(0, "setting", setting)
-    gains["prior"] = gains.model.str.removeprefix("gears+")
+    gains["prior"] = gains.model.str.removeprefix(PRIOR_PREFIX)
     gains["runs_converged"] = gains.model.map(converged)
     gains["overrides"] = json.dumps(overrides, sort_keys=True)
     gains["spearman_go_jaccard"] = go_signal(root)
