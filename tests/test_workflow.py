@@ -170,8 +170,13 @@ def test_every_notebook_opens_in_jupyterlab_and_saves_back_unchanged(tmp_path):
 
 
 def test_scoring_job_takes_chapter_22s_parameters_and_nothing_else(capsys):
+    """A scoring job scores as chapter 22 does: its defaults are the chapter's (threads aside,
+    which the results do not depend on), and it refuses a parameter the chapter does not take."""
     from helpers import scoring
 
+    chapter = book.notebook_parameters(REPO_ROOT / "notebooks" / f"{scoring.STEP}.py")
+    shared = {name: chapter[name] for name in scoring.SCORING_DEFAULTS if name != "n_jobs"}
+    assert shared == {k: v for k, v in scoring.SCORING_DEFAULTS.items() if k != "n_jobs"}
     with pytest.raises(SystemExit):
         scoring.main(["--model", "gears", "-p", "engin", "fast"])
     error = capsys.readouterr().err

@@ -9,8 +9,8 @@ for a model), so a chapter finds the scores a job made and reads them back::
     python -m helpers.scoring --profile default --model gears --seed 1
     python -m helpers.scoring --profile default --truth
 
-The command takes chapter 22's parameter defaults (its ``parameters`` cell) unless given
-``-p NAME VALUE``, so a job scores exactly as the chapter would.
+The command takes :data:`SCORING_DEFAULTS` unless given ``-p NAME VALUE``; chapter 22's
+``parameters`` cell holds the same defaults (tested), so a job scores exactly as the chapter would.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ from helpers import gi, predictions, reference, runs
 from helpers.conditions import CONTROL, is_combo
 
 STEP = "22_analyse_interactions"
-CHAPTER_SOURCE = reference.REPO_ROOT / "notebooks" / f"{STEP}.py"
 SCORES = "scores.csv"
+# what a score is computed with unless a chapter or job says otherwise (chapter 22's parameters)
+SCORING_DEFAULTS = {"gi_genes": None, "engine": "fast", "max_subpopulation": 100_000,
+                    "random_state": 1000, "n_jobs": 1, "force": False}
 
 
 def gi_genes_in(true_means: pd.DataFrame, gi_genes: list[str] | None = None) -> list[str]:
@@ -121,12 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--model", help="a model with stored predictions, e.g. gears+go_svd")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                        metavar=("NAME", "VALUE"), help="one of chapter 22's parameters")
+                        metavar=("NAME", "VALUE"), help=f"one of {sorted(SCORING_DEFAULTS)}")
     args = parser.parse_args(argv)
-    parameters = book.notebook_parameters(CHAPTER_SOURCE)
+    parameters = dict(SCORING_DEFAULTS)
     for name, value in args.parameter:
         if name not in parameters:
-            parser.error(f"unknown parameter {name!r}; chapter 22 takes {sorted(parameters)}")
+            parser.error(f"unknown parameter {name!r}; scoring takes {sorted(parameters)}")
         parameters[name] = book.parse_value(value)
     source = str(args.data or runs.PROFILES[args.profile].data_source)
     if source not in ("simulated", "dataverse"):
