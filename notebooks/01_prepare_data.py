@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, gi, graphs, plots, reference, runs, splits
+from helpers import data, gi, graphs, pipeline, plots, reference, runs, splits
 from helpers.conditions import CONTROL, condition_genes, genes_of
 
 settings = runs.resolve_parameters(
@@ -80,7 +80,7 @@ else:  # recorded with every result; a changed file is prepared again
         data.data_file(settings.data_source)
     )
 splits.check_split_name(split_name)
-out = runs.step_dir(data.PREPARE_STEP)
+out = runs.step_dir(pipeline.PREPARE_DATA)
 outputs = [
     data.DATASET_FILE,
     "split.json",
@@ -92,7 +92,7 @@ outputs = [
     "singles_similarity.csv",
     "similarity_statistics.csv",
 ]
-cached = runs.reuse_or_restart(data.PREPARE_STEP, parameters, outputs, force)
+cached = runs.reuse_or_restart(pipeline.PREPARE_DATA, parameters, outputs, force)
 settings
 
 # %% tags=["remove-input"]
@@ -546,7 +546,7 @@ if not cached:
         ),
         out / "similarity_statistics.csv",
     )
-    runs.write_run_json(data.PREPARE_STEP, parameters, outputs)
+    runs.write_run_json(pipeline.PREPARE_DATA, parameters, outputs)
 print(
     "Results in",
     out.relative_to(runs.results_root().parent),

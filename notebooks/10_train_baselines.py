@@ -36,12 +36,12 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, plots, predictions, runs
+from helpers import data, pipeline, plots, predictions, runs
 from helpers.conditions import CONTROL
 from helpers.models import registry
 from helpers.models.baselines import BaselineInputs
 
-STEP = "10_train_baselines"
+STEP = pipeline.TRAIN_BASELINES
 SEED = 0  # the baselines are deterministic; they are stored under one seed
 runs.get_profile(profile)
 prepared = data.load_prepared()

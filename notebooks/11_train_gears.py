@@ -43,14 +43,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, plots, predictions, runs
+from helpers import convergence, data, pipeline, plots, predictions, runs
 from helpers.conditions import CONTROL
 from helpers.models import cell_gears, gears
 from helpers.models.gears import GearsData, GearsRun, TrainingBudget, steps_per_epoch
 from helpers.models.torch_runtime import resolve_device
 from helpers.models.gears_module import GearsConfig
 
-STEP, MODEL = "11_train_gears", "gears"
+STEP, MODEL = pipeline.TRAIN_GEARS, "gears"
 settings = runs.resolve_parameters(
     profile,
     seeds=seeds,

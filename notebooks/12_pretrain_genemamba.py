@@ -40,11 +40,11 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, graphs, plots, runs
+from helpers import convergence, data, graphs, pipeline, plots, runs
 from helpers.models import genemamba as gm
 from helpers.models.torch_runtime import resolve_device
 
-STEP = "12_pretrain_genemamba"
+STEP = pipeline.PRETRAIN_GENEMAMBA
 settings = runs.resolve_parameters(
     profile, pretrain_steps=steps, context_length=context_length
 )

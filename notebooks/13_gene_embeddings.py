@@ -37,11 +37,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, plots, reference, runs
+from helpers import data, pipeline, plots, reference, runs
 from helpers.conditions import genes_of
 from helpers.models import genemamba, priors
 
-STEP = "13_gene_embeddings"
+STEP = pipeline.GENE_EMBEDDINGS
 runs.get_profile(profile)
 prepared = data.load_prepared()
 out = runs.step_dir(STEP)
@@ -65,7 +65,7 @@ tables = {
         reference.gene2go(), vocabulary_needed, go_svd_components
     )
 }
-genemamba_checkpoint = runs.results_root() / "12_pretrain_genemamba" / "genemamba.pt"
+genemamba_checkpoint = pipeline.folder("genemamba") / "genemamba.pt"
 if genemamba_checkpoint.is_file():
     tables["genemamba"] = genemamba.embedding_table(genemamba_checkpoint)
 if embedding_file is not None:
@@ -104,7 +104,7 @@ runs.write_run_json(
         "go_svd_components": go_svd_components,
         "embedding_file": embedding_file,
         "published_genemamba": published_genemamba,
-        "genemamba_run": runs.parameters_fingerprint("12_pretrain_genemamba")
+        "genemamba_run": runs.parameters_fingerprint(pipeline.PRETRAIN_GENEMAMBA)
         if "genemamba" in tables
         else None,
     },

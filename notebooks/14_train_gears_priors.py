@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from helpers import convergence, data, plots, predictions, reference, runs
+from helpers import convergence, data, pipeline, plots, predictions, reference, runs
 from helpers.conditions import CONTROL
 from helpers.models import priors
 from helpers.models import gears, registry
@@ -46,8 +46,8 @@ from helpers.models.gears import GearsData, GearsRun, TrainingBudget
 from helpers.models.gears_module import GearsConfig
 from helpers.summary import prior_sweep_findings, similarity_statistic
 
-STEP = "14_train_gears_priors"
-EMBEDDINGS = runs.results_root() / "13_gene_embeddings"
+STEP = pipeline.TRAIN_GEARS_PRIORS
+EMBEDDINGS = pipeline.folder("embeddings")
 settings = runs.resolve_parameters(
     profile,
     seeds=seeds,
@@ -248,7 +248,7 @@ display(Markdown(convergence.describe(plateaus, "GEARS + prior")))
 # %% tags=["hide-input"]
 sweep = reference.REPO_ROOT / "benchmarks" / "prior_sensitivity.csv"
 norman_go = similarity_statistic(
-    runs.step_dir(data.PREPARE_STEP) / "similarity_statistics.csv",
+    pipeline.folder("prepared_data") / "similarity_statistics.csv",
     "spearman_go_jaccard", "Norman's screen",
 )
 if sweep.is_file():

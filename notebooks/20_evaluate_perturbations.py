@@ -50,12 +50,12 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from helpers import convergence, data, lenses, metrics, plots, predictions, runs
-from helpers import splits
+from helpers import pipeline, splits
 from helpers.conditions import CONTROL
 from helpers.evaluation import Evaluation
 from helpers.summary import lens_findings
 
-STEP = "20_evaluate_perturbations"
+STEP = pipeline.EVALUATE_PERTURBATIONS
 runs.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
 prepared = data.load_prepared()
@@ -106,7 +106,7 @@ systematic = lenses.systematic_variation(
 runs.atomic_write_csv(
     systematic, runs.step_dir(STEP) / "systematic_variation.csv"
 )
-metrics_dir = runs.step_dir("metrics")
+metrics_dir = pipeline.folder("metrics")
 runs.atomic_write_csv(per_perturbation, metrics_dir / "per_perturbation.csv")
 runs.atomic_write_csv(summary, metrics_dir / "summary.csv")
 runs.atomic_write_csv(spread, metrics_dir / "seed_spread.csv")
@@ -186,9 +186,9 @@ display(
 # %%
 trained = pd.concat(
     [
-        pd.read_csv(runs.results_root() / step / "convergence.csv")
-        for step in ("11_train_gears", "14_train_gears_priors")
-        if (runs.results_root() / step / "convergence.csv").is_file()
+        pd.read_csv(pipeline.folder(table) / "convergence.csv")
+        for table in ("gears_runs", "prior_runs")
+        if (pipeline.folder(table) / "convergence.csv").is_file()
     ],
     ignore_index=True,
 )
@@ -322,12 +322,14 @@ for model, seed in stored[stored.model.isin(cell_eval_models)].itertuples(
     predicted_cells, real_cells = predictions.cell_eval_anndata(
         predictions.read_predictions(model, seed), adata, list(split.test), seed=seed
     )
-    export = runs.step_dir(f"cell_eval/{model}/seed={seed}")
+    export = pipeline.folder("cell_eval") / model / f"seed={seed}"
+    export.mkdir(parents=True, exist_ok=True)
     data.write_h5ad(predicted_cells, export / "adata_pred.h5ad")
     data.write_h5ad(real_cells, export / "adata_real.h5ad")
+    shown = export.relative_to(runs.results_root())
     print(
         f"{model} seed {seed}: {predicted_cells.n_obs:,} predicted and "
-        f"{real_cells.n_obs:,} real cells → {export}"
+        f"{real_cells.n_obs:,} real cells → {shown}"
     )
 
 # %% [markdown]

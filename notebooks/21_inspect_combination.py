@@ -22,10 +22,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, metrics, plots, predictions, runs
+from helpers import data, metrics, pipeline, plots, predictions, runs
 from helpers.conditions import CONTROL, resolve_combination
 
-STEP = "21_inspect_combination"
+STEP = pipeline.INSPECT_COMBINATION
 runs.get_profile(profile)
 prepared = data.load_prepared()
 adata = prepared.adata

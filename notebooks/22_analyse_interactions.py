@@ -44,12 +44,12 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, gi, plots, predictions, reference, runs
+from helpers import data, gi, pipeline, plots, predictions, reference, runs
 from helpers.conditions import CONTROL
 from helpers.models import registry
 from helpers.scoring import Scoring
 
-STEP = "22_analyse_interactions"
+STEP = pipeline.ANALYSE_INTERACTIONS
 runs.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
 prepared = data.load_prepared()
@@ -63,7 +63,7 @@ genes, pairs = scoring.genes, scoring.pairs
 stored = predictions.for_evaluation(prepared)
 stored = stored[stored.model.map(registry.scores_interactions)]
 verified = gi.verified_pairs(reference.gi_types())
-gi_dir = runs.step_dir("gi")
+gi_dir = pipeline.folder("gi")
 print(
     f"{len(pairs)} test pairs scored on {len(genes):,} genes; "
     f"{len(stored)} model-seeds; engine {engine}"

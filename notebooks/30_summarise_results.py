@@ -20,15 +20,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, lenses, plots, runs, summary
+from helpers import data, lenses, pipeline, plots, runs, summary
 from helpers.splits import SUBGROUPS_BY_DIFFICULTY
 
-STEP = "30_summarise_results"
+STEP = pipeline.SUMMARISE_RESULTS
 runs.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
-root = runs.results_root()
-per_perturbation = pd.read_csv(root / "metrics" / "per_perturbation.csv")
-gi_dir = root / "gi"
+per_perturbation = pd.read_csv(pipeline.folder("metrics") / "per_perturbation.csv")
+gi_dir = pipeline.folder("gi")
 magnitude_correlation = (
     pd.read_csv(gi_dir / "magnitude_correlation.csv")
     if (gi_dir / "magnitude_correlation.csv").is_file()
@@ -105,7 +104,7 @@ display(
 # seeds ± their standard deviation.
 
 # %%
-calibrated = pd.read_csv(root / "metrics" / "calibrated.csv")
+calibrated = pd.read_csv(pipeline.folder("metrics") / "calibrated.csv")
 lens_metrics = [
     m
     for m in ("mse_de", "mse", "pearson_delta", "pearson_delta_de", *lenses.LENSES)
@@ -185,7 +184,7 @@ display(
 # the cells make it; both are stated here from this build's files.
 
 # %%
-_, simulation = data.read_prepared(root / data.PREPARE_STEP, truth_only=True)
+_, simulation = data.read_prepared(pipeline.folder("prepared_data"), truth_only=True)
 fidelity = (
     pd.read_csv(gi_dir / "truth_fidelity.csv")
     if (gi_dir / "truth_fidelity.csv").is_file()

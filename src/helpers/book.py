@@ -34,13 +34,14 @@ import pandas as pd
 import papermill
 import yaml
 
+from helpers import pipeline
 from helpers.reference import REPO_ROOT
 from helpers.models.torch_runtime import thread_environment
 from helpers.runs import PROFILES, PROGRESS_FILE_VARIABLE, atomic_path, atomic_write_csv, results_root_for
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
-DATA_CHAPTER = "01_prepare_data"  # the one chapter that takes a data source
+DATA_CHAPTER = pipeline.PREPARE_DATA  # the one chapter that takes a data source
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 

@@ -31,18 +31,18 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from helpers import pipeline
 from helpers.conditions import CONTROL, condition_genes, is_combo
-from helpers.runs import atomic_path, results_root
+from helpers.runs import atomic_path
 
 if TYPE_CHECKING:
     from helpers.data import Prepared
 
-PREDICTIONS = "predictions"
 FILE = "predictions.h5ad"
 
 
 def prediction_path(model: str, seed: int) -> Path:
-    return results_root() / PREDICTIONS / model / f"seed={seed}" / FILE
+    return pipeline.folder("predictions") / model / f"seed={seed}" / FILE
 
 
 def write_predictions(model: str, seed: int, means: pd.DataFrame, data_fingerprint: str,
@@ -83,7 +83,7 @@ def available_predictions(data_fingerprint: str | None = None, conditions: Seque
     predictions made from that prepared data (those left over from other data are skipped with a
     warning) and predictions made elsewhere (no fingerprint), each checked on arrival against
     ``conditions`` and ``genes`` when given (:func:`check_external`)."""
-    root = results_root() / PREDICTIONS
+    root = pipeline.folder("predictions")
     rows, stale = [], []
     for path in root.glob(f"*/seed=*/{FILE}"):
         match = re.fullmatch(r"seed=(\d+)", path.parent.name)

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from helpers import pipeline
 from helpers.reference import REPO_ROOT
 
 
@@ -121,7 +122,7 @@ def _progress_stream(path: str):
 
 
 DEFAULT_RESULTS = REPO_ROOT / "results"
-DATA_STEP = "01_prepare_data"
+DATA_STEP = pipeline.PREPARE_DATA
 
 
 def results_root() -> Path:
@@ -281,7 +282,7 @@ def _jsonable(parameters: dict[str, Any]) -> dict[str, Any]:
 
 # Modules whose code cannot change what a step computes: where results go, how progress and pages
 # look. Everything else a step's computation imports is part of its cache key (code_digest).
-NOT_IN_CODE_DIGEST = frozenset({"helpers.runs", "helpers.book", "helpers.plots"})
+NOT_IN_CODE_DIGEST = frozenset({"helpers.runs", "helpers.pipeline", "helpers.book", "helpers.plots"})
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import gi, predictions, reference, runs
+from helpers import gi, pipeline, predictions, reference, runs
 from helpers.conditions import CONTROL, is_combo
 
-STEP = "22_analyse_interactions"
+STEP = pipeline.ANALYSE_INTERACTIONS
 SCORES = "scores.csv"
 # what a score is computed with unless a chapter or job says otherwise (chapter 22's parameters)
 SCORING_DEFAULTS = {"gi_genes": None, "engine": "fast", "max_subpopulation": 100_000,
