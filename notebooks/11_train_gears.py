@@ -35,6 +35,8 @@ lr_halving_steps = None
 # None: the profile's (validation every this many steps: the learning curve)
 eval_every = None
 device = "auto"  # 'auto' means CUDA when present, else CPU
+# None: the profile's GEARS settings; or overrides, e.g. {"hidden_size": 128}
+gears_config = None
 engine = "dense"  # 'dense' (helpers) or 'cell-gears' (the reference package)
 force = False  # retrain even if predictions for these parameters exist
 
@@ -61,7 +63,7 @@ settings = runs.resolve_parameters(
 budget = TrainingBudget.from_profile(settings)
 if engine not in ("dense", "cell-gears"):
     raise ValueError(f"engine must be 'dense' or 'cell-gears', got {engine!r}")
-config = GearsConfig()
+config = GearsConfig.from_settings(settings.gears_config, gears_config)
 prepared = data.load_prepared()
 out = runs.step_dir(STEP)
 runs.forget_run(

@@ -29,6 +29,8 @@ steps = None  # None: the profile's GEARS optimisation steps per run
 lr_halving_steps = None
 eval_every = None  # None: the profile's (validation every this many steps)
 device = "auto"  # 'auto' means CUDA when present, else CPU
+# None: the profile's GEARS settings; or overrides, e.g. {"hidden_size": 128}
+gears_config = None
 force = False  # retrain even if predictions for these parameters exist
 
 # %% tags=["hide-input"]
@@ -71,7 +73,7 @@ if missing:
         "Run notebooks/13_gene_embeddings.py (with embedding_file for 'file')"
     )
 runs.forget_run(STEP)  # recorded again once every prior and seed has finished
-config = GearsConfig()
+config = GearsConfig.from_settings(settings.gears_config, gears_config)
 prepared = data.load_prepared()
 adata = prepared.adata
 split = prepared.split

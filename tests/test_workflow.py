@@ -55,6 +55,32 @@ def test_dry_run_lists_a_job_per_chapter_and_per_run(profile, tmp_path):
         assert _job_counts(result.stdout) == expected, (fan_out, result.stdout[-2000:])
 
 
+def test_gears_settings_reach_every_gears_job_and_no_other(tmp_path):
+    """One configuration path: `--config gears_config=...` reaches chapters 11 and 14 and each of
+    their fanned-out GEARS jobs (the selection of where priors enter too), and nothing else."""
+    environment = {**os.environ, "HELPERS_RESULTS_DIR": str(tmp_path / "results")}
+    result = subprocess.run(
+        [SNAKEMAKE, "--snakefile", SNAKEFILE, "--directory", str(tmp_path), "--dry-run", "--printshellcmds",
+         "--cores", "2", "--config", "profile=quick", "fan_out=true", "gears_config={'hidden_size': 16}",
+         f"executed_dir={tmp_path / 'executed'}"],
+        capture_output=True, text=True, env=environment, check=True)
+    commands = [line for line in result.stdout.splitlines() if "-m helpers." in line]
+    given = [c for c in commands if "-p gears_config \"{'hidden_size': 16}\"" in c]
+    training = [c for c in commands if "--only 11_train_gears" in c or "--only 14_train_gears_priors" in c]
+    assert len(training) == 2 + 1 + 1 + 2 * 1  # the two chapters, a GEARS seed, the choice, each prior
+    assert sorted(given) == sorted(training)
+
+
+def test_a_gears_setting_overrides_the_profile_and_an_unknown_one_is_refused():
+    from helpers.models.gears_module import GearsConfig
+
+    config = GearsConfig.from_settings({"hidden_size": 32, "lr": 5e-3}, {"hidden_size": 16})
+    assert (config.hidden_size, config.lr, config.batch_size) == (16, 5e-3, 32)
+    assert GearsConfig.from_settings(runs.get_profile("default").gears_config, None) == GearsConfig()
+    with pytest.raises(ValueError, match=r"unknown GEARS setting\(s\) \['hiden_size'\]"):
+        GearsConfig.from_settings(None, {"hiden_size": 16})
+
+
 def _overlap(log: Path) -> int:
     """The most jobs that were running at one time, from the submit script's log."""
     events = []

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -43,6 +43,9 @@ class Profile:
     seeds: tuple[int, ...]
     pretrain_steps: int  # GeneMamba optimisation steps
     context_length: int  # GeneMamba tokens per cell (<cls> + top-ranked genes)
+    # GEARS' settings (helpers.models.gears_module.GearsConfig) that differ from cell-gears'
+    # defaults; a chapter's gears_config overrides them
+    gears_config: dict[str, Any] = field(default_factory=dict)
 
 
 NORMAN_EPOCH_STEPS = 49_849 // 32  # one cell-gears epoch on Norman: training cells of GEARS' split / batch

@@ -34,8 +34,9 @@ sees ``emb_pos`` through the SGConv's linear map alone (its graph has only self-
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -61,6 +62,19 @@ class GearsConfig:
     weight_decay: float = 5e-4
     batch_size: int = 32
     n_control_samples: int = 300  # control cells averaged per prediction (cell-gears' predict)
+
+    @classmethod
+    def from_settings(cls, *layers: Mapping[str, Any] | None) -> GearsConfig:
+        """cell-gears' defaults overridden by each of ``layers`` in turn (a profile's settings,
+        then a chapter's ``gears_config``); a name GEARS does not have is refused."""
+        known = {f.name for f in fields(cls)}
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            unknown = sorted(set(layer or {}) - known)
+            if unknown:
+                raise ValueError(f"unknown GEARS setting(s) {unknown}; GearsConfig has {sorted(known)}")
+            merged.update(layer or {})
+        return cls(**merged)
 
 
 class MLP(nn.Module):
