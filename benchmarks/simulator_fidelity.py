@@ -32,7 +32,6 @@ import itertools
 import json
 import time
 
-import numpy as np
 import pandas as pd
 
 SIMILARITY = ("median_corr_singles", "spearman_go_jaccard", "median_same_label",

@@ -152,8 +152,6 @@ def test_a_new_model_and_one_trained_elsewhere_reach_every_table(finished_result
     documented folder, are scored by evaluation (20), drawn by the combination chapter (21),
     scored for interactions (22) and summarised (30); a file that misses a test condition stops
     evaluation with an error that names it."""
-    import nbformat
-
     repository = _repository_with_own_package(tmp_path, monkeypatch)
     models = repository / "src" / "helpers" / "models"
     (models / "toy.py").write_text(
@@ -200,7 +198,7 @@ def test_a_new_model_and_one_trained_elsewhere_reach_every_table(finished_result
     with pytest.raises(Exception) as stopped:
         book.execute("20_evaluate_perturbations", {"profile": "quick"}, executed_dir=tmp_path / "executed")
     said = str(stopped.value)
-    assert str(elsewhere) in said and f"no prediction for 1 condition" in said and tested in said, said[-2000:]
+    assert str(elsewhere) in said and "no prediction for 1 condition" in said and tested in said, said[-2000:]
 
 
 @pytest.mark.slow

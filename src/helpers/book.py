@@ -37,7 +37,8 @@ import yaml
 from helpers import pipeline
 from helpers.reference import REPO_ROOT
 from helpers.models.torch_runtime import thread_environment
-from helpers.runs import PROFILES, PROGRESS_FILE_VARIABLE, atomic_path, atomic_write_csv, results_root_for
+from helpers.runs import (PROFILES, PROGRESS_FILE_VARIABLE, atomic_path, atomic_write_csv, resolve_data_source,
+                          results_root_for)
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
@@ -210,10 +211,8 @@ def main(argv: list[str] | None = None, executed_dir: Path = EXECUTED_DIR) -> in
             parser.error(f"not in _toc.yml: {missing}; chapters are {names}")
         names = [n for n in names if n in args.only]
     extra = {name: parse_value(value) for name, value in args.parameter}
-    data_source = str(args.data or extra.pop("data_source", None) or PROFILES[args.profile].data_source)
+    data_source = resolve_data_source(args.data or extra.pop("data_source", None), args.profile)
     extra.pop("data_source", None)
-    if data_source not in ("simulated", "dataverse"):
-        data_source = str(Path(data_source).expanduser().resolve())  # chapters run from the repository root
     root = results_root_for(data_source)
     print(f"[book] data: {data_source}; results in {root}", flush=True)
     timings = []

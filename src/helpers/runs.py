@@ -134,12 +134,22 @@ def results_root() -> Path:
     return Path(os.environ.get("HELPERS_RESULTS_DIR", DEFAULT_RESULTS))
 
 
+NAMED_SOURCES = ("simulated", "dataverse")  # the simulated default and GEARS' Norman file
+
+
+def resolve_data_source(given: str | None, profile: str) -> str:
+    """The data source a run reads: ``given`` (a named source, or a path to a GEARS-format file,
+    made absolute because chapters run from the repository root), else the profile's."""
+    source = str(given or get_profile(profile).data_source)
+    return source if source in NAMED_SOURCES else str(Path(source).expanduser().resolve())
+
+
 def data_tag(data_source: str) -> str:
     """A folder name for a data source: ``simulated``, ``norman-dataverse`` or, for a local file,
     its name and a digest of its absolute path (``perturb_processed-1a2b3c4d``)."""
     import hashlib
 
-    if data_source in ("simulated", "dataverse"):
+    if data_source in NAMED_SOURCES:
         return "simulated" if data_source == "simulated" else "norman-dataverse"
     path = Path(data_source).expanduser().resolve()
     return f"{path.stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"

@@ -21,7 +21,6 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -130,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in parameters:
             parser.error(f"unknown parameter {name!r}; scoring takes {sorted(parameters)}")
         parameters[name] = book.parse_value(value)
-    source = str(args.data or runs.PROFILES[args.profile].data_source)
-    if source not in ("simulated", "dataverse"):
-        source = str(Path(source).expanduser().resolve())
+    source = runs.resolve_data_source(args.data, args.profile)
     os.environ["HELPERS_RESULTS_DIR"] = str(runs.results_root_for(source))
 
     prepared = data.load_prepared()

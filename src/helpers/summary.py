@@ -234,7 +234,7 @@ def lens_findings(summary: pd.DataFrame, per_perturbation: pd.DataFrame, systema
                 f"On `{subgroup}` ({n} perturbations) the true profile is the one nearest the prediction "
                 "(all genes but the targets) for "
                 + ", ".join(f"{m} {first.loc[(m, subgroup), 'share']:.0%}" for m in shown)
-                + f" of them; mean normalised rank (0.5 = chance) "
+                + " of them; mean normalised rank (0.5 = chance) "
                 + ", ".join(f"{m} {value(m, subgroup, 'rank_all'):.3f}" for m in shown) + ".")
     best = best_per_lens(summary, metrics)
     if len(best):
