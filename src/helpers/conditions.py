@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import pandas as pd
+
 CONTROL = "ctrl"
 
 # Separators that other tools use for combinations; seeing one gets a hint, not a silent miss.
@@ -62,3 +64,22 @@ def resolve_combination(name: str, available: Iterable[str], what: str = "test c
     elif problem is None:
         problem = f"{name!r} is not a two-gene perturbation"
     raise ValueError(f"{problem}. Choose one of: {', '.join(combos)}")
+
+
+def condition_by_name(obs) -> dict[str, str]:
+    """GEARS' ``condition_name`` (``<cell_type>_<condition>_<dose>``, the key of its DE tables in
+    ``uns``) → the condition, from a data set's ``obs``."""
+    return dict(zip(obs["condition_name"].astype(str), obs["condition"].astype(str)))
+
+
+def single_changes(means: pd.DataFrame, among: Iterable[str] | None = None) -> pd.DataFrame:
+    """Change over control of each gene perturbed alone (genes × expression genes), from
+    condition means with a ``ctrl`` row; a gene written both ``A+ctrl`` and ``ctrl+A`` gets the
+    mean of the two. ``among`` keeps only those conditions (e.g. the training ones)."""
+    if CONTROL not in means.index:
+        raise ValueError("the condition means need a 'ctrl' row to compute changes over control")
+    kept = means.index if among is None else pd.Index([c for c in among if c in means.index])
+    singles = [c for c in kept if is_single(c)]
+    delta = means.loc[singles] - means.loc[CONTROL]
+    perturbed = pd.Index([condition_genes(c)[0] for c in singles], name="gene")  # not column keys
+    return delta.groupby(perturbed).mean()

@@ -28,7 +28,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
-from helpers.conditions import CONTROL, condition_genes, condition_problem, genes_of
+from helpers.conditions import CONTROL, condition_by_name, condition_genes, condition_problem, genes_of
 from helpers.reference import REPO_ROOT
 from helpers.runs import DATA_STEP, atomic_path, progress_bar
 from helpers.splits import SimulationSplit
@@ -370,7 +370,7 @@ def add_de_genes(adata: ad.AnnData) -> None:
 
     means = condition_means(adata)
     control_mean = means.loc[CONTROL].to_numpy()
-    name_to_condition = dict(zip(adata.obs["condition_name"].astype(str), adata.obs["condition"].astype(str)))
+    name_to_condition = condition_by_name(adata.obs)
     gene_position = pd.Series(np.arange(adata.n_vars), index=adata.var_names)
     var_names = np.asarray(adata.var_names)
     top_non_dropout, top_non_zero, non_zero_idx, non_dropout_idx = {}, {}, {}, {}
@@ -400,7 +400,7 @@ def top_de_genes(adata: ad.AnnData, condition: str, n: int = 20) -> list[str]:
 
 def top_de_positions(adata: ad.AnnData) -> dict[str, np.ndarray]:
     """Condition → column positions of its top-20 non-drop-out DE genes (evaluation genes)."""
-    name_to_condition = dict(zip(adata.obs["condition_name"].astype(str), adata.obs["condition"].astype(str)))
+    name_to_condition = condition_by_name(adata.obs)
     position = pd.Series(np.arange(adata.n_vars), index=adata.var_names)
     return {name_to_condition[name]: position[list(ids)].to_numpy()
             for name, ids in adata.uns["top_non_dropout_de_20"].items()}
@@ -409,7 +409,7 @@ def top_de_positions(adata: ad.AnnData) -> dict[str, np.ndarray]:
 def rank_de_positions(adata: ad.AnnData, n: int = 20) -> dict[str, np.ndarray]:
     """Condition → column positions of its top ``n`` genes by the t-test ranking, drop-outs
     included (``uns['rank_genes_groups_cov_all']``: the genes of cell-gears' ``mse_de``)."""
-    name_to_condition = dict(zip(adata.obs["condition_name"].astype(str), adata.obs["condition"].astype(str)))
+    name_to_condition = condition_by_name(adata.obs)
     position = pd.Series(np.arange(adata.n_vars), index=adata.var_names)
     return {name_to_condition[name]: position[list(ids)[:n]].to_numpy()
             for name, ids in adata.uns["rank_genes_groups_cov_all"].items()}

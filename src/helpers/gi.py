@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import TheilSenRegressor
 
-from helpers.conditions import CONTROL, condition_genes, is_combo, is_single
+from helpers.conditions import CONTROL, condition_genes, is_combo, single_changes
 from helpers.runs import progress_bar
 
 
@@ -193,17 +193,6 @@ def verified_pairs(gi_types: Mapping[str, Sequence[str]]) -> dict[str, set[str]]
             for kind, labels in VERIFIED_LABELS.items()}
 
 
-def single_deltas(means: pd.DataFrame) -> pd.DataFrame:
-    """Change over control of each single-gene perturbation (genes × expression genes); a gene
-    written both ``A+ctrl`` and ``ctrl+A`` gets the mean of the two."""
-    if CONTROL not in means.index:
-        raise ValueError("the condition means need a 'ctrl' row to compute changes over control")
-    singles = [c for c in means.index if is_single(c)]
-    delta = means.loc[singles] - means.loc[CONTROL]
-    perturbed = pd.Index([condition_genes(c)[0] for c in singles], name="gene")  # not column keys
-    return delta.groupby(perturbed).mean()
-
-
 def interaction_scores(means: pd.DataFrame, pairs: Sequence[str], genes: Sequence[str],
                        engine: str = "fast", max_subpopulation: int = 100_000,
                        random_state: int = 1000, n_jobs: int = 1, progress: bool = False) -> pd.DataFrame:
@@ -215,7 +204,7 @@ def interaction_scores(means: pd.DataFrame, pairs: Sequence[str], genes: Sequenc
     missing_genes = sorted(set(genes) - set(means.columns))
     if missing_genes:
         raise ValueError(f"{len(missing_genes)} GI genes are not in the means, e.g. {missing_genes[:5]}")
-    singles = single_deltas(means)[list(genes)]
+    singles = single_changes(means)[list(genes)]
     control = means.loc[CONTROL, list(genes)]
     for pair in pairs:
         if not is_combo(pair):
@@ -250,7 +239,7 @@ def profile_correlations(means: pd.DataFrame, pairs: Sequence[str],
     (``corr_singles``) and of the pair's change with their sum (``corr_sum``). Long table:
     ``perturbation, measure, value``. On measured means they read signal under the screen's
     noise, as Norman's columns of the same names (``reference.gi_fits``) do."""
-    singles = single_deltas(means)[list(genes)]
+    singles = single_changes(means)[list(genes)]
     control = means.loc[CONTROL, list(genes)].to_numpy()
     rows = []
     for pair in pairs:
@@ -277,7 +266,7 @@ def norman_profile_correlations(fits: pd.DataFrame) -> pd.DataFrame:
 def singles_correlations(means: pd.DataFrame, pairs: Sequence[str], genes: Sequence[str]) -> pd.Series:
     """``corr_singles`` of each pair in ``pairs`` whose two singles are in ``means`` (Pearson r of
     the singles' changes over control, over ``genes``): the pair's own cells are not needed."""
-    singles = single_deltas(means)[list(genes)]
+    singles = single_changes(means)[list(genes)]
     values = {}
     for pair in pairs:
         a, b = condition_genes(pair)

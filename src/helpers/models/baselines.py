@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from helpers.conditions import CONTROL, condition_genes
+from helpers.conditions import CONTROL, condition_genes, single_changes
 
 
 def _training_perturbations(means: pd.DataFrame, train: Sequence[str]) -> list[str]:
@@ -37,21 +37,15 @@ def train_mean(means: pd.DataFrame, train: Sequence[str], conditions: Sequence[s
     return no_change(means, conditions) + delta.to_numpy()
 
 
-def single_deltas(means: pd.DataFrame, train: Sequence[str]) -> dict[str, np.ndarray]:
+def training_single_changes(means: pd.DataFrame, train: Sequence[str]) -> dict[str, np.ndarray]:
     """Change over control of each gene perturbed alone in training (``A+ctrl`` and ``ctrl+A``
     averaged when both orientations exist)."""
-    control = means.loc[CONTROL].to_numpy()
-    by_gene: dict[str, list[np.ndarray]] = {}
-    for condition in _training_perturbations(means, train):
-        genes = condition_genes(condition)
-        if len(genes) == 1:
-            by_gene.setdefault(genes[0], []).append(means.loc[condition].to_numpy() - control)
-    return {g: np.mean(d, axis=0) for g, d in by_gene.items()}
+    return {gene: row.to_numpy() for gene, row in single_changes(means, train).iterrows()}
 
 
 def additive(means: pd.DataFrame, train: Sequence[str], conditions: Sequence[str]) -> pd.DataFrame:
     """Control + Δ(A) + Δ(B) from the training singles; a gene never seen alone adds 0."""
-    deltas = single_deltas(means, train)
+    deltas = training_single_changes(means, train)
     zero = np.zeros(means.shape[1])
     rows = [means.loc[CONTROL].to_numpy() + sum((deltas.get(g, zero) for g in condition_genes(c)), zero)
             for c in conditions]
@@ -108,7 +102,7 @@ def matching_mean(means: pd.DataFrame, n_cells: pd.Series, train: Sequence[str],
     alone stands in with the non-control mean, so an unseen single is predicted as that mean
     (Systema's ``run_matching-mean.py``)."""
     control = means.loc[CONTROL].to_numpy()
-    alone = {gene: control + delta for gene, delta in single_deltas(means, train).items()}
+    alone = {gene: control + delta for gene, delta in training_single_changes(means, train).items()}
     fallback = non_control_mean(means, n_cells, train, [CONTROL]).iloc[0].to_numpy()
     rows = [np.mean([alone.get(g, fallback) for g in condition_genes(c)], axis=0) for c in conditions]
     return pd.DataFrame(np.vstack(rows), index=list(conditions), columns=means.columns)

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn as nn
 
-from helpers.conditions import CONTROL, condition_genes
+from helpers.conditions import CONTROL, condition_by_name, condition_genes
 from helpers.data import rank_de_positions
 from helpers.graphs import coexpression_edges, edge_tensors
 from helpers.models.gears_module import DenseGEARS, GearsConfig, gears_loss
@@ -76,7 +76,7 @@ class GearsData:
                                        k=config.num_similar_genes_co_express_graph,
                                        threshold=config.coexpress_threshold)
         go = go_edges.groupby("target", sort=True).head(config.num_similar_genes_go_graph + 1)
-        name_to_condition = dict(zip(adata.obs["condition_name"].astype(str), all_conditions))
+        name_to_condition = condition_by_name(adata.obs)
         retain = {name_to_condition[k]: np.asarray(v) for k, v in adata.uns["non_zeros_gene_idx"].items()}
         rank_de = {c: np.sort(positions) for c, positions in rank_de_positions(adata).items()}
         coexpress_index, coexpress_weight = edge_tensors(coexpress, genes)
