@@ -45,7 +45,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, pipeline, plots, predictions, runs
+from helpers import convergence, data, pipeline, predictions, runs
 from helpers.conditions import CONTROL
 from helpers.models import cell_gears, gears
 from helpers.models.gears import GearsData, GearsRun, TrainingBudget, steps_per_epoch
@@ -107,27 +107,7 @@ display(
         name="value",
     )
 )
-halving = budget.lr_halving_steps or epoch_steps
-if halving == epoch_steps:
-    schedule = (
-        "after every epoch of this data's training cells, as cell-gears does: this "
-        f"budget is the first {budget.steps:,} steps of cell-gears' own run on "
-        "this data."
-    )
-else:
-    faster = epoch_steps / halving
-    schedule = (
-        f"{faster:.1f} times per epoch of this data's training cells "
-        f"({epoch_steps:,} steps); cell-gears halves once per epoch, so this run "
-        f"decays {faster:.1f}× faster than cell-gears' and reaches its final "
-        f"learning rate (1/{2 ** (budget.steps // halving):,} of the start) after "
-        f"{budget.steps / epoch_steps:.1f} epochs."
-    )
-display(
-    Markdown(
-        f"Schedule: the learning rate halves every {halving:,} steps, {schedule}"
-    )
-)
+display(Markdown(budget.schedule(epoch_steps)))
 
 # %% [markdown]
 # ## 2. Train one model per seed
@@ -192,21 +172,19 @@ runs.write_run_json(
 # comparison. The model kept is the one at the lowest point.
 
 # %%
-if (
-    "val_mse_top20_de" in history
-):  # cell-gears prints its curves instead of returning them
-    plateaus = convergence.convergence_table(history, ["model", "seed"])
-    runs.atomic_write_csv(plateaus, out / "convergence.csv")
-    fig = plots.learning_curves(history, plateaus, budget=budget.steps)
-    runs.atomic_savefig(fig, out / "learning_curves.png")
+# cell-gears prints its curves instead of returning them
+if "val_mse_top20_de" in history:
+    report = convergence.report(
+        history, ["model", "seed"], out, budget.steps, "GEARS"
+    )
     plt.show()
     display(
-        plateaus.set_index("seed")
+        report.table.set_index("seed")
         .drop(columns="model")
         .assign(minutes=history.groupby("seed").seconds.sum() / 60)
         .round(4)
     )
-    display(Markdown(convergence.describe(plateaus, "GEARS")))
+    display(Markdown(report.sentence))
 
 # %% [markdown]
 # ## What we found

@@ -225,15 +225,17 @@ runs.write_run_json(
 every_run = pd.concat([selection_runs, history], ignore_index=True).drop_duplicates(
     ["model", "target", "seed", "step"]
 )
-plateaus = convergence.convergence_table(every_run, ["model", "target", "seed"])
-runs.atomic_write_csv(plateaus, runs.step_dir(STEP) / "convergence.csv")
-fig = plots.learning_curves(
-    history, plateaus[plateaus.target == target], budget=budget.steps
+report = convergence.report(
+    every_run,
+    ["model", "target", "seed"],
+    runs.step_dir(STEP),
+    budget.steps,
+    "GEARS + prior",
+    drawn=history,
 )
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "learning_curves.png")
 plt.show()
-display(plateaus.set_index(["model", "target", "seed"]).round(4))
-display(Markdown(convergence.describe(plateaus, "GEARS + prior")))
+display(report.table.set_index(["model", "target", "seed"]).round(4))
+display(Markdown(report.sentence))
 
 # %% [markdown]
 # ## 5. Does the verdict depend on how much GO predicts in the data?

@@ -40,12 +40,10 @@ force = False  # rescore even if scores for these parameters exist
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 from helpers import data, gi, pipeline, plots, predictions, reference, runs
-from helpers.conditions import CONTROL
 from helpers.models import registry
 from helpers.scoring import Scoring
 

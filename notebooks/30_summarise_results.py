@@ -161,7 +161,7 @@ below = calibrated_table[
 ].metric.tolist()
 display(
     Markdown(
-        f"- Best model per lens, calibrated, over all test perturbations: "
+        "- Best model per lens, calibrated, over all test perturbations: "
         + "; ".join(f"`{m}` {r.model} {r['mean']:.2f}" for m, r in best.iterrows())
         + ".\n- Lenses won: "
         + ", ".join(f"{m} {n} of {len(best)}" for m, n in wins.items())

@@ -57,3 +57,29 @@ def test_a_run_validated_only_at_its_end_cannot_be_judged():
     table = convergence.convergence_table(curve("gears", 1, [0.7], every=10), ["model", "seed"])
     assert not table.converged.item() and np.isnan(table.final_gain.item())
     assert convergence.describe(table, "GEARS").startswith("Whether the 1 GEARS runs reached their plateau cannot be judged")
+
+
+def test_a_report_writes_every_run_and_draws_the_chosen_ones(tmp_path):
+    """What chapters 11 and 14 show: every run's row in convergence.csv, the figure of the drawn
+    runs only, and the sentence over every run."""
+    flat, falling = FLAT + [0.545, 0.544] * 4, list(np.linspace(1.0, 0.5, 16))
+    every = pd.concat([curve("gears+a", 1, flat).assign(target="gene"),
+                       curve("gears+a", 1, falling).assign(target="both"),
+                       curve("gears+b", 2, flat).assign(target="gene")], ignore_index=True)
+    drawn = every[every.model == "gears+b"]
+    report = convergence.report(every, ["model", "target", "seed"], tmp_path, 1600, "GEARS + prior", drawn=drawn)
+    written = pd.read_csv(tmp_path / "convergence.csv")
+    assert len(written) == 3 and written.converged.tolist() == report.table.converged.tolist() == [False, True, True]
+    assert (tmp_path / "learning_curves.png").stat().st_size > 0
+    assert report.sentence.startswith("1 of 3 GEARS + prior runs had not reached their plateau")
+    assert [ax.get_title() for ax in report.figure.axes] == ["gears+b"]  # one panel per drawn model
+
+
+def test_the_schedule_is_stated_against_cell_gears():
+    from helpers.models.gears import TrainingBudget
+
+    assert TrainingBudget(2000, 278).schedule(1557) == (
+        "Schedule: the learning rate halves every 278 steps, 5.6 times per epoch of this data's training "
+        "cells (1,557 steps); cell-gears halves once per epoch, so this run decays 5.6× faster than "
+        "cell-gears' and reaches its final learning rate (1/128 of the start) after 1.3 epochs.")
+    assert "as cell-gears does: this budget is the first 500 steps" in TrainingBudget(500).schedule(1557)

@@ -12,14 +12,19 @@ which the mean's best so far is at most ``plateau × (1 + tolerance)``. Two uses
   within ``tolerance`` of its final best before that stretch began;
 - against a longer run's plateau (:func:`steps_to_plateau` with the long run's best), which is
   how ``benchmarks/learning_curves.py`` chooses the default budget.
+
+:func:`report` is what a training chapter shows: the table, the figure and the sentence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 TOLERANCE = 0.02  # "within 2% of the plateau"
 WINDOW = 5  # validations in the running mean a plateau is read from
@@ -94,3 +99,26 @@ def describe(table: pd.DataFrame, what: str, error_name: str = "validation error
     return (f"{n - done} of {n} {what} runs had not reached their plateau, still improving by "
             f"{tolerance:.0%} or more at the end: {laggards}; {figures}. Comparisons that involve them "
             "are provisional.")
+
+
+@dataclass(frozen=True)
+class Report:
+    table: pd.DataFrame  # convergence_table's rows, one per run
+    figure: Figure  # the learning curves with their plateaus
+    sentence: str  # describe's sentence
+
+
+def report(history: pd.DataFrame, by: Sequence[str], folder: Path, budget_steps: int, what: str,
+           drawn: pd.DataFrame | None = None) -> Report:
+    """Whether every run in ``history`` (learning curves, runs told apart by ``by``) reached its
+    plateau: writes ``convergence.csv`` and ``learning_curves.png`` into ``folder`` and returns
+    them with the sentence. ``drawn`` (default ``history``) are the curves the figure shows."""
+    from helpers import plots, runs
+
+    table = convergence_table(history, by)
+    runs.atomic_write_csv(table, Path(folder) / "convergence.csv")
+    drawn = history if drawn is None else drawn
+    shown = table.merge(drawn[list(by)].drop_duplicates(), on=list(by))
+    figure = plots.learning_curves(drawn, shown, budget=budget_steps)
+    runs.atomic_savefig(figure, Path(folder) / "learning_curves.png")
+    return Report(table, figure, describe(table, what))

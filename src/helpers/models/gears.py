@@ -173,6 +173,21 @@ class TrainingBudget:
     def from_profile(cls, profile: Profile) -> TrainingBudget:
         return cls(profile.gears_steps, profile.gears_lr_halving_steps, profile.gears_eval_every)
 
+    def schedule(self, epoch_steps: int) -> str:
+        """The learning-rate schedule in words, against cell-gears' on data whose epoch is
+        ``epoch_steps`` steps."""
+        halving = self.lr_halving_steps or epoch_steps
+        if halving == epoch_steps:
+            how = ("after every epoch of this data's training cells, as cell-gears does: this budget "
+                   f"is the first {self.steps:,} steps of cell-gears' own run on this data.")
+        else:
+            faster = epoch_steps / halving
+            how = (f"{faster:.1f} times per epoch of this data's training cells ({epoch_steps:,} steps); "
+                   f"cell-gears halves once per epoch, so this run decays {faster:.1f}× faster than "
+                   f"cell-gears' and reaches its final learning rate (1/{2 ** (self.steps // halving):,} of "
+                   f"the start) after {self.steps / epoch_steps:.1f} epochs.")
+        return f"Schedule: the learning rate halves every {halving:,} steps, {how}"
+
 
 def steps_per_epoch(data: GearsData, split: SimulationSplit, batch_size: int) -> int:
     """Full batches in one pass over the training cells (cell-gears drops the last partial one)."""
