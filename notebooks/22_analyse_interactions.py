@@ -46,6 +46,7 @@ from IPython.display import Markdown, display
 from helpers import data, gi, pipeline, plots, predictions, reference, runs
 from helpers.models import registry
 from helpers.scoring import Scoring
+from helpers.summary import gi_findings
 
 STEP = pipeline.ANALYSE_INTERACTIONS
 runs.get_profile(profile)
@@ -417,85 +418,10 @@ runs.write_run_json(
 # model learnt about how genes combine. Every line below is computed from this build's tables.
 
 # %%
-threshold = gi.significant_r(len(scored_keys))
-lines = [
-    f"- With {len(scored_keys)} test pairs, |r| below {threshold:.2f} is not "
-    "significant at p = 0.05."
-]
-for name, table in by_model.items():
-    summary_r = table.groupby("model").r.agg(["mean", "std", "min", "size"])
-    above = [m for m in summary_r.index if summary_r.at[m, "min"] >= threshold]
-    lines.append(
-        f"- Against the {name}: "
-        + "; ".join(
-            f"{m} r undefined (the same magnitude for every pair)"
-            if pd.isna(row["mean"])
-            else f"{m} r = {row['mean']:.2f}"
-            + (
-                f" ± {row['std']:.2f} over {int(row['size'])} seeds"
-                if row["size"] > 1
-                else ""
-            )
-            for m, row in summary_r.iterrows()
-        )
-        + ". "
-        + (
-            f"Significant on every seed: {', '.join(above)}."
-            if above
-            else "No model is significant on every seed."
+display(
+    Markdown(
+        gi_findings(
+            by_model, len(scored_keys), cells_row, precision, base_rate, detection
         )
     )
-lines.append(
-    "- The true magnitudes from the cells track Norman's fits with "
-    f"r = {cells_row.r:.2f} and slope {cells_row.slope:.2f} (section 1): noise and "
-    "shrinkage in the truth itself bound what any model can show against it, which "
-    "is why the noise-free truth is given too where the data are simulated."
 )
-at10 = (
-    precision[
-        (precision.k == 10)
-        & (precision.reference == "norman_verified")
-        & (precision.model != "truth")
-    ]
-    .groupby(["kind", "model"])
-    .precision.mean()
-)
-for kind in ("synergy", "suppressor"):
-    beat = (
-        [
-            m
-            for m, v in at10[kind].items()
-            if round(v, 2) > round(base_rate[kind], 2)
-        ]  # as printed
-        if kind in at10.index.get_level_values(0)
-        else []
-    )
-    lines.append(
-        f"- {kind.capitalize()} precision@10 against Norman's verified pairs, where "
-        f"a random list scores {base_rate[kind]:.2f}: "
-        + ", ".join(f"{m} {v:.2f}" for m, v in at10[kind].items())
-        + (
-            f" (above chance: {', '.join(beat)})."
-            if beat
-            else " (none above chance)."
-        )
-    )
-for (source, kind), group in detection.groupby(["truth", "kind"], sort=False):
-    ap = group.groupby("model").average_precision.mean().dropna()
-    positives = int(group.n_positive.iloc[0])
-    if positives == 0 or ap.empty:
-        lines.append(
-            f"- Detection of {kind} pairs against the {source} truth: the "
-            f"truth calls none of the {int(group.n.iloc[0])} test pairs {kind}, "
-            "so there is nothing to detect."
-        )
-        continue
-    base = group.base_rate.iloc[0]
-    lines.append(
-        f"- Detection of {kind} pairs against the {source} truth "
-        f"({positives} of {int(group.n.iloc[0])} pairs; a random ranking reaches "
-        f"AP {base:.2f}): best {ap.idxmax()} AP {ap.max():.2f}; "
-        + ", ".join(f"{m} {v:.2f}" for m, v in ap.items())
-        + f"; above the random ranking: {int((ap > base).sum())} of {len(ap)}."
-    )
-display(Markdown("\n".join(lines)))

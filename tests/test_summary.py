@@ -187,3 +187,28 @@ def test_similarity_statistic_reads_one_source_or_none(tmp_path):
     assert summary.similarity_statistic(path, "median_same_label", "Norman's screen") is None
     path.write_text("statistic,source,value\n")  # data without Norman's pairs
     assert summary.similarity_statistic(path, "spearman_go_jaccard", "Norman's screen") is None
+
+
+def test_gi_findings_say_what_is_significant_undefined_above_chance_and_detectable():
+    per_seed = pd.DataFrame({"model": ["gears", "gears", "additive"], "seed": [1, 2, 0],
+                             "r": [0.40, 0.30, np.nan]})
+    precision = pd.DataFrame({"k": 10, "reference": "norman_verified", "kind": ["synergy", "synergy", "suppressor"],
+                              "model": ["gears", "truth", "gears"], "precision": [0.5, 0.9, 0.1]})
+    detection = pd.DataFrame({"truth": ["cells", "cells", "noise-free"], "kind": ["synergy", "synergy", "synergy"],
+                              "model": ["gears", "additive", "gears"], "average_precision": [0.6, 0.3, np.nan],
+                              "n_positive": [20, 20, 0], "n": [71, 71, 71], "base_rate": [0.28, 0.28, 0.0]})
+    text = summary.gi_findings({"truth from cells": per_seed}, 71, pd.Series({"r": 0.81, "slope": 0.53}),
+                               precision, {"synergy": 0.3, "suppressor": 0.2}, detection)
+    lines = text.splitlines()
+    assert lines[0] == "- With 71 test pairs, |r| below 0.23 is not significant at p = 0.05."
+    assert lines[1] == ("- Against the truth from cells: additive r undefined (the same magnitude for every pair); "
+                        "gears r = 0.35 ± 0.07 over 2 seeds. Significant on every seed: gears.")
+    assert "r = 0.81 and slope 0.53" in lines[2]
+    assert lines[3] == ("- Synergy precision@10 against Norman's verified pairs, where a random list scores 0.30: "
+                        "gears 0.50 (above chance: gears).")
+    assert lines[4].endswith("gears 0.10 (none above chance).")
+    assert lines[5] == ("- Detection of synergy pairs against the cells truth (20 of 71 pairs; a random ranking "
+                        "reaches AP 0.28): best gears AP 0.60; additive 0.30, gears 0.60; above the random "
+                        "ranking: 2 of 2.")
+    assert lines[6] == ("- Detection of synergy pairs against the noise-free truth: the truth calls none of the "
+                        "71 test pairs synergy, so there is nothing to detect.")
