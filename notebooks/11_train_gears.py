@@ -45,26 +45,23 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, pipeline, predictions, runs
-from helpers.conditions import CONTROL
+from helpers import convergence, pipeline, predictions, runs
 from helpers.models import cell_gears, gears
-from helpers.models.gears import GearsData, GearsRun, TrainingBudget, steps_per_epoch
+from helpers.models.gears import GearsRun, GearsSetup, steps_per_epoch
 from helpers.models.torch_runtime import resolve_device
-from helpers.models.gears_module import GearsConfig
 
 STEP, MODEL = pipeline.TRAIN_GEARS, "gears"
-settings = runs.resolve_parameters(
-    profile,
-    seeds=seeds,
-    gears_steps=steps,
-    gears_lr_halving_steps=lr_halving_steps,
-    gears_eval_every=eval_every,
-)
-budget = TrainingBudget.from_profile(settings)
 if engine not in ("dense", "cell-gears"):
     raise ValueError(f"engine must be 'dense' or 'cell-gears', got {engine!r}")
-config = GearsConfig.from_settings(settings.gears_config, gears_config)
-prepared = data.load_prepared()
+setup = GearsSetup.load(
+    profile, seeds, steps, lr_halving_steps, eval_every, gears_config
+)
+settings, budget, config, prepared = (
+    setup.settings,
+    setup.budget,
+    setup.config,
+    setup.prepared,
+)
 out = runs.step_dir(STEP)
 runs.forget_run(
     STEP
@@ -85,8 +82,7 @@ display(Markdown(runs.data_statement(profile)))
 adata = prepared.adata
 split = prepared.split
 go_edges = prepared.go_graph
-gears_data = GearsData.from_adata(adata, split, go_edges, config)
-targets = [c for c in split.train + split.val + split.test if c != CONTROL]
+gears_data, targets = setup.data, setup.targets
 epoch_steps = steps_per_epoch(gears_data, split, config.batch_size)
 display(
     pd.Series(

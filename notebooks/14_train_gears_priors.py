@@ -40,24 +40,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from helpers import convergence, data, pipeline, plots, predictions, reference, runs
-from helpers.conditions import CONTROL
-from helpers.models import priors
-from helpers.models import gears, registry
-from helpers.models.gears import GearsData, GearsRun, TrainingBudget
-from helpers.models.gears_module import GearsConfig
+from helpers import convergence, pipeline, plots, predictions, reference, runs
+from helpers.models import gears, priors, registry
+from helpers.models.gears import GearsRun, GearsSetup
 from helpers.summary import prior_sweep_findings, similarity_statistic
 
 STEP = pipeline.TRAIN_GEARS_PRIORS
 EMBEDDINGS = pipeline.folder("embeddings")
-settings = runs.resolve_parameters(
-    profile,
-    seeds=seeds,
-    gears_steps=steps,
-    gears_lr_halving_steps=lr_halving_steps,
-    gears_eval_every=eval_every,
-)
-budget = TrainingBudget.from_profile(settings)
 unknown_targets = sorted(set(prior_targets) - set(priors.PRIOR_TARGETS))
 if unknown_targets or not prior_targets:
     raise ValueError(
@@ -73,12 +62,17 @@ if missing:
         "Run notebooks/13_gene_embeddings.py (with embedding_file for 'file')"
     )
 runs.forget_run(STEP)  # recorded again once every prior and seed has finished
-config = GearsConfig.from_settings(settings.gears_config, gears_config)
-prepared = data.load_prepared()
-adata = prepared.adata
-split = prepared.split
-gears_data = GearsData.from_adata(adata, split, prepared.go_graph, config)
-targets = [c for c in split.train + split.val + split.test if c != CONTROL]
+setup = GearsSetup.load(
+    profile, seeds, steps, lr_halving_steps, eval_every, gears_config
+)
+settings, budget, config, prepared = (
+    setup.settings,
+    setup.budget,
+    setup.config,
+    setup.prepared,
+)
+adata, split = prepared.adata, prepared.split
+gears_data, targets = setup.data, setup.targets
 if selection_seed is None:
     selection_seed = settings.seeds[0]
 # the selection prior need not be among the priors trained here (the workflow trains

@@ -11,11 +11,12 @@ import dataclasses
 import multiprocessing
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -25,13 +26,13 @@ import torch
 import torch.nn as nn
 
 from helpers.conditions import CONTROL, condition_by_name, condition_genes
-from helpers.data import rank_de_positions
+from helpers.data import Prepared, load_prepared, rank_de_positions
 from helpers.graphs import coexpression_edges, edge_tensors
 from helpers.models.gears_module import DenseGEARS, GearsConfig, gears_loss
 from helpers.models.priors import PRIOR_TARGETS, align_embeddings
 from helpers.models.torch_runtime import available_cores, deterministic_torch, resolve_device
 from helpers.reference import aliases
-from helpers.runs import CachedRun, Profile, progress_bar
+from helpers.runs import CachedRun, Profile, progress_bar, resolve_parameters
 from helpers.splits import SimulationSplit
 
 
@@ -187,6 +188,34 @@ class TrainingBudget:
                    f"cell-gears' and reaches its final learning rate (1/{2 ** (self.steps // halving):,} of "
                    f"the start) after {self.steps / epoch_steps:.1f} epochs.")
         return f"Schedule: the learning rate halves every {halving:,} steps, {how}"
+
+
+@dataclass(frozen=True)
+class GearsSetup:
+    """What every GEARS training chapter starts from: the profile's values with the chapter's
+    overrides, the training budget, GEARS' settings, the prepared data, GEARS' view of it (graphs,
+    cells) and the conditions every run predicts (every non-control condition of the split)."""
+
+    settings: Profile
+    budget: TrainingBudget
+    config: GearsConfig
+    prepared: Prepared
+    data: GearsData
+    targets: list[str]
+
+    @classmethod
+    def load(cls, profile: str, seeds: Sequence[int] | None = None, steps: int | None = None,
+             lr_halving_steps: int | None = None, eval_every: int | None = None,
+             gears_config: Mapping[str, Any] | None = None) -> GearsSetup:
+        """From a chapter's parameters (``None``: the profile's) and the data step's results."""
+        settings = resolve_parameters(profile, seeds=seeds, gears_steps=steps,
+                                      gears_lr_halving_steps=lr_halving_steps, gears_eval_every=eval_every)
+        config = GearsConfig.from_settings(settings.gears_config, gears_config)
+        prepared = load_prepared()
+        split = prepared.split
+        data = GearsData.from_adata(prepared.adata, split, prepared.go_graph, config)
+        targets = [c for c in split.train + split.val + split.test if c != CONTROL]
+        return cls(settings, TrainingBudget.from_profile(settings), config, prepared, data, targets)
 
 
 def steps_per_epoch(data: GearsData, split: SimulationSplit, batch_size: int) -> int:
