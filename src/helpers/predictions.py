@@ -12,9 +12,9 @@ log-normalised expression (as the prepared data's ``X``: normalised to 10,000 co
 ``obs_names`` the conditions as the prepared data spells them (``A+B``, ``A+ctrl``) and
 ``var_names`` the prepared data's genes (symbols). It must hold every test condition of the split
 and, for each test pair, each of its genes alone (``A+ctrl`` or ``ctrl+A``: the GI chapter fits
-the pair on them); it carries no
-``data_fingerprint``, so it is checked against the prepared data when a chapter finds it
-(:func:`check_external`), and a mismatch stops the chapter with an error that names the file.
+the pair on them). It carries no ``data_fingerprint``, so it is checked against the prepared data
+when a chapter finds it (:func:`check_external`), and a mismatch stops the chapter with an error
+that names the file.
 Evaluation (chapter 20), the combination chapter (21), the GI chapter (22) and the summary (30)
 then treat it as any other model (:mod:`helpers.models.registry`).
 """
