@@ -56,12 +56,8 @@ if engine not in ("dense", "cell-gears"):
 setup = GearsSetup.load(
     profile, seeds, steps, lr_halving_steps, eval_every, gears_config
 )
-settings, budget, config, prepared = (
-    setup.settings,
-    setup.budget,
-    setup.config,
-    setup.prepared,
-)
+settings, budget, config = setup.settings, setup.budget, setup.config
+prepared = setup.prepared
 out = runs.step_dir(STEP)
 runs.forget_run(
     STEP

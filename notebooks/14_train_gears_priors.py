@@ -65,12 +65,8 @@ runs.forget_run(STEP)  # recorded again once every prior and seed has finished
 setup = GearsSetup.load(
     profile, seeds, steps, lr_halving_steps, eval_every, gears_config
 )
-settings, budget, config, prepared = (
-    setup.settings,
-    setup.budget,
-    setup.config,
-    setup.prepared,
-)
+settings, budget, config = setup.settings, setup.budget, setup.config
+prepared = setup.prepared
 adata, split = prepared.adata, prepared.split
 gears_data, targets = setup.data, setup.targets
 if selection_seed is None:
