@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import pipeline
 from helpers.models.registry import PRIOR_PREFIX, prior_model_name
 from helpers.models.torch_runtime import available_cores
 
@@ -42,7 +43,7 @@ def _load(prior: str | None, target: str):
     from helpers.models.gears import GearsData, prior_tensors
     from helpers.models.gears_module import GearsConfig
 
-    prepared = runs.results_root() / data.PREPARE_STEP
+    prepared = pipeline.folder("prepared_data")
     adata, _ = data.read_prepared(prepared)
     split = splits.SimulationSplit.from_json(prepared / "split.json")
     config = GearsConfig()
@@ -82,9 +83,7 @@ def run_gears(args: argparse.Namespace) -> None:
         curves = pd.concat(pool.map(gears_curve, *zip(*jobs)), ignore_index=True)
     print(f"{len(jobs)} runs of {args.steps} steps in {time.perf_counter() - start:.0f} s ({args.jobs} at a time)")
     path = runs.step_dir(STEP) / "gears_learning_curves.csv"
-    from helpers import data
-
-    data_run = runs.parameters_fingerprint(data.PREPARE_STEP)
+    data_run = runs.parameters_fingerprint(pipeline.PREPARE_DATA)
     curves = curves.assign(lr_halving_steps=halving, prior_target=args.prior_target, data_run=data_run)
     if path.is_file():  # keep the curves of models not rerun this time, if made on the same data
         earlier = pd.read_csv(path)
@@ -125,7 +124,7 @@ def run_genemamba(args: argparse.Namespace) -> None:
 
     default = runs.get_profile("default")
     out = runs.step_dir(STEP)
-    prepared = runs.results_root() / data.PREPARE_STEP
+    prepared = pipeline.folder("prepared_data")
     adata, _ = data.read_prepared(prepared)
     split = splits.SimulationSplit.from_json(prepared / "split.json")
     genes = adata.var["gene_name"].astype(str).tolist()

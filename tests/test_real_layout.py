@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import book, data, runs, splits
+from helpers import book, data, pipeline, runs, splits
 from real_layout import NON_GO_SYMBOLS, write_real_layout
 
 
@@ -69,7 +69,7 @@ def test_duplicate_symbols_are_made_unique_with_their_ids():
 @pytest.mark.slow
 def test_every_chapter_runs_on_the_real_layout(real_book, real_file):
     _, root, _ = real_book
-    prepared = ad.read_h5ad(root / data.PREPARE_STEP / data.DATASET_FILE)
+    prepared = ad.read_h5ad(root / pipeline.PREPARE_DATA / data.DATASET_FILE)
     assert set(NON_GO_SYMBOLS) <= set(prepared.var_names)
     assert prepared.var["gene_id"].str.startswith("ENSG").all()
     # every model predicts on the prepared gene axis
@@ -84,7 +84,7 @@ def test_every_chapter_runs_on_the_real_layout(real_book, real_file):
     assert len(magnitudes) and magnitudes.magnitude.notna().all()
     assert {"truth", "gears", "additive"} <= set(magnitudes.model)
     per_perturbation = pd.read_csv(root / "metrics" / "per_perturbation.csv")
-    split = splits.SimulationSplit.from_json(root / data.PREPARE_STEP / "split.json")
+    split = splits.SimulationSplit.from_json(root / pipeline.PREPARE_DATA / "split.json")
     # every model (and the ceiling) scored on every test perturbation, by every metric
     assert (per_perturbation.groupby(["model", "seed"]).perturbation.nunique() == len(split.test)).all()
     headline = per_perturbation[per_perturbation.metric == "mse_de"]
@@ -135,8 +135,8 @@ def test_export_for_cell_eval_on_the_real_layout(real_book, tmp_path, monkeypatc
     predicted = ad.read_h5ad(next((results / "cell_eval" / "gears").glob("seed=*/adata_pred.h5ad")))
     real = ad.read_h5ad(next((results / "cell_eval" / "gears").glob("seed=*/adata_real.h5ad")))
     assert list(predicted.var_names) == list(real.var_names)
-    split = splits.SimulationSplit.from_json(root / data.PREPARE_STEP / "split.json")
-    prepared = ad.read_h5ad(root / data.PREPARE_STEP / data.DATASET_FILE)
+    split = splits.SimulationSplit.from_json(root / pipeline.PREPARE_DATA / "split.json")
+    prepared = ad.read_h5ad(root / pipeline.PREPARE_DATA / data.DATASET_FILE)
     expected = prepared.obs.condition.astype(str).isin([*split.test, "ctrl"]).sum()
     assert predicted.n_obs == real.n_obs == expected  # control and every test cell, once each
     assert set(predicted.obs.condition) == {*split.test, "ctrl"}
@@ -150,10 +150,10 @@ def test_the_download_command_works_from_a_local_zip(real_file, tmp_path, monkey
     monkeypatch.setenv("HELPERS_RESULTS_DIR", str(tmp_path / "results"))
     assert book.main(["--profile", "quick", "--data", "dataverse", "--only", "01_prepare_data"],
                      executed_dir=tmp_path / "executed") == 0
-    prepared = tmp_path / "results" / "real" / "norman-dataverse" / data.PREPARE_STEP
+    prepared = tmp_path / "results" / "real" / "norman-dataverse" / pipeline.PREPARE_DATA
     assert (prepared / data.DATASET_FILE).is_file()
     assert (tmp_path / "cache" / data.NORMAN_H5AD_MEMBER).read_bytes() == real_file[0].read_bytes()
-    assert not (tmp_path / "results" / data.PREPARE_STEP).exists()  # nothing in the simulated root
+    assert not (tmp_path / "results" / pipeline.PREPARE_DATA).exists()  # nothing in the simulated root
 
 
 def test_a_chapter_run_by_hand_on_real_data_cannot_overwrite_the_default(real_file, monkeypatch):

@@ -236,7 +236,7 @@ def test_every_chapter_runs_after_the_chapters_whose_results_it_reads(tmp_path):
 
     chapters = book.toc_notebooks()
     writers = {  # what a chapter's source reads → the chapters that write it (read off by hand)
-        r'load_prepared|read_prepared|"prepared_data"': {"01_prepare_data"},
+        r'load_prepared|read_prepared|"prepared_data"|PREPARE_DATA': {"01_prepare_data"},
         # every stored model's predictions (chapter 10 reads back only its own)
         r"available_predictions|for_evaluation": {"10_train_baselines", "11_train_gears",
                                                   "14_train_gears_priors"},

@@ -42,7 +42,6 @@ from helpers.runs import (PROFILES, PROGRESS_FILE_VARIABLE, atomic_path, atomic_
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
-DATA_CHAPTER = pipeline.PREPARE_DATA  # the one chapter that takes a data source
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
@@ -222,7 +221,7 @@ def main(argv: list[str] | None = None, executed_dir: Path = EXECUTED_DIR) -> in
             start = time.perf_counter()
             with _environment({"HELPERS_RESULTS_DIR": str(root), PROGRESS_FILE_VARIABLE: str(progress)}):
                 execute(name, {"profile": args.profile, **extra,
-                               **({"data_source": data_source} if name == DATA_CHAPTER else {})}, executed_dir)
+                               **({"data_source": data_source} if name == pipeline.PREPARE_DATA else {})}, executed_dir)
             seconds = time.perf_counter() - start
             # the largest resident set of any kernel so far (kernels are children of this process)
             peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -30,7 +30,8 @@ import scipy.sparse as sp
 
 from helpers.conditions import CONTROL, condition_by_name, condition_genes, condition_problem, genes_of
 from helpers.reference import REPO_ROOT
-from helpers.runs import DATA_STEP, atomic_path, progress_bar
+from helpers import pipeline
+from helpers.runs import atomic_path, progress_bar
 from helpers.splits import SimulationSplit
 
 NORMAN_DATAVERSE_URL = "https://dataverse.harvard.edu/api/access/datafile/6154020"
@@ -439,7 +440,6 @@ def perturbed_gene_summary(adata: ad.AnnData, go_genes: set[str]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-PREPARE_STEP = DATA_STEP
 DATASET_FILE = "perturb_processed.h5ad"
 TRUTH_FILE = "simulation_truth.h5ad"
 EXTERNAL_CACHE = REPO_ROOT / "data" / "external"
@@ -512,12 +512,12 @@ class Prepared:
 
 def load_prepared() -> Prepared:
     """The data step's results in the current results root (``runs.results_root()``)."""
-    from helpers.runs import parameters_fingerprint, results_root
+    from helpers.runs import parameters_fingerprint
 
-    path = results_root() / PREPARE_STEP
+    path = pipeline.folder("prepared_data")
     adata, truth = read_prepared(path)
     return Prepared(adata, truth, SimulationSplit.from_json(path / "split.json"), pd.read_csv(path / "go_graph.csv"),
-                    parameters_fingerprint(PREPARE_STEP))
+                    parameters_fingerprint(pipeline.PREPARE_DATA))
 
 
 def depth_table(adata: ad.AnnData) -> pd.DataFrame:

@@ -91,9 +91,10 @@ def available_predictions(data_fingerprint: str | None = None, conditions: Seque
             continue
         row = {"model": path.parent.parent.name, "seed": int(match.group(1))}
         if data_fingerprint is not None:
-            made_from = _read(path).uns.get("data_fingerprint")
+            stored = _read(path)
+            made_from = stored.uns.get("data_fingerprint")
             if made_from is None and conditions is not None and genes is not None:
-                check_external(path, conditions, genes)
+                _check(stored, path, conditions, genes)
             elif made_from is not None and made_from != data_fingerprint:
                 stale.append(f"{row['model']} seed {row['seed']}")
                 continue
@@ -126,10 +127,17 @@ def _read(path: Path) -> ad.AnnData:
                          "for the format of a model trained elsewhere") from error
 
 
+def _dense(X) -> np.ndarray:
+    return X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+
+
 def check_external(path: Path, conditions: Sequence[str], genes: Sequence[str]) -> None:
     """Stop with an error that names ``path`` unless the predictions it holds cover
     ``conditions`` (a single ``A+ctrl`` may be spelled ``ctrl+A``) and ``genes``, all finite."""
-    stored = _read(path)
+    _check(_read(path), path, conditions, genes)
+
+
+def _check(stored: ad.AnnData, path: Path, conditions: Sequence[str], genes: Sequence[str]) -> None:
     names = set(stored.obs_names.astype(str))
 
     def held(condition: str) -> bool:
@@ -148,8 +156,7 @@ def check_external(path: Path, conditions: Sequence[str], genes: Sequence[str]) 
             f"{path}: {len(absent)} of the prepared data's {len(genes):,} genes are not among its "
             f"var_names, e.g. {absent[:5]}; var_names must be the prepared genes' symbols "
             f"(e.g. {list(genes[:3])})")
-    X = stored.X.toarray() if hasattr(stored.X, "toarray") else np.asarray(stored.X)
-    if not np.isfinite(X).all():
+    if not np.isfinite(_dense(stored.X)).all():
         raise ValueError(f"{path}: the predictions hold NaN or infinite values")
 
 
@@ -159,8 +166,7 @@ def read_predictions(model: str, seed: int) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; train {model!r} with seed {seed} first")
     adata = ad.read_h5ad(path)
-    X = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
-    return pd.DataFrame(X, index=adata.obs_names, columns=adata.var_names)
+    return pd.DataFrame(_dense(adata.X), index=adata.obs_names, columns=adata.var_names)
 
 
 def cell_eval_anndata(means: pd.DataFrame, real: ad.AnnData, conditions: list[str],

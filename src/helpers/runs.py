@@ -125,7 +125,6 @@ def _progress_stream(path: str):
 
 
 DEFAULT_RESULTS = REPO_ROOT / "results"
-DATA_STEP = pipeline.PREPARE_DATA
 
 
 def results_root() -> Path:
@@ -184,7 +183,7 @@ def check_results_root(data_source: str) -> None:
 def data_provenance() -> dict[str, Any] | None:
     """The data source (and file checksum) the data step of this results root prepared, as its
     ``run.json`` recorded them; None before the data step has run."""
-    record_path = results_root() / DATA_STEP / "run.json"
+    record_path = pipeline.folder("prepared_data") / "run.json"
     if not record_path.is_file():
         return None
     return _provenance(json.loads(record_path.read_text())["parameters"])
@@ -466,7 +465,7 @@ def write_run_json(step: str, parameters: dict[str, Any], outputs: list[str] | N
     record = {
         "step": step,
         "parameters": _jsonable(parameters),
-        "data": _provenance(_jsonable(parameters)) if step == DATA_STEP else data_provenance(),
+        "data": _provenance(_jsonable(parameters)) if step == pipeline.PREPARE_DATA else data_provenance(),
         "outputs": sorted(outputs or []),
         "versions": package_versions(),
         "python": platform.python_version(),

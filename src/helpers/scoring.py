@@ -20,7 +20,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 
 import pandas as pd
 
@@ -29,9 +29,6 @@ from helpers.conditions import CONTROL, is_combo
 
 STEP = pipeline.ANALYSE_INTERACTIONS
 SCORES = "scores.csv"
-# what a score is computed with unless a chapter or job says otherwise (chapter 22's parameters)
-SCORING_DEFAULTS = {"gi_genes": None, "engine": "fast", "max_subpopulation": 100_000,
-                    "random_state": 1000, "n_jobs": 1, "force": False}
 
 
 def gi_genes_in(true_means: pd.DataFrame, gi_genes: list[str] | None = None) -> list[str]:
@@ -107,6 +104,12 @@ class Scoring:
         """Each run's scores, reused or computed."""
         results = runs.reuse_or_compute(cached_runs, [SCORES], self.compute, force, describe)
         return [result[SCORES] for result in results]
+
+
+# what a score is computed with unless a chapter or job says otherwise (chapter 22's parameters):
+# Scoring's own defaults, every GI gene, and no forced rescoring
+SCORING_DEFAULTS = {"gi_genes": None, "force": False,
+                    **{f.name: f.default for f in fields(Scoring) if f.default is not MISSING}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -462,15 +462,9 @@ def gi_findings(by_model: Mapping[str, pd.DataFrame], n_pairs: int, cells_row: p
         .precision.mean()
     )
     for kind in ("synergy", "suppressor"):
-        beat = (
-            [
-                m
-                for m, v in at10[kind].items()
-                if round(v, 2) > round(base_rate[kind], 2)
-            ]  # as printed
-            if kind in at10.index.get_level_values(0)
-            else []
-        )
+        if kind not in at10.index.get_level_values(0):
+            continue  # no model has a list of this kind
+        beat = [m for m, v in at10[kind].items() if round(v, 2) > round(base_rate[kind], 2)]  # as printed
         lines.append(
             f"- {kind.capitalize()} precision@10 against Norman's verified pairs, where "
             f"a random list scores {base_rate[kind]:.2f}: "
