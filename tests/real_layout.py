@@ -1,5 +1,5 @@
-"""A small stand-in for GEARS' real Norman file, laid out exactly as ``perturb_processed.h5ad``
-from Dataverse datafile 6154020 (``norman.zip``) is:
+"""Small stand-ins for GEARS' real files. The first is GEARS' Norman file, laid out exactly as
+``perturb_processed.h5ad`` from Dataverse datafile 6154020 (``norman.zip``) is:
 
 - ``var`` indexed by Ensembl-like IDs (index name ``gene_id``), the symbols in the category
   column ``var['gene_name']``; symbols include mitochondrial genes and lncRNA clone names that
@@ -13,8 +13,16 @@ from Dataverse datafile 6154020 (``norman.zip``) is:
 - ``uns``: made by cell-gears' own ``get_DE_genes`` and ``get_dropout_non_zero_genes``, so its
   gene lists hold gene IDs keyed by the non-control ``condition_name``s.
 
+The second (:func:`single_gene_layout_adata`) is a single-gene CRISPRi screen laid out as GEARS'
+``replogle_k562_essential`` and ``adamson`` files (``perturb_processed.h5ad`` in
+``replogle_k562_essential.zip``, Dataverse datafile 7458695, and ``adamson.zip``, 6154417): every
+condition is one gene in one spelling (``GENE+ctrl``), ``cell_type`` is ``'K562'``, ``var`` is
+indexed by gene IDs with the symbols in ``var['gene_name']``, ``X`` is CSR ``log1p`` data, there is
+no counts layer, and ``uns`` is again made by cell-gears' own functions. The knocked-down genes are
+real, GO-annotated genes of GEARS' high-mean panel that Norman did not perturb.
+
 The expression itself is a plain negative-binomial draw with random perturbation effects:
-the fixture tests layout and plumbing, not biology.
+the fixtures test layout and plumbing, not biology.
 """
 
 from __future__ import annotations
@@ -40,7 +48,6 @@ def real_layout_adata(n_genes: int = 240, cells_per_condition: int = 4, control_
     ``cells_per_condition`` cells, control ``control_cells``."""
     from gears.data_utils import get_DE_genes, get_dropout_non_zero_genes
 
-    rng = np.random.default_rng(seed)
     conditions = reference.norman_conditions().condition.tolist()
     perturbed = sorted({g for c in conditions for g in condition_genes(c)})
     high_mean = reference.high_mean_genes()
@@ -48,6 +55,32 @@ def real_layout_adata(n_genes: int = 240, cells_per_condition: int = 4, control_
     others = [g for g in high_mean if g not in set(perturbed)]
     symbols = in_panel + NON_GO_SYMBOLS
     symbols += others[: n_genes - len(symbols)]
+    return _gears_layout(conditions, symbols, cells_per_condition, control_cells, seed,
+                         own_effect=3.0, cell_type="A549", counts_layer=True)
+
+
+def single_gene_layout_adata(n_perturbed: int = 40, n_genes: int = 200, cells_per_condition: int = 6,
+                             control_cells: int = 150, seed: int = 0) -> ad.AnnData:
+    """The single-gene stand-in (see the module docstring): ``n_perturbed`` knock-downs
+    (``GENE+ctrl``), each with ``cells_per_condition`` cells, and ``control_cells`` controls."""
+    norman_genes = {g for c in reference.norman_conditions().condition for g in condition_genes(c)}
+    annotated = reference.gene2go()
+    candidates = [g for g in reference.high_mean_genes() if g not in norman_genes and annotated.get(g)]
+    targets = candidates[:n_perturbed]
+    symbols = targets + candidates[n_perturbed: n_genes]
+    conditions = [CONTROL] + [f"{g}+ctrl" for g in targets]
+    return _gears_layout(conditions, symbols, cells_per_condition, control_cells, seed,
+                         own_effect=-2.0, cell_type="K562", counts_layer=False)
+
+
+def _gears_layout(conditions: list[str], symbols: list[str], cells_per_condition: int, control_cells: int,
+                  seed: int, own_effect: float, cell_type: str, counts_layer: bool) -> ad.AnnData:
+    """Cells of ``conditions`` on the genes ``symbols`` in GEARS' processed layout; a perturbed
+    gene's own log rate moves by ``own_effect`` (CRISPRa up, CRISPRi down)."""
+    from gears.data_utils import get_DE_genes, get_dropout_non_zero_genes
+
+    rng = np.random.default_rng(seed)
+    perturbed = sorted({g for c in conditions for g in condition_genes(c)})
     ids = [f"ENSG{100_000 + 7 * i:011d}" for i in range(len(symbols))]
 
     labels = [CONTROL] * control_cells + [c for c in conditions if c != CONTROL for _ in range(cells_per_condition)]
@@ -59,7 +92,7 @@ def real_layout_adata(n_genes: int = 240, cells_per_condition: int = 4, control_
         for gene in condition_genes(label):
             log_rate[row] += effects[gene]
             if gene in position:
-                log_rate[row, position[gene]] += 3.0
+                log_rate[row, position[gene]] += own_effect
     log_rate += rng.normal(0, 0.3, (len(labels), 1))  # library size
     theta = 10.0
     rate = np.exp(log_rate)
@@ -68,10 +101,10 @@ def real_layout_adata(n_genes: int = 240, cells_per_condition: int = 4, control_
     X = np.log1p(counts * (np.median(totals) / totals)).astype(np.float32)
 
     barcodes = ["".join(rng.choice(list("ACGT"), 16)) + "-1" for _ in labels]
-    obs = pd.DataFrame({"condition": pd.Categorical(labels), "cell_type": "A549"},
+    obs = pd.DataFrame({"condition": pd.Categorical(labels), "cell_type": cell_type},
                        index=pd.Index(barcodes, name="cell_barcode"))
     var = pd.DataFrame({"gene_name": pd.Categorical(symbols)}, index=pd.Index(ids, name="gene_id"))
-    adata = ad.AnnData(X=sp.csr_matrix(X), obs=obs, var=var, layers={"counts": counts})
+    adata = ad.AnnData(X=sp.csr_matrix(X), obs=obs, var=var, layers={"counts": counts} if counts_layer else None)
     adata.obs_names_make_unique()
     adata = get_DE_genes(adata, skip_calc_de=False)
     adata = get_dropout_non_zero_genes(adata)
@@ -96,3 +129,12 @@ def write_real_layout(directory: Path, **options) -> tuple[Path, Path]:
         archive.write(go_csv, "norman/go.csv")
         archive.write(h5ad_path, "norman/perturb_processed.h5ad")
     return h5ad_path, zip_path
+
+
+def write_single_gene_layout(directory: Path, **options) -> Path:
+    """Write the single-gene stand-in as ``<directory>/replogle_k562_essential/perturb_processed.h5ad``
+    (the folder name GEARS' zip unpacks to); returns its path."""
+    path = Path(directory) / "replogle_k562_essential" / "perturb_processed.h5ad"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    single_gene_layout_adata(**options).write_h5ad(path)
+    return path
