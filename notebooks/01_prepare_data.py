@@ -4,7 +4,9 @@
 # In this notebook we load (or simulate) the Norman et al. 2019 Perturb-seq screen in GEARS'
 # format, compute GEARS' top differentially expressed (DE) genes, reproduce GEARS' simulation
 # split with its four test subgroups, build the Gene Ontology (GO) perturbation graph, and write
-# everything later chapters read to `results/01_prepare_data/`.
+# everything later chapters read to `results/01_prepare_data/`. A single-gene screen in GEARS'
+# format (such as GEARS' `adamson` or `replogle_k562_essential` file) runs the same book, on
+# GEARS' split for single genes (one test subgroup, `unseen_single`).
 #
 # **The data.** Norman et al. activated (CRISPRa) 105 genes in K562 cells, one at a time and in
 # 131 pairs, and read out single-cell transcriptomes. GEARS ships a processed copy (284
@@ -28,8 +30,9 @@ n_high_mean_genes = None
 simulator_seed = 0  # seed of the simulator (and of cell subsampling on real data)
 # simulator settings that differ from its defaults, e.g. {"go_weight": 0.0}
 simulator_settings = {}
-# GEARS' split type; the study's subgroups come from 'simulation'
-split_name = "simulation"
+# GEARS' split type; None: the data set's own ('simulation' for Norman's pairs,
+# 'simulation_single' for a single-gene screen)
+split_name = None
 split_seed = 1  # seed of the split (1 reproduces the published GEARS Norman split)
 train_gene_set_size = 0.75  # share of perturbed genes seen in training
 # share of two-seen-gene combinations used for training
@@ -39,74 +42,23 @@ force = False  # recompute even if results for these parameters exist
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, gi, graphs, pipeline, plots, reference, runs, splits
-from helpers.conditions import CONTROL, condition_genes, genes_of
+from helpers import data, plots, preparation, reference, runs
 
 settings = runs.resolve_parameters(
-    profile,
-    data_source=data_source,
+    profile, data_source=data_source,
     max_cells_per_condition=max_cells_per_condition,
-    max_control_cells=max_control_cells,
-    n_high_mean_genes=n_high_mean_genes,
-)
-parameters = {
-    "data_source": settings.data_source,
-    "max_cells_per_condition": settings.max_cells_per_condition,
-    "max_control_cells": settings.max_control_cells,
-    "n_high_mean_genes": settings.n_high_mean_genes,
-    "simulator_seed": simulator_seed,
-    "split_name": split_name,
-    "split_seed": split_seed,
-    "train_gene_set_size": train_gene_set_size,
-    "combo_seen2_train_frac": combo_seen2_train_frac,
-    "go_top_k": go_top_k,
-    "reference_files": reference.reference_digest(),
-    # a change to the code it computes with recomputes it
-    "code": runs.code_digest("helpers.data", "helpers.gi"),
-}
-runs.check_results_root(
-    settings.data_source
-)  # real data never writes into the simulated default's results
-if settings.data_source == "simulated":
-    parameters["simulator"] = data.simulator_fingerprint(
-        simulator_seed, simulator_settings
-    )
-else:  # recorded with every result; a changed file is prepared again
-    parameters["data_file_sha256"] = data.file_digest(
-        data.data_file(settings.data_source)
-    )
-splits.check_split_name(split_name)
-out = runs.step_dir(pipeline.PREPARE_DATA)
-outputs = [
-    data.DATASET_FILE,
-    "split.json",
-    "go_graph.csv",
-    "split_composition.csv",
-    "cells_per_condition.csv",
-    "perturbed_genes.csv",
-    "profile_correlations.csv",
-    "singles_similarity.csv",
-    "similarity_statistics.csv",
-]
-cached = runs.reuse_or_restart(pipeline.PREPARE_DATA, parameters, outputs, force)
+    max_control_cells=max_control_cells, n_high_mean_genes=n_high_mean_genes)
+parameters = preparation.step_parameters(
+    settings, simulator_seed, simulator_settings, split_name, split_seed,
+    train_gene_set_size, combo_seen2_train_frac, go_top_k)
 settings
 
 # %% tags=["remove-input"]
 # which data this page shows, and the budget
-display(
-    Markdown(
-        runs.data_statement(
-            profile,
-            settings.data_source,
-            simulator_seed,
-            parameters.get("data_file_sha256"),
-        )
-    )
-)
+display(Markdown(runs.data_statement(profile, settings.data_source, simulator_seed,
+                                     parameters.get("data_file_sha256"))))
 
 # %% [markdown]
 # ## 1. Load or simulate the expression data
@@ -155,75 +107,17 @@ display(
 # prior has signal are listed in section 6.
 
 # %%
-if cached:
-    adata, truth = data.read_prepared(out)
-else:
-    adata, truth = data.load_expression(
-        settings.data_source,
-        settings.max_cells_per_condition,
-        settings.max_control_cells,
-        settings.n_high_mean_genes,
-        simulator_seed,
-        simulator_settings=simulator_settings,
-    )
-    data.add_de_genes(adata)
-# the split is made before anything is written: data unfit for the study stop here
-go_annotations = reference.gene2go()
-conditions = adata.obs["condition"].astype(str).unique().tolist()
-split = splits.make_split(
-    split_name,
-    conditions,
-    set(go_annotations),
-    seed=split_seed,
-    train_gene_set_size=train_gene_set_size,
-    combo_seen2_train_frac=combo_seen2_train_frac,
-)
+step = preparation.prepare(
+    parameters, simulator_settings, settings.context_length, force)
+adata, split, out = step.adata, step.split, step.folder
 adata
 
 # %% [markdown]
 # ## 2. Cells and genes
 
 # %%
-cells = (
-    adata.obs["condition"]
-    .astype(str)
-    .value_counts()
-    .rename_axis("condition")
-    .rename("n_cells")
-    .reset_index()
-)
-cells["kind"] = np.select(
-    [
-        cells.condition == CONTROL,
-        cells.condition.map(lambda c: len(condition_genes(c)) == 1),
-    ],
-    ["control", "single"],
-    "combo",
-)
-qc = pd.DataFrame(
-    {
-        "value": [
-            adata.n_obs,
-            adata.n_vars,
-            int((cells.kind == "single").sum()),
-            int((cells.kind == "combo").sum()),
-            len(genes_of(cells.condition)),
-            int(cells.loc[cells.kind == "control", "n_cells"].sum()),
-            int(cells.loc[cells.kind != "control", "n_cells"].median()),
-        ]
-    },
-    index=[
-        "cells",
-        "genes",
-        "single-gene conditions",
-        "two-gene conditions",
-        "perturbed genes",
-        "control cells",
-        "median cells per perturbation",
-    ],
-)
-display(qc)
-fig = plots.cells_per_condition_hist(cells)
+display(step.qc)
+fig = plots.cells_per_condition_hist(step.cells)
 runs.atomic_savefig(fig, out / "cells_per_condition.png")
 plt.show()
 
@@ -235,11 +129,12 @@ plt.show()
 # `rankby_abs=True`, `uns['rank_genes_groups_cov_all']`). Its headline metric, `mse_de`, takes the
 # first 20 of that ranking; its deeper analysis the first 20 that are not drop-outs (genes whose
 # mean is zero in the perturbation but not in control; `uns['top_non_dropout_de_20']`). Both are
-# reported in the evaluation chapter. For example, the non-drop-out top 20 of KLF1 activation:
+# reported in the evaluation chapter. For example, the non-drop-out top 20 of KLF1 activation
+# (or, in data without it, of the first single perturbation):
 
 # %%
-example = next(c for c in ("KLF1+ctrl", "CEBPE+ctrl") if c in set(cells.condition))
-print(example, "top-20 DE genes:", ", ".join(data.top_de_genes(adata, example)))
+top = data.top_de_genes(adata, step.example)
+print(step.example, "top-20 DE genes:", ", ".join(top))
 
 # %% [markdown]
 # ## 4. GEARS' simulation split
@@ -248,26 +143,13 @@ print(example, "top-20 DE genes:", ", ".join(data.top_de_genes(adata, example)))
 # as *seen*, and sorts the test perturbations by how much of them training has seen:
 # `combo_seen2` (both genes of a pair seen as singles), `combo_seen1` (one), `combo_seen0`
 # (neither) and `unseen_single`. The split is a function of the condition list alone, so every
-# profile gets the same split.
+# profile gets the same split. A single-gene screen has only `unseen_single`.
 
 # %%
 composition = split.composition()
-sets = pd.DataFrame(
-    {
-        "set": ["train (incl. ctrl)", "validation", "test", "dropped (no GO)"],
-        "n_conditions": [
-            len(split.train),
-            len(split.val),
-            len(split.test),
-            len(split.excluded_not_in_go),
-        ],
-    }
-)
-display(sets)
-display(composition)
-print(
-    "Dropped for lack of GO annotation:", ", ".join(sorted(split.excluded_not_in_go))
-)
+display(step.sets, composition)
+dropped = ", ".join(sorted(split.excluded_not_in_go))
+print("Dropped for lack of GO annotation:", dropped)
 fig = plots.split_composition_bar(composition)
 runs.atomic_savefig(fig, out / "split_composition.png")
 plt.show()
@@ -278,41 +160,11 @@ plt.show()
 # each is shown here with the subgroup it really belongs to in GEARS' split.
 
 # %%
-print("combo_seen0:", ", ".join(sorted(split.test_subgroup["combo_seen0"])))
-slide = [
-    "AHR+KLF1",
-    "CEBPE+CNN1",
-    "CEBPE+KLF1",
-    "CNN1+MAPK1",
-    "ETS2+CEBPE",
-    "ETS2+CNN1",
-    "ETS2+MAPK1",
-    "FEV+ISL2",
-    "FOSB+CEBPE",
-    "FOSB+KLF1",
-]
-by_genes = {frozenset(condition_genes(c)): c for c in conditions}
-
-
-def true_subgroup(pair: str) -> str:
-    condition = by_genes.get(frozenset(pair.split("+")))
-    if condition is None:
-        return "not a Norman condition"
-    return (
-        split.subgroup_of(condition)
-        if condition in split.test
-        else split.set_of(condition)
-    )
-
-
-display(
-    pd.DataFrame(
-        {
-            "slide's pair": slide,
-            "subgroup in GEARS' split": map(true_subgroup, slide),
-        }
-    )
-)
+if step.dataset.pairs:
+    print("combo_seen0:", ", ".join(sorted(split.test_subgroup["combo_seen0"])))
+    display(step.slide_table())
+else:
+    print(f"No pairs in {step.dataset.title}.")
 
 # %% [markdown]
 # ## 5. The GO perturbation graph and the genes
@@ -322,33 +174,13 @@ display(
 # the project (GEARS' own `gene2go_all.pkl` is a Dataverse download).
 
 # %%
-dataset_genes = set(adata.var["gene_name"].astype(str))
-perturbed_genes = set(genes_of(conditions))
-graph_genes = sorted(
-    g for g in dataset_genes | perturbed_genes if g in go_annotations
-)
-go_graph = graphs.go_perturbation_graph(go_annotations, graph_genes, k=go_top_k)
-print(
-    f"GO graph: {go_graph.target.nunique():,} genes, {len(go_graph):,} edges "
-    f"(median Jaccard {go_graph.importance.median():.2f})"
-)
-fig = plots.gene_venn(
-    {
-        "dataset genes": dataset_genes,
-        "perturbation targets": perturbed_genes,
-        "GO-annotated": set(graph_genes),
-    },
-    title="Genes in the data",
-)
+go_graph, genes = step.go_graph, step.perturbed_table
+print(f"GO graph: {go_graph.target.nunique():,} genes, {len(go_graph):,} edges "
+      f"(median Jaccard {go_graph.importance.median():.2f})")
+fig = plots.gene_venn(step.gene_sets, title="Genes in the data")
 runs.atomic_savefig(fig, out / "gene_venn.png")
 plt.show()
-perturbed_table = data.perturbed_gene_summary(adata, set(go_annotations))
-perturbed_table["in_go_graph"] = perturbed_table.gene.isin(go_graph.target)
-display(
-    perturbed_table[
-        ~perturbed_table.has_go_annotation | ~perturbed_table.in_expression_matrix
-    ]
-)
+display(genes[~genes.has_go_annotation | ~genes.in_expression_matrix])
 
 # %% [markdown]
 # ## 6. Does the simulation carry what it was given, at Norman's depth?
@@ -359,96 +191,30 @@ display(
 # decide which kind of gene prior has anything to find.
 
 # %%
-means = data.condition_means(adata)  # each condition's mean, read again below
-if truth is not None:
-    depth = data.depth_table(adata)
-    display(depth.round(3))
+recovery = step.recovery
+if recovery is not None:
+    display(recovery.depth.round(3))
     fig = plots.depth_histogram(
-        adata.obs["total_counts"], reference.NORMAN_COUNTS_LAYER
-    )
+        adata.obs["total_counts"], reference.NORMAN_COUNTS_LAYER)
     runs.atomic_savefig(fig, out / "depth.png")
     plt.show()
-    observed = means - means.loc[CONTROL]
-    expected = truth.to_df() - truth.to_df().loc[CONTROL]
-    changed = [c for c in expected.index if c != CONTROL]
-    per_condition_r = pd.Series(
-        {
-            c: np.corrcoef(expected.loc[c], observed.loc[c, expected.columns])[0, 1]
-            for c in changed
-        }
-    )
-    kinds = pd.Series(
-        {c: "pair" if len(condition_genes(c)) == 2 else "single" for c in changed}
-    )
-    recovered = pd.DataFrame(
-        {
-            "expected change (noise-free)": expected.loc[changed].to_numpy().ravel(),
-            "observed change (cells)": observed.loc[changed, expected.columns]
-            .to_numpy()
-            .ravel(),
-        }
-    )
     fig = plots.true_vs_observed_scatter(
-        recovered.sample(min(len(recovered), 20000), random_state=0),
-        "expected change (noise-free)",
-        "observed change (cells)",
-        title="Every perturbation: expected vs observed change",
-    )
+        recovery.changes.sample(min(len(recovery.changes), 20000), random_state=0),
+        *recovery.changes.columns,
+        title="Every perturbation: expected vs observed change")
     runs.atomic_savefig(fig, out / "simulation_recovery.png")
     plt.show()
-    display(
-        per_condition_r.groupby(kinds)
-        .quantile([0.1, 0.5])
-        .unstack()
-        .round(2)
-        .rename(columns={0.1: "r, 10th percentile", 0.5: "r, median"})
-    )
-    config = truth.uns["config"]
-    knobs = pd.DataFrame(
-        {"value": [config[k] for k in data.PRIOR_SIGNAL_KNOBS]},
-        index=pd.Index(list(data.PRIOR_SIGNAL_KNOBS), name="setting"),
-    )
-    knobs["what it decides"] = list(data.PRIOR_SIGNAL_KNOBS.values())
-    display(knobs)
-    context = runs.get_profile(profile).context_length
-    unseen = data.genes_outside_rank_context(
-        adata, genes_of(cells.condition), context
-    )
-    umis = depth.loc["median UMIs per cell"]
-    detected = depth.loc["median detected genes per cell"]
-    n_perturbed = len(genes_of(cells.condition))
-    display(
-        Markdown(
-            f"Simulated depth: median {umis['simulated']:,.0f} UMIs per cell "
-            f"(Norman {umis['norman']:,.0f}), {detected['simulated']:,.0f} detected "
-            f"genes per cell (Norman {detected['norman']:,.0f}). Per condition, "
-            "observed and expected changes correlate with median "
-            f"r {per_condition_r[kinds == 'single'].median():.2f} (singles) and "
-            f"{per_condition_r[kinds == 'pair'].median():.2f} (pairs). Priors: "
-            "single effects follow each gene's place on Norman's GI map "
-            f"and are smoothed over GO neighbours with weight {config['go_weight']} "
-            f"(against {config['private_weight']} private), "
-            "so GO annotation predicts effects as far as that weight says (the "
-            "similarity section below measures how far, against Norman's screen; "
-            f"`benchmarks/prior_sensitivity.py` varies it); {len(unseen)} of "
-            f"{n_perturbed} perturbed genes never enter a control cell's "
-            f"{context}-token rank context, so a co-expression prior learnt from "
-            "those contexts has little to say about them."
-        )
-    )
-elif "total_counts" in adata.obs:
-    display(
-        data.depth_table(adata)
-        .drop(columns="norman_scaled")
-        .rename(columns={"simulated": "this file"})
-        .round(3)
-    )
+    r_by_kind = recovery.per_condition_r.groupby(recovery.kinds).quantile([0.1, 0.5])
+    display(r_by_kind.unstack().round(2).rename(
+        columns={0.1: "r, 10th percentile", 0.5: "r, median"}))
+    display(recovery.knobs)
+    display(Markdown(preparation.recovery_sentence(recovery)))
+elif step.real_depth is not None:
+    display(step.real_depth.round(3))
     print("Real data: no simulator truth to compare with.")
 else:
-    print(
-        "Real data without a counts layer: no depth, and no simulator truth to "
-        "compare with."
-    )
+    print("Real data without a counts layer: no depth, and no simulator truth to "
+          "compare with.")
 
 # %% [markdown]
 # **Does the data carry the screen's signal under its noise?** For each pair Norman fitted, four
@@ -461,27 +227,12 @@ else:
 # pairs' structure that the GI chapter scores.
 
 # %%
-fits = reference.gi_fits()
-gi_genes = [g for g in reference.high_mean_genes() if g in means.columns]
-this_data = "simulated cells" if truth is not None else "this file's cells"
-norman_screen = "Norman's screen"
-profile_table = pd.concat(
-    [
-        gi.profile_correlations(means, fits.condition.tolist(), gi_genes).assign(
-            source=this_data
-        ),
-        gi.norman_profile_correlations(fits).assign(source=norman_screen),
-    ]
-)[["source", "perturbation", "measure", "value"]]
-profile_medians = profile_table.pivot_table(
-    index="measure", columns="source", values="value", aggfunc="median"
-)
-n_profiled = profile_table.query("source == @this_data").perturbation.nunique()
-if n_profiled:
-    fig = plots.profile_correlation_boxes(profile_table, [this_data, norman_screen])
+sources = [step.this_data, preparation.NORMAN_SCREEN]
+if step.n_profiled:
+    fig = plots.profile_correlation_boxes(step.profile_table, sources)
     runs.atomic_savefig(fig, out / "profile_correlations.png")
     plt.show()
-    display(profile_medians.round(3))
+    display(step.profile_medians.round(3))
 else:
     print("None of Norman's fitted pairs is in this data: no profile correlations.")
 
@@ -493,131 +244,24 @@ else:
 # simulator's shared axes (`benchmarks/simulator_fidelity.py`).
 
 # %%
-gene2go = reference.gene2go()
-manifold = reference.single_clusters()
-cluster_of = dict(zip(manifold.gene, manifold.cluster))
-singles_rows = profile_table.query("measure == 'corr_singles'")
-corr_singles = {
-    source: rows.set_index("perturbation").value
-    for source, rows in singles_rows.groupby("source")
-}
-similarity_table = pd.concat(
-    [
-        gi.singles_similarity(values, gene2go, cluster_of).assign(source=source)
-        for source, values in corr_singles.items()
-    ]
-    or [pd.DataFrame(columns=["perturbation", "corr_singles", "source"])]
-)
-similarity_stats = pd.DataFrame(
-    {
-        source: gi.similarity_statistics(rows)
-        for source, rows in similarity_table.groupby("source")
-    }
-)
-similarity_stats.index.name = "statistic"
-if n_profiled:
-    fig = plots.singles_similarity_panels(
-        similarity_table, [this_data, norman_screen]
-    )
+if step.n_profiled:
+    fig = plots.singles_similarity_panels(step.similarity_table, sources)
     runs.atomic_savefig(fig, out / "singles_similarity.png")
     plt.show()
-    display(similarity_stats.round(3))
+    display(step.similarity_stats.round(3))
 
 # %% [markdown]
-# ## 7. Write the results later chapters read
+# ## 7. The results later chapters read
+#
+# The prepared data, the split, the GO graph and the tables above are in the data step's folder
+# (written once per set of parameters; a rerun with the same parameters reads them back).
 
 # %%
-if not cached:
-    data.write_h5ad(adata, out / data.DATASET_FILE)
-    if truth is not None:
-        data.write_h5ad(truth, out / data.TRUTH_FILE)
-    split.to_json(out / "split.json")
-    runs.atomic_write_csv(go_graph, out / "go_graph.csv")
-    runs.atomic_write_csv(composition, out / "split_composition.csv")
-    runs.atomic_write_csv(
-        cells.sort_values("condition"), out / "cells_per_condition.csv"
-    )
-    runs.atomic_write_csv(perturbed_table, out / "perturbed_genes.csv")
-    runs.atomic_write_csv(profile_table, out / "profile_correlations.csv")
-    runs.atomic_write_csv(similarity_table, out / "singles_similarity.csv")
-    runs.atomic_write_csv(
-        similarity_stats.reset_index().melt(
-            id_vars="statistic", var_name="source", value_name="value"
-        ),
-        out / "similarity_statistics.csv",
-    )
-    runs.write_run_json(pipeline.PREPARE_DATA, parameters, outputs)
-print(
-    "Results in",
-    out.relative_to(runs.results_root().parent),
-    "(reused from cache)" if cached else "",
-)
+print("Results in", out.relative_to(runs.results_root().parent),
+      "(reused from cache)" if step.cached else "")
 
 # %% [markdown]
 # ## What we found
 
 # %%
-published = reference.gears_split()
-same_split = all(
-    sorted(getattr(split, name)) == sorted(published["set2conditions"][name])
-    for name in ("train", "val", "test")
-) and all(
-    sorted(split.test_subgroup.get(g, [])) == sorted(members)
-    for g, members in published["subgroup"]["test_subgroup"].items()
-)
-counts = {
-    g: len(split.test_subgroup.get(g, [])) for g in splits.SUBGROUPS_BY_DIFFICULTY
-}
-slide_seen2 = sum(true_subgroup(p) == "combo_seen2" for p in slide)
-split_verdict = (
-    "reproduces GEARS’ published Norman split exactly"
-    if same_split
-    else "differs from GEARS’ published Norman split (other conditions, parameters)"
-)
-dropped = ", ".join(sorted(split.excluded_not_in_go)) or "none"
-findings = [
-    f"- The data has {len(conditions)} of GEARS' 284 Norman conditions and "
-    f"{adata.n_obs:,} cells ({int(qc.loc['control cells', 'value']):,} control; "
-    f"median {int(qc.loc['median cells per perturbation', 'value'])} per "
-    "perturbation).",
-    f"- The split {split_verdict}: {len(split.train)} training conditions (control "
-    f"included), {len(split.val)} validation and {len(split.test)} test "
-    "perturbations, of which "
-    + ", ".join(f"{n} `{g}`" for g, n in counts.items())
-    + f"; {len(split.excluded_not_in_go)} conditions are dropped for lack of GO "
-    f"annotation ({dropped}).",
-    f'- Only {counts["combo_seen0"]} pairs are truly "2 unseen of 2"; {slide_seen2} '
-    f"of the {len(slide)} pairs often quoted under that heading have both genes "
-    "seen as singles in training (`combo_seen2`).",
-    "- Section 6 gives the cells' depth and, on simulated data, how closely each "
-    "perturbation's observed change follows its noise-free expected change at the "
-    "screen's cell counts: the scatter is the noise that every model, and the "
-    "noise ceiling of the evaluation chapter, has to live with.",
-]
-if n_profiled:
-    median_sum = profile_medians.loc["corr_sum"]
-    findings.append(
-        f"- Over the {n_profiled} pairs Norman fitted, the pair's change correlates "
-        f"with the sum of its singles' changes at median r "
-        f"{median_sum[this_data]:.2f} in this data's cells (Norman's screen: "
-        f"{median_sum[norman_screen]:.2f}); the two singles' changes correlate "
-        f"at median r {profile_medians.loc['corr_singles', this_data]:.2f} "
-        f"(Norman: {profile_medians.loc['corr_singles', norman_screen]:.2f})."
-    )
-    ours, his = similarity_stats[this_data], similarity_stats[norman_screen]
-    pair_by_pair = corr_singles[this_data].corr(corr_singles[norman_screen])
-    gap = abs(ours.median_corr_singles - his.median_corr_singles)
-    findings.append(
-        f"- The two singles of a pair correlate with median r "
-        f"{ours.median_corr_singles:.2f} (Norman {his.median_corr_singles:.2f}), "
-        + ("as alike as" if gap <= 0.05 else "not as alike as")
-        + " Norman's: `corr_singles` follows the genes' GO Jaccard with "
-        f"Spearman {ours.spearman_go_jaccard:.2f} "
-        f"(Norman {his.spearman_go_jaccard:.2f})"
-        f" and has median {ours.median_same_label:.2f} within a GI-manifold cluster "
-        f"label and {ours.median_different_label:.2f} across labels (Norman "
-        f"{his.median_same_label:.2f} and "
-        f"{his.median_different_label:.2f}). Pair by pair, this data's "
-        f"`corr_singles` correlates with Norman's at r {pair_by_pair:.2f}."
-    )
-display(Markdown("\n".join(findings)))
+display(Markdown("\n".join(preparation.findings(step))))

@@ -180,7 +180,8 @@ display(
 # %% [markdown]
 # Were the GEARS models compared here trained to their plateau? Each training chapter recorded
 # its runs' convergence (`convergence.csv`); the pairs whose genes were both seen alone in
-# training (`combo_seen2`) are where additive knows the answer and GEARS should too.
+# training (`combo_seen2`) are where additive knows the answer and GEARS should too (data
+# without pairs: its easiest subgroup, `unseen_single`).
 
 # %%
 trained = pd.concat(
@@ -192,10 +193,10 @@ trained = pd.concat(
     ignore_index=True,
 )
 seen2 = summary.query(
-    "metric == @metrics.HEADLINE and subgroup == 'combo_seen2'"
+    "metric == @metrics.HEADLINE and subgroup == @split.easiest"
 ).set_index("model")["mean"]
 findings = [
-    f"On `combo_seen2` the top-20-DE MSE (`{metrics.HEADLINE}`) is "
+    f"On `{split.easiest}` the top-20-DE MSE (`{metrics.HEADLINE}`) is "
     + ", ".join(
         f"{model} {seen2[model]:.3f}"
         for model in [*plots.ordered_models(seen2.index), "noise_ceiling"]

@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import jupytext
+import nbformat
 import pandas as pd
 import papermill
 import yaml
 
 from helpers import pipeline
+from helpers.datasets import of_prepared
 from helpers.reference import REPO_ROOT
 from helpers.models.torch_runtime import thread_environment
 from helpers.runs import (PROFILES, PROGRESS_FILE_VARIABLE, atomic_path, atomic_write_csv, resolve_data_source,
@@ -94,6 +96,10 @@ def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED
     with tempfile.TemporaryDirectory() as tmp, _environment(thread_environment()):
         unexecuted = Path(tmp) / f"{name}.ipynb"
         notebook = jupytext.read(source)
+        question = pipeline.step(name).pairs_question if name in pipeline.STEP_NAMES else None
+        dataset = of_prepared() if question else None
+        if dataset is not None and not dataset.pairs:
+            notebook = _without_pairs(notebook, question)
         notebook.metadata["kernelspec"] = KERNELSPEC  # the sources carry no metadata (jupytext.toml)
         jupytext.write(notebook, unexecuted)
         with atomic_path(output) as partial:
@@ -106,6 +112,22 @@ def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED
                 raise
     (executed_dir / f"{name}.failed.ipynb").unlink(missing_ok=True)
     return output
+
+
+def _without_pairs(notebook: Any, question: str) -> Any:
+    """The page of a chapter whose question needs two-gene perturbations, on data that has none:
+    its title and introduction, its parameters, and one computed sentence saying why nothing
+    follows (no traceback, no empty figure)."""
+    title = next(c for c in notebook.cells if c.cell_type == "markdown")
+    parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    sentence = nbformat.v4.new_code_cell(
+        "from IPython.display import Markdown, display\n\n"
+        "from helpers import datasets, runs\n\n"
+        "display(Markdown(runs.data_statement(profile)))\n"
+        f"display(Markdown(datasets.needs_pairs(datasets.of_prepared(), {question!r})))",
+        metadata={"tags": ["remove-input"]})
+    notebook.cells = [title, parameters, sentence]
+    return notebook
 
 
 @contextlib.contextmanager

@@ -37,7 +37,6 @@ from helpers.splits import SimulationSplit
 NORMAN_DATAVERSE_URL = "https://dataverse.harvard.edu/api/access/datafile/6154020"
 NORMAN_ZIP_BYTES = 168_758_985  # norman.zip as served by Dataverse (GEARS' datafile 6154020)
 NORMAN_H5AD_MEMBER = "norman/perturb_processed.h5ad"
-NORMAN_CELL_TYPE = "K562"  # the real file labels every cell 'A549'; Norman screened K562 cells
 
 
 class DataValidationError(ValueError):
@@ -105,16 +104,20 @@ def validate_gears_adata(adata: ad.AnnData, source: str = "AnnData") -> list[str
     return [g for g in genes_of(conditions) if g not in expressed]
 
 
-def read_gears_h5ad(path: Path | str, cell_type: str | None = NORMAN_CELL_TYPE) -> ad.AnnData:
-    """Read and validate a GEARS-format ``.h5ad`` (e.g. GEARS' Norman ``perturb_processed.h5ad``).
+def read_gears_h5ad(path: Path | str, cell_type: str | None = None) -> ad.AnnData:
+    """Read and validate a GEARS-format ``.h5ad`` (GEARS' Norman ``perturb_processed.h5ad``, or a
+    single-gene screen such as its ``adamson`` or ``replogle_k562_essential`` files).
 
     Only ``obs``, ``var`` and ``X`` are read. A counts layer (the real file's is dense, 1.8 GB) is
     summed per cell in blocks into ``obs['total_counts']`` and ``obs['n_genes_by_counts']`` and
     not kept; ``uns`` is not read (the data step ranks DE genes again on the cells it keeps). The
-    gene axis becomes the symbols (:func:`use_symbols`). ``cell_type`` relabels every cell (the
-    real Norman file says 'A549'; the cells are K562); ``None`` keeps the file's labels. The
+    gene axis becomes the symbols (:func:`use_symbols`). ``cell_type`` relabels every cell;
+    ``None`` takes the data set's label (:mod:`helpers.datasets`: the real Norman file says
+    'A549', its cells are K562) or, where the data set names none, keeps the file's. The
     original label is kept in ``obs['cell_type_original']``.
     """
+    from helpers.datasets import detect
+
     import h5py
     from anndata.io import read_elem
 
@@ -148,13 +151,15 @@ def read_gears_h5ad(path: Path | str, cell_type: str | None = NORMAN_CELL_TYPE) 
         warnings.warn(f"{path}: {len(missing)} perturbed gene(s) are not in var['gene_name'] "
                       f"({', '.join(missing[:10])}); GEARS can still perturb them through the GO graph",
                       stacklevel=2)
+    if cell_type is None:
+        cell_type = detect(adata.obs["condition"].astype(str).unique()).cell_type
     if cell_type is not None:
         if "cell_type" in adata.obs and (adata.obs["cell_type"].astype(str) != cell_type).any():
             adata.obs["cell_type_original"] = adata.obs["cell_type"]
         adata.obs["cell_type"] = cell_type
     elif "cell_type" not in adata.obs:
         raise _fail(str(path), "obs['cell_type']", "column is missing",
-                    "pass cell_type='K562' (or your cell line) to label the cells")
+                    "add the cell line of every cell (adata.obs['cell_type'] = 'K562')")
     return adata
 
 
@@ -508,6 +513,13 @@ class Prepared:
     split: SimulationSplit
     go_graph: pd.DataFrame  # source, target, importance
     fingerprint: str  # of the data step's parameters: every later cache is keyed on it
+
+    @property
+    def dataset(self):
+        """The data set these conditions belong to (:func:`helpers.datasets.detect`)."""
+        from helpers.datasets import detect
+
+        return detect(self.adata.obs["condition"].astype(str).unique())
 
 
 def load_prepared() -> Prepared:

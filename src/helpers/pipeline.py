@@ -50,6 +50,9 @@ class Step:
     name: str
     writes: tuple[str, ...]
     reads: tuple[str, ...] = ()
+    # the step's question where it needs two-gene perturbations: on data without pairs its
+    # chapter says so in one sentence instead of running (helpers.book)
+    pairs_question: str | None = None
 
 
 STEPS = (
@@ -61,11 +64,15 @@ STEPS = (
     Step(TRAIN_GEARS_PRIORS, ("prior_runs", "predictions"), ("prepared_data", "embeddings")),
     Step(EVALUATE_PERTURBATIONS, ("evaluation", "metrics", "cell_eval"),
          ("prepared_data", "predictions", "gears_runs", "prior_runs")),
-    Step(INSPECT_COMBINATION, ("combination",), ("prepared_data", "predictions")),
-    Step(ANALYSE_INTERACTIONS, ("interactions", "gi"), ("prepared_data", "predictions")),
+    Step(INSPECT_COMBINATION, ("combination",), ("prepared_data", "predictions"),
+         pairs_question="how each model's prediction for one two-gene combination compares with its cells"),
+    Step(ANALYSE_INTERACTIONS, ("interactions", "gi"), ("prepared_data", "predictions"),
+         pairs_question="which pairs of genes interact (synergy, suppression, epistasis) and whether "
+                        "the models find them"),
     Step(SUMMARISE_RESULTS, ("summary",), ("prepared_data", "metrics", "gi", "gears_runs", "prior_runs")),
 )
 _BY_NAME = {step.name: step for step in STEPS}
+STEP_NAMES = tuple(_BY_NAME)
 
 
 def step(name: str) -> Step:

@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HELPERS_RESULTS_DIR"] = str(runs.results_root_for(source))
 
     prepared = data.load_prepared()
+    if not prepared.dataset.pairs:
+        parser.error(f"the prepared data is {prepared.dataset.title}: it has no two-gene perturbations, "
+                     "so there are no genetic interactions to score")
     true_means = data.condition_means(prepared.adata)
     scoring = Scoring.build(prepared.split.test, true_means, parameters["gi_genes"],
                             parameters["engine"], parameters["max_subpopulation"],

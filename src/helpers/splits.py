@@ -12,6 +12,10 @@ functions with an explicit random state (the same Mersenne-Twister stream GEARS 
    ``combo_seen2`` test perturbations;
 4. validation is carved from train by the same procedure with shares 0.9 and 0.9;
 5. control cells (``ctrl``) are added to train.
+
+For a single-gene screen GEARS' ``simulation_single`` split draws the seen genes the same way
+(the same stream, so it equals steps 1, 2, 4 and 5 on data without pairs) and has one test
+subgroup, ``unseen_single``.
 """
 
 from __future__ import annotations
@@ -28,12 +32,16 @@ import pandas as pd
 from helpers.conditions import CONTROL, condition_genes, genes_of, is_combo, is_single
 
 # GEARS' split types; this study is built on the first (its test subgroups are the questions).
-SPLIT_NAMES = ("simulation",)
-GEARS_SPLITS_NOT_BUILT = ("simulation_single", "combo_seen0", "combo_seen1", "combo_seen2", "single",
+SPLIT_NAMES = ("simulation", "simulation_single")
+GEARS_SPLITS_NOT_BUILT = ("combo_seen0", "combo_seen1", "combo_seen2", "single",
                           "no_test", "no_split")
 SUBGROUPS = ("combo_seen0", "combo_seen1", "combo_seen2", "unseen_single")
 # Easiest first: both genes of a combo seen as singles in training, then one, then none.
 SUBGROUPS_BY_DIFFICULTY = ("combo_seen2", "combo_seen1", "combo_seen0", "unseen_single")
+# what each subgroup holds, for sentences ("over the 19 {…}")
+SUBGROUP_MEMBERS = {"combo_seen2": "test pairs whose genes were both seen alone",
+                    "combo_seen1": "test pairs with one gene seen alone",
+                    "combo_seen0": "test pairs with neither gene seen", "unseen_single": "unseen single genes"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,12 @@ class SimulationSplit:
     seed: int
     train_gene_set_size: float
     combo_seen2_train_frac: float
+    name: str = "simulation"  # GEARS' split type: 'simulation' or 'simulation_single'
+
+    @property
+    def subgroups(self) -> tuple[str, ...]:
+        """The test subgroups this split has, in :data:`SUBGROUPS` order."""
+        return tuple(s for s in SUBGROUPS if s in self.test_subgroup)
 
     def set_of(self, condition: str) -> str:
         """``train``, ``val`` or ``test`` (``excluded`` for conditions dropped for lack of GO)."""
@@ -67,10 +81,20 @@ class SimulationSplit:
         raise KeyError(f"{condition!r} is not a test perturbation; test subgroups hold "
                        f"{sum(map(len, self.test_subgroup.values()))} conditions")
 
+    @property
+    def easiest(self) -> str:
+        """The subgroup training has seen most of (``combo_seen2`` where the split has it)."""
+        return next(s for s in SUBGROUPS_BY_DIFFICULTY if s in self.test_subgroup)
+
+    def example(self, preferred: Sequence[str] = ("ETS2+CEBPE",)) -> str:
+        """A test perturbation to show: the first of ``preferred`` in the test set, else the first
+        of the easiest subgroup."""
+        return next((c for c in preferred if c in self.test), None) or self.test_subgroup[self.easiest][0]
+
     def composition(self) -> pd.DataFrame:
         """Number of test perturbations per subgroup (``subgroup,n_perturbations``)."""
-        return pd.DataFrame({"subgroup": list(SUBGROUPS),
-                             "n_perturbations": [len(self.test_subgroup[s]) for s in SUBGROUPS]})
+        return pd.DataFrame({"subgroup": list(self.subgroups),
+                             "n_perturbations": [len(self.test_subgroup[s]) for s in self.subgroups]})
 
     def to_json(self, path: Path) -> None:
         from helpers.runs import atomic_write_text  # runs imports nothing from here
@@ -127,9 +151,10 @@ def _split_once(perts: Sequence[str], train_gene_set_size: float, combo_seen2_tr
 
 
 def simulation_split(conditions: Sequence[str], go_genes: Collection[str], seed: int = 1,
-                     train_gene_set_size: float = 0.75,
-                     combo_seen2_train_frac: float = 0.75) -> SimulationSplit:
-    """GEARS' simulation split of ``conditions`` (unique condition strings, control included)."""
+                     train_gene_set_size: float = 0.75, combo_seen2_train_frac: float = 0.75,
+                     name: str = "simulation") -> SimulationSplit:
+    """GEARS' simulation split of ``conditions`` (unique condition strings, control included);
+    ``name='simulation_single'`` for a single-gene screen (one subgroup, ``unseen_single``)."""
     perts = list(dict.fromkeys(c for c in conditions if c != CONTROL))
     kept, dropped = filter_conditions_in_go(perts, go_genes)
     if not kept:
@@ -140,26 +165,38 @@ def simulation_split(conditions: Sequence[str], go_genes: Collection[str], seed:
         warnings.warn(f"{len(dropped)} perturbation(s) dropped because a gene has no GO annotation, "
                       f"so GEARS cannot place it in its perturbation graph: {', '.join(dropped)}",
                       stacklevel=2)
+    n_combos = sum(map(is_combo, kept))
+    single_only = name == "simulation_single"
+    if single_only and n_combos:
+        raise ValueError(f"the simulation_single split is GEARS' split for single-gene screens, but "
+                         f"{n_combos} perturbations are two-gene combinations. What to do: use "
+                         "split_name='simulation' (or None: the data set's own split)")
     train, test, test_subgroup = _split_once(kept, train_gene_set_size, combo_seen2_train_frac, seed)
-    empty = [name for name in SUBGROUPS if not test_subgroup[name]]
+    wanted = ("unseen_single",) if single_only else SUBGROUPS
+    test_subgroup = {g: test_subgroup[g] for g in wanted}
+    empty = [g for g in wanted if not test_subgroup[g]]
     if empty:
-        n_combos = sum(map(is_combo, kept))
+        single_hint = ("; a single-gene screen takes split_name='simulation_single' (or None: the "
+                       "data set's own split)" if not single_only and not n_combos else "")
         raise ValueError(
             f"test subgroup(s) {empty} would be empty ({len(kept)} perturbations with GO annotation, "
             f"{n_combos} of them two-gene combinations), so the study's per-subgroup comparison "
-            "cannot be made. What to do: use data with single and two-gene perturbations of "
-            "enough genes (Norman et al. 2019 has 105 and 131), or change train_gene_set_size "
-            f"(now {train_gene_set_size}) / combo_seen2_train_frac (now {combo_seen2_train_frac})")
+            "cannot be made. What to do: use data with perturbations of enough genes (Norman et al. "
+            "2019 has 105 genes in 105 singles and 131 pairs), or change train_gene_set_size "
+            f"(now {train_gene_set_size}) / combo_seen2_train_frac (now {combo_seen2_train_frac})"
+            + single_hint)
     train, val, val_subgroup = _split_once(train, 0.9, 0.9, seed)
+    if single_only:
+        val_subgroup = {"unseen_single": val_subgroup["unseen_single"]}
     return SimulationSplit(train=train + [CONTROL], val=val, test=test,
                            test_subgroup=test_subgroup, val_subgroup=val_subgroup,
                            excluded_not_in_go=dropped, seed=seed,
                            train_gene_set_size=train_gene_set_size,
-                           combo_seen2_train_frac=combo_seen2_train_frac)
+                           combo_seen2_train_frac=combo_seen2_train_frac, name=name)
 
 
 def check_split_name(name: str) -> None:
-    """Reject a split GEARS may know but this study does not build (only ``'simulation'``)."""
+    """Reject a split GEARS may know but this study does not build (only :data:`SPLIT_NAMES`)."""
     if name not in SPLIT_NAMES:
         other = (f" GEARS' {name!r} split is not built in this study." if name in GEARS_SPLITS_NOT_BUILT
                  else "")
@@ -170,6 +207,7 @@ def check_split_name(name: str) -> None:
 
 def make_split(name: str, conditions: Sequence[str], go_genes: Collection[str], seed: int = 1,
                train_gene_set_size: float = 0.75, combo_seen2_train_frac: float = 0.75) -> SimulationSplit:
-    """The split called ``name`` (GEARS' ``split`` argument); only ``'simulation'`` is built."""
+    """The split called ``name`` (GEARS' ``split`` argument): ``'simulation'`` or, for a
+    single-gene screen, ``'simulation_single'``."""
     check_split_name(name)
-    return simulation_split(conditions, go_genes, seed, train_gene_set_size, combo_seen2_train_frac)
+    return simulation_split(conditions, go_genes, seed, train_gene_set_size, combo_seen2_train_frac, name)
