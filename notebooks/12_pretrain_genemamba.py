@@ -35,12 +35,10 @@ force = False  # retrain even if a checkpoint for these parameters exists
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, graphs, pipeline, plots, runs
+from helpers import convergence, data, pipeline, plots, runs
 from helpers.models import genemamba as gm
 from helpers.models.torch_runtime import resolve_device
 
@@ -51,8 +49,7 @@ settings = runs.resolve_parameters(
 eval_every = eval_every or max(1, settings.pretrain_steps // 10)
 prepared = data.load_prepared()
 out = runs.step_dir(STEP)
-adata = prepared.adata
-split = prepared.split
+adata, split = prepared.adata, prepared.split
 genes = adata.var["gene_name"].astype(str).tolist()
 config = gm.GeneMambaConfig(
     vocab_size=len(genes) + gm.N_SPECIAL_TOKENS, d_model=d_model, n_layers=n_layers
@@ -78,98 +75,42 @@ display(Markdown(runs.data_statement(profile)))
 # ## 1. Training cells as rank tokens
 
 # %%
-keep = gm.pretraining_cells(adata.obs["condition"], split.train)
-X = adata.X[keep]  # sparse: ranked and correlated a block of cells at a time
-tokens = gm.rank_tokens(
-    X, np.arange(len(genes)) + gm.N_SPECIAL_TOKENS, settings.context_length
-)
-held_out = gm.split_held_out(
-    len(tokens)
-)  # never trained on: the held-out loss curve
-pairs_table = graphs.coexpression_edges(X, genes, k=1, threshold=0.2)
-pairs_table = pairs_table[pairs_table.source != pairs_table.target]
-position = {g: i for i, g in enumerate(genes)}
-coexpressed = np.column_stack(
-    [pairs_table.target.map(position), pairs_table.source.map(position)]
-)
-display(
-    pd.Series(
-        {
-            "cells": len(tokens),
-            "held-out cells": int(held_out.sum()),
-            "conditions": int(pd.Series(adata.obs["condition"][keep]).nunique()),
-            "context length": settings.context_length,
-            "mean genes per cell (in context)": float(
-                (tokens[:, 1:] != gm.PAD).sum(1).mean()
-            ),
-            "co-expressed gene pairs": len(coexpressed),
-        },
-        name="value",
-    )
-)
+# the held-out cells are never trained on: the held-out loss curve
+cells = gm.pretraining_data(adata, split.train, settings.context_length)
+display(cells.summary)
 
 # %% [markdown]
 # ## 2. Pretrain
 
 # %%
-checkpoint = out / "genemamba.pt"
 if runs.reuse_or_restart(STEP, parameters, ["genemamba.pt", "loss.csv"], force):
     history = pd.read_csv(out / "loss.csv")
     print("reused the cached checkpoint")
 else:
     model = gm.GeneMamba(config, seed=seed)
     history = gm.pretrain(
-        model,
-        tokens[~held_out],
-        coexpressed,
-        settings.pretrain_steps,
-        batch_size,
-        seed,
-        lr=learning_rate,
-        infonce_weight=infonce_weight,
-        device=str(resolve_device(device)),
-        held_out=tokens[held_out],
-        eval_every=eval_every,
+        model, cells.tokens[~cells.held_out], cells.coexpressed,
+        settings.pretrain_steps, batch_size, seed, lr=learning_rate,
+        infonce_weight=infonce_weight, device=str(resolve_device(device)),
+        held_out=cells.tokens[cells.held_out], eval_every=eval_every,
     )
-    runs.atomic_write(
-        checkpoint,
-        lambda p: torch.save(
-            {
-                "config": config.__dict__,
-                "genes": genes,
-                "state_dict": model.state_dict(),
-            },
-            p,
-        ),
-    )
+    gm.save_checkpoint(model, genes, out / "genemamba.pt")
     runs.atomic_write_csv(history, out / "loss.csv")
     runs.write_run_json(STEP, parameters, ["genemamba.pt", "loss.csv"])
-first, last = history.head(10).mean(), history.tail(10).mean()
-print(f"{history.tokens_per_s.median():,.0f} tokens/s (median over steps)")
-print(
-    f"next-token loss {first.lm_loss:.2f} → {last.lm_loss:.2f} "
-    f"(uniform guess: log V = {np.log(config.vocab_size):.2f}); "
-    f"InfoNCE {first.infonce_loss:.2f} → {last.infonce_loss:.2f} "
-    "(first and last 10 steps)"
-)
+print(gm.loss_summary(history, config.vocab_size))
 
 # %%
 fig = plots.pretraining_curve(history)
 runs.atomic_savefig(fig, out / "loss.png")
 plt.show()
-held = history.dropna(subset=["held_out_lm_loss"]).assign(
-    model="genemamba", seed=seed
-)
+held = history.dropna(subset=["held_out_lm_loss"])
+held = held.assign(model="genemamba", seed=seed)
+# one fixed set of cells: no check-to-check noise
 plateau = convergence.convergence_table(
     held, ["model", "seed"], error="held_out_lm_loss", window=1
-)  # one fixed set of cells: no check-to-check noise
-display(
-    Markdown(
-        convergence.describe(
-            plateau, "GeneMamba pretraining", "held-out next-token loss"
-        )
-    )
 )
+what = ("GeneMamba pretraining", "held-out next-token loss")
+display(Markdown(convergence.describe(plateau, *what)))
 
 # %% [markdown]
 # ## What we found

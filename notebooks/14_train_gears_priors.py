@@ -34,8 +34,6 @@ gears_config = None
 force = False  # retrain even if predictions for these parameters exist
 
 # %% tags=["hide-input"]
-import hashlib
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
@@ -43,24 +41,15 @@ from IPython.display import Image, Markdown, display
 from helpers import convergence, pipeline, plots, predictions, reference, runs
 from helpers.models import gears, priors, registry
 from helpers.models.gears import GearsRun, GearsSetup
-from helpers.summary import prior_sweep_findings, similarity_statistic
+from helpers.summary import prior_sweep_markdown
 
 STEP = pipeline.TRAIN_GEARS_PRIORS
-EMBEDDINGS = pipeline.folder("embeddings")
-unknown_targets = sorted(set(prior_targets) - set(priors.PRIOR_TARGETS))
-if unknown_targets or not prior_targets:
-    raise ValueError(
-        f"prior_targets must be a non-empty list drawn from {priors.PRIOR_TARGETS}, "
-        f"got {prior_targets!r}"
-    )
-available = sorted(p.stem for p in EMBEDDINGS.glob("*.parquet"))
-names = available if prior_names is None else list(prior_names)
-missing = sorted(set(names) - set(available))
-if missing:
-    raise FileNotFoundError(
-        f"no embeddings for {missing} in {EMBEDDINGS}; built: {available}. "
-        "Run notebooks/13_gene_embeddings.py (with embedding_file for 'file')"
-    )
+# the selection prior need not be among the priors trained here (the workflow trains
+# one prior per job, after one job has made the choice)
+chosen = priors.load_priors(
+    pipeline.folder("embeddings"), prior_names, prior_targets, selection_prior
+)
+names, selector = chosen.names, chosen.selector
 runs.forget_run(STEP)  # recorded again once every prior and seed has finished
 setup = GearsSetup.load(
     profile, seeds, steps, lr_halving_steps, eval_every, gears_config
@@ -71,9 +60,6 @@ adata, split = prepared.adata, prepared.split
 gears_data, targets = setup.data, setup.targets
 if selection_seed is None:
     selection_seed = settings.seeds[0]
-# the selection prior need not be among the priors trained here (the workflow trains
-# one prior per job, after one job has made the choice)
-selector = selection_prior if selection_prior in available else names[0]
 print(
     f"priors {names}; candidate targets {list(prior_targets)} compared with "
     f"{selector} on seed {selection_seed}; seeds {settings.seeds}; {budget}"
@@ -88,34 +74,12 @@ display(Markdown(runs.data_statement(profile)))
 
 
 # %%
-def prior_coverage(table: pd.DataFrame) -> dict:
-    aliases = reference.aliases()
-    _, gene_report = priors.align_embeddings(table, gears_data.genes, aliases)
-    _, pert_report = priors.align_embeddings(table, gears_data.pert_names, aliases)
-    found = table.abs().sum(axis=1) > 0
-    return {
-        "genes_with_vector": int(
-            found.reindex(gene_report.matched_as.dropna()).sum()
-        ),
-        "genes": len(gears_data.genes),
-        "graph_nodes_with_vector": int(
-            found.reindex(pert_report.matched_as.dropna()).sum()
-        ),
-        "graph_nodes": len(gears_data.pert_names),
-    }
-
-
-used = list(
-    dict.fromkeys([*names, selector])
-)  # the priors trained here and the selector
-tables = {name: pd.read_parquet(EMBEDDINGS / f"{name}.parquet") for name in used}
-prior_digests = {
-    name: hashlib.sha256((EMBEDDINGS / f"{name}.parquet").read_bytes()).hexdigest()
-    for name in used
+nodes, aliases = gears_data.pert_names, reference.aliases()
+coverage = {
+    name: priors.prior_coverage(table, gears_data.genes, nodes, aliases)
+    for name, table in chosen.tables.items()
 }
-display(
-    pd.DataFrame({name: prior_coverage(table) for name, table in tables.items()}).T
-)
+display(pd.DataFrame(coverage).T)
 
 
 def train_or_reuse(
@@ -124,24 +88,21 @@ def train_or_reuse(
     """History and predicted means of GEARS + prior ``name`` entering ``target``, per
     ``(name, target, seed)``: reused where these exact parameters ran before, else
     trained side by side."""
-    cached_runs = [
-        runs.CachedRun(
-            f"{STEP}/{registry.prior_model_name(name)}/{target}/seed={seed}",
-            {
-                "data_run": prepared.fingerprint,
-                "prior_sha256": prior_digests[name],
-                "config": config,
-                "prior_target": target,
-                "budget": budget,
-                "seed": seed,
-                "code": runs.code_digest("helpers.models.gears"),
-            },
-            GearsRun(
-                seed, tables[name], target, name, registry.prior_model_name(name)
-            ),
-        )
-        for name, target, seed in jobs
-    ]
+    cached_runs = []
+    for name, target, seed in jobs:
+        model = registry.prior_model_name(name)
+        key = {
+            "data_run": prepared.fingerprint,
+            "prior_sha256": chosen.digests[name],
+            "config": config,
+            "prior_target": target,
+            "budget": budget,
+            "seed": seed,
+            "code": runs.code_digest("helpers.models.gears"),
+        }
+        run = GearsRun(seed, chosen.tables[name], target, name, model)
+        folder = f"{STEP}/{model}/{target}/seed={seed}"
+        cached_runs.append(runs.CachedRun(folder, key, run))
     train = gears.trainer(gears_data, split, config, budget, targets, device)
     return runs.reuse_or_compute(
         cached_runs, gears.RUN_OUTPUTS, train, force, "GEARS + prior runs"
@@ -156,19 +117,11 @@ def train_or_reuse(
 # validation).
 
 # %%
+candidates = [(selector, target, selection_seed) for target in prior_targets]
 selection_runs = pd.concat(
-    [
-        result["history.csv"]
-        for result in train_or_reuse(
-            [(selector, target, selection_seed) for target in prior_targets]
-        )
-    ],
-    ignore_index=True,
+    [run["history.csv"] for run in train_or_reuse(candidates)], ignore_index=True
 )
-selection = selection_runs.groupby(
-    ["prior", "target"], as_index=False
-).val_mse_top20_de.min()
-choice = priors.choose_prior_target(selection).assign(seed=selection_seed)
+choice = priors.target_selection(selection_runs, selection_seed)
 runs.atomic_write_csv(choice, runs.step_dir(STEP) / "prior_target_selection.csv")
 fig = plots.prior_target_comparison(choice)
 runs.atomic_savefig(fig, runs.step_dir(STEP) / "prior_target_selection.png")
@@ -184,26 +137,18 @@ print(f"every prior enters GEARS' {target} embedding")
 histories = []
 final_jobs = [(name, target, seed) for name in names for seed in settings.seeds]
 for (name, _, seed), result in zip(final_jobs, train_or_reuse(final_jobs)):
+    about = {"profile": profile, "prior": name, "prior_target": target}
     predictions.write_predictions(
-        registry.prior_model_name(name),
-        seed,
-        result["predicted_means.parquet"],
-        prepared.fingerprint,
-        {"profile": profile, "prior": name, "prior_target": target},
+        registry.prior_model_name(name), seed, result["predicted_means.parquet"],
+        prepared.fingerprint, about,
     )
     histories.append(result["history.csv"])
 history = pd.concat(histories, ignore_index=True)
 runs.atomic_write_csv(history, runs.step_dir(STEP) / "training_history.csv")
+record = {"settings": settings, "priors": names, "prior_targets": [*prior_targets],
+          "selection_prior": selector, "chosen_target": target}
 runs.write_run_json(
-    STEP,
-    {
-        "settings": settings,
-        "priors": names,
-        "prior_targets": list(prior_targets),
-        "selection_prior": selector,
-        "chosen_target": target,
-    },
-    ["training_history.csv", "prior_target_selection.csv"],
+    STEP, record, ["training_history.csv", "prior_target_selection.csv"]
 )
 # %% [markdown]
 # ## 4. Did every run reach its plateau?
@@ -215,16 +160,12 @@ runs.write_run_json(
 every_run = pd.concat([selection_runs, history], ignore_index=True).drop_duplicates(
     ["model", "target", "seed", "step"]
 )
+by = ["model", "target", "seed"]
 report = convergence.report(
-    every_run,
-    ["model", "target", "seed"],
-    runs.step_dir(STEP),
-    budget.steps,
-    "GEARS + prior",
-    drawn=history,
+    every_run, by, runs.step_dir(STEP), budget.steps, "GEARS + prior", drawn=history
 )
 plt.show()
-display(report.table.set_index(["model", "target", "seed"]).round(4))
+display(report.table.set_index(by).round(4))
 display(Markdown(report.sentence))
 
 # %% [markdown]
@@ -241,24 +182,10 @@ display(Markdown(report.sentence))
 
 # %% tags=["hide-input"]
 sweep = reference.REPO_ROOT / "benchmarks" / "prior_sensitivity.csv"
-norman_go = similarity_statistic(
-    pipeline.folder("prepared_data") / "similarity_statistics.csv",
-    "spearman_go_jaccard", "Norman's screen",
-)
-if sweep.is_file():
-    findings = prior_sweep_findings(pd.read_csv(sweep), norman_go_spearman=norman_go)
-    display(Markdown(findings))
-    if sweep.with_suffix(".png").is_file():
-        display(Image(filename=str(sweep.with_suffix(".png"))))
-else:
-    command = "python benchmarks/prior_sensitivity.py"
-    display(
-        Markdown(
-            "The GO-signal sweep has not been run (no "
-            f"`{sweep.relative_to(reference.REPO_ROOT)}`); `{command}` runs it "
-            "(about an hour at 1,000 genes on 2 cores)."
-        )
-    )
+statistics = pipeline.folder("prepared_data") / "similarity_statistics.csv"
+display(Markdown(prior_sweep_markdown(sweep, statistics, reference.REPO_ROOT)))
+if sweep.is_file() and sweep.with_suffix(".png").is_file():
+    display(Image(filename=str(sweep.with_suffix(".png"))))
 
 # %% [markdown]
 # ## What we found

@@ -166,3 +166,44 @@ def test_language_model_loss_equals_the_loss_of_reads_that_stop_before_each_targ
         losses.append(torch.stack(terms).mean())
     reference = 0.5 * (losses[0] + losses[1])
     torch.testing.assert_close(gm.language_model_loss(model, tokens), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_pretraining_data_tokens_held_out_cells_and_coexpressed_pairs():
+    import anndata as ad
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(1, 5, 40)  # genes A and B move together, C apart, D never expressed
+    noise = rng.normal(0, 1, 40)
+    seen = slice(0, 30)  # on the training cells, C is uncorrelated with A (and so with B)
+    centred = a[seen] - a[seen].mean()
+    noise[seen] -= (noise[seen] - noise[seen].mean()) @ centred / (centred @ centred) * centred
+    X = np.column_stack([a, 2 * a + rng.normal(0, 0.01, 40), 5 + noise, np.zeros(40)])
+    conditions = ["ctrl"] * 20 + ["A+ctrl"] * 10 + ["B+ctrl"] * 10  # B+ctrl: not a training condition
+    obs = pd.DataFrame({"condition": conditions}, index=[f"cell{i}" for i in range(40)])
+    var = pd.DataFrame({"gene_name": list("ABCD")}, index=list("ABCD"))
+    adata = ad.AnnData(sp.csr_matrix(X), obs=obs, var=var)
+    cells = gm.pretraining_data(adata, ["ctrl", "A+ctrl"], context_length=3)
+    assert cells.tokens.shape == (30, 3) and (cells.tokens[:, 0] == gm.CLS).all()
+    assert set(cells.tokens[:, 1:].ravel()) <= {3, 4, 5}  # A, B, C; never D (not expressed)
+    assert cells.held_out.sum() == 2  # 5% of 30 cells, rounded
+    assert sorted(map(tuple, cells.coexpressed)) == [(0, 1), (1, 0)]  # A ↔ B only
+    assert cells.summary.to_dict() == {"cells": 30, "held-out cells": 2, "conditions": 2,
+                                       "context length": 3, "mean genes per cell (in context)": 2.0,
+                                       "co-expressed gene pairs": 2}
+
+
+def test_checkpoint_is_saved_as_embedding_table_reads_it_and_losses_are_summarised(tmp_path):
+    config = gm.GeneMambaConfig(vocab_size=3 + gm.N_SPECIAL_TOKENS, d_model=16, head_dim=8)
+    model = gm.GeneMamba(config, seed=0)
+    gm.save_checkpoint(model, ["A", "B", "C"], tmp_path / "genemamba.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["genemamba.pt"]  # no temporary file left
+    table = gm.embedding_table(tmp_path / "genemamba.pt")
+    assert list(table.index) == ["A", "B", "C"]
+    torch.testing.assert_close(torch.from_numpy(table.to_numpy()), model.gene_embeddings.detach())
+    history = pd.DataFrame({"tokens_per_s": [100.0, 3000.0, 2000.0], "lm_loss": [3.0, 2.0, 1.0],
+                            "infonce_loss": [4.0, 4.0, 3.5]})
+    assert gm.loss_summary(history, vocab_size=100, n=2).splitlines() == [
+        "2,000 tokens/s (median over steps)",
+        "next-token loss 2.50 → 1.50 (uniform guess: log V = 4.61); InfoNCE 4.00 → 3.75 "
+        "(first and last 2 steps)"]

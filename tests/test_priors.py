@@ -113,3 +113,97 @@ def test_neighbour_agreement_against_its_chance_rate():
     assert abs(rate - chance) < 0.2  # labels unrelated to the vectors: about chance
     unlabelled = priors.neighbour_agreement(clustered, labels.iloc[:1], k=5)
     assert np.isnan(unlabelled[0]) and unlabelled[2] == 1
+
+
+def test_align_priors_reports_coverage_and_writes_only_the_priors_given(tmp_path, aliases):
+    tables = {"one": pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], index=["CBARP", "KLF1"]),
+              "two": pd.DataFrame([[5.0]], index=["GATA1"], columns=["d"])}
+    built = priors.align_priors(tables, ["C19orf26", "KLF1", "GATA1"], aliases, ["KLF1", "GATA1"])
+    assert list(built.tables["one"].columns) == ["0", "1"]  # column names as strings
+    np.testing.assert_array_equal(built.tables["one"].to_numpy(), [[1, 2], [3, 4], [0, 0]])
+    assert built.coverage.prior.tolist() == ["one"] * 3 + ["two"] * 3
+    assert built.coverage.perturbed.tolist() == [False, True, True] * 2
+    assert built.summary.to_dict("index") == {
+        "one": {"genes": 3, "found": 2, "found_via_alias": 1, "perturbed_found": 1},
+        "two": {"genes": 3, "found": 1, "found_via_alias": 0, "perturbed_found": 1}}
+    (tmp_path / "old.parquet").write_bytes(b"a prior given last time")
+    assert built.write(tmp_path) == ["one.parquet", "two.parquet", "coverage.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coverage.csv", "one.parquet", "two.parquet"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "one.parquet"), built.tables["one"])
+    with pytest.raises(priors.EmbeddingFileError, match="^my.csv: none of its 1 genes"):
+        priors.align_priors({"x": pd.DataFrame([[1.0]], index=["TP53"])}, ["KLF1"], aliases, [],
+                            {"x": "my.csv"})
+
+
+def test_go_coverage_sentence_counts_annotated_genes():
+    text = priors.go_coverage_sentence({"A": {"t1"}, "B": set(), "Z": {"t2"}}, ["A", "B", "C", "D"])
+    assert text.startswith("1 of the data's 4 genes (25%) have a GO annotation in the shipped "
+                           "org.Hs.eg.db table (3 annotated human genes)")
+
+
+def test_known_genes_are_those_with_a_non_zero_vector_in_the_given_order():
+    table = pd.DataFrame([[0.0, 0.0], [1.0, 0.0], [0.0, -2.0]], index=["A", "B", "C"])
+    assert priors.known_genes(table, ["C", "A", "B", "D"]) == ["C", "B"]
+
+
+def test_go_and_cluster_structure_of_clustered_vectors():
+    rng = np.random.default_rng(0)
+    centres = {0: np.r_[5.0, 0, 0], 1: np.r_[0, 5.0, 0]}
+    clusters = pd.Series([0] * 4 + [1] * 4 + [-1, -1], index=[f"g{i}" for i in range(10)])
+    # the unclustered genes lean towards cluster 0
+    table = pd.DataFrame([centres.get(c, np.r_[3.0, 0, 4.0]) + rng.normal(0, 0.3, 3) for c in clusters],
+                         index=clusters.index)
+    assert priors.cluster_labels(clusters).to_dict() == {f"g{i}": f"cluster {i // 4}" for i in range(8)}
+    neighbours, agreement = priors.cluster_structure(table, clusters, ["g0", "KLF1", "g9"], "p", k=2)
+    assert neighbours.columns.tolist() == ["query", "rank", "gene", "cosine", "prior", "query_cluster",
+                                           "neighbour_cluster"]
+    assert neighbours["query"].tolist() == ["g0", "g0", "g9", "g9"] and set(neighbours.prior) == {"p"}
+    assert neighbours.query_cluster.tolist() == [0, 0, -1, -1]
+    assert neighbours.neighbour_cluster.tolist() == [0, 0, -1, 0]  # g9's one unclustered twin, then cluster 0
+    assert agreement == {"cluster_neighbours_same": 1.0, "cluster_chance": pytest.approx(3 / 7),
+                         "clustered_genes": 8}
+    categories = clusters.map({0: "a", 1: "b", -1: "other"})
+    structure = priors.go_structure(table, pd.Series(np.arange(10.0), index=table.index), categories, k=3)
+    assert structure["go_neighbours_same_process"] == 1.0 and structure["go_genes"] == 8
+    assert structure["go_chance"] == pytest.approx(3 / 7) and 0 <= structure["pc1_expression_rho"] <= 1
+    empty, _ = priors.cluster_structure(table, clusters, ["KLF1"], "p")
+    assert empty.empty and "query_cluster" in empty  # no query in the table: an empty table, not an error
+
+
+def _write_priors(folder, names):
+    for i, name in enumerate(names):
+        pd.DataFrame([[float(i + 1)]], index=["KLF1"], columns=["d"]).to_parquet(folder / f"{name}.parquet")
+
+
+def test_load_priors_checks_targets_and_names_and_falls_back_to_the_first_prior(tmp_path):
+    _write_priors(tmp_path, ["go_svd", "genemamba", "file"])
+    chosen = priors.load_priors(tmp_path, None, ["gene"], "genemamba")
+    assert chosen.names == ["file", "genemamba", "go_svd"] and chosen.selector == "genemamba"
+    assert list(chosen.tables) == ["file", "genemamba", "go_svd"]
+    assert chosen.tables["genemamba"].loc["KLF1", "d"] == 2.0
+    import hashlib
+    assert chosen.digests["go_svd"] == hashlib.sha256((tmp_path / "go_svd.parquet").read_bytes()).hexdigest()
+    only = priors.load_priors(tmp_path, ["go_svd"], ["gene", "both"], "genemamba")
+    assert only.names == ["go_svd"] and list(only.tables) == ["go_svd", "genemamba"]  # the selector too
+    assert priors.load_priors(tmp_path, ["go_svd"], ["gene"], "absent").selector == "go_svd"
+    with pytest.raises(ValueError, match="non-empty list"):
+        priors.load_priors(tmp_path, None, [], "genemamba")
+    with pytest.raises(ValueError, match="drawn from"):
+        priors.load_priors(tmp_path, None, ["genes"], "genemamba")
+    with pytest.raises(FileNotFoundError, match=r"no embeddings for \['other'\].*built: \['file', 'genemamba'"):
+        priors.load_priors(tmp_path, ["other"], ["gene"], "genemamba")
+
+
+def test_prior_coverage_counts_genes_and_graph_nodes_with_a_vector(aliases):
+    table = pd.DataFrame([[1.0], [0.0], [2.0]], index=["CBARP", "GATA1", "EKLF"])
+    counts = priors.prior_coverage(table, ["C19orf26", "GATA1", "TP53"], ["KLF1", "GATA1"], aliases)
+    assert counts == {"genes_with_vector": 1, "genes": 3, "graph_nodes_with_vector": 1, "graph_nodes": 2}
+
+
+def test_target_selection_takes_each_runs_best_validation():
+    curves = pd.DataFrame({"prior": ["a"] * 4, "target": ["gene", "gene", "both", "both"],
+                           "val_mse_top20_de": [0.5, 0.2, 0.3, 0.25]})
+    choice = priors.target_selection(curves, seed=7)
+    assert choice.to_dict("list") == {"prior": ["a", "a"], "target": ["both", "gene"],
+                                      "val_mse_top20_de": [0.25, 0.2], "chosen": [False, True],
+                                      "seed": [7, 7]}

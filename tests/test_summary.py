@@ -212,3 +212,39 @@ def test_gi_findings_say_what_is_significant_undefined_above_chance_and_detectab
                         "ranking: 2 of 2.")
     assert lines[6] == ("- Detection of synergy pairs against the noise-free truth: the truth calls none of the "
                         "71 test pairs synergy, so there is nothing to detect.")
+
+
+def test_embedding_findings_one_line_per_prior_and_the_caveats():
+    structure = pd.DataFrame({"prior": ["go_svd"], "pc1_expression_rho": [0.123],
+                              "go_neighbours_same_process": [0.5], "go_chance": [0.1],
+                              "cluster_neighbours_same": [0.25], "cluster_chance": [0.2]})
+    coverage = pd.DataFrame({"prior": ["go_svd"] * 4 + ["other"], "gene": ["A", "B", "C", "D", "A"],
+                             "found": [True, False, True, False, False],
+                             "perturbed": [True, True, False, False, True]})
+    lines = summary.embedding_findings(structure, coverage, simulated=False).splitlines()
+    assert lines == [
+        "- **go_svd** covers 2 of 4 genes (1 of 2 perturbed genes; missing B). Its PC1 follows mean "
+        "expression with |ρ| = 0.12; a gene's nearest neighbours share its GO process 50% of the time "
+        "(random: 10%), and a perturbed gene's share its Norman cluster 25% of the time (random: 20%).",
+        "- GO-SVD is built from the annotations GEARS' perturbation graph already uses: any gain from "
+        "it measures what a second route for the same knowledge buys, not new knowledge."]
+    every = summary.embedding_findings(structure, coverage.assign(found=True), simulated=True)
+    assert "(2 of 2 perturbed genes)." in every and "missing" not in every
+    assert every.splitlines()[1].startswith("- The data are simulated:")
+
+
+def test_prior_sweep_markdown_says_how_to_run_a_missing_sweep(tmp_path):
+    sweep = tmp_path / "benchmarks" / "prior_sensitivity.csv"
+    missing = summary.prior_sweep_markdown(sweep, tmp_path / "none.csv", tmp_path)
+    assert missing == ("The GO-signal sweep has not been run (no `benchmarks/prior_sensitivity.csv`); "
+                       "`python benchmarks/prior_sensitivity.py` runs it (about an hour at 1,000 genes "
+                       "on 2 cores).")
+    sweep.parent.mkdir()
+    _sweep_table().to_csv(sweep, index=False)
+    assert summary.prior_sweep_markdown(sweep, tmp_path / "none.csv", tmp_path) == \
+        summary.prior_sweep_findings(_sweep_table())
+    statistics = tmp_path / "similarity_statistics.csv"
+    pd.DataFrame({"statistic": ["spearman_go_jaccard"], "source": ["Norman's screen"],
+                  "value": [0.325]}).to_csv(statistics, index=False)
+    assert summary.prior_sweep_markdown(sweep, statistics, tmp_path) == \
+        summary.prior_sweep_findings(_sweep_table(), norman_go_spearman=0.325)

@@ -303,6 +303,44 @@ def split_held_out(n_cells: int, fraction: float = 0.05, max_cells: int = 128, s
     return mask
 
 
+@dataclass(frozen=True)
+class PretrainingData:
+    """What pretraining reads (:func:`pretraining_data`)."""
+
+    tokens: np.ndarray  # cells × context length: rank tokens of the cells GeneMamba may see
+    held_out: np.ndarray  # mask of those cells never trained on (the held-out loss curve)
+    coexpressed: np.ndarray  # pairs × 2 gene indices: the InfoNCE's co-expressed gene pairs
+    summary: pd.Series  # cells, held-out cells, conditions, context, genes per cell, pairs
+
+
+def pretraining_data(adata, train_conditions: list[str], context_length: int,
+                     threshold: float = 0.2) -> PretrainingData:
+    """The rank tokens of the cells GeneMamba may see (:func:`pretraining_cells`: control and
+    training perturbations of ``adata``, whose ``var.gene_name`` is the vocabulary), the
+    held-out ones (:func:`split_held_out`) and the co-expressed gene pairs of those cells: each
+    gene with its most correlated other gene where ``|r| > threshold``, as (target, source)."""
+    from helpers.graphs import coexpression_edges
+
+    genes = adata.var["gene_name"].astype(str).tolist()
+    keep = pretraining_cells(adata.obs["condition"], train_conditions)
+    X = adata.X[keep]  # sparse: ranked and correlated a block of cells at a time
+    tokens = rank_tokens(X, np.arange(len(genes)) + N_SPECIAL_TOKENS, context_length)
+    held_out = split_held_out(len(tokens))
+    pairs = coexpression_edges(X, genes, k=1, threshold=threshold)
+    pairs = pairs[pairs.source != pairs.target]
+    position = {g: i for i, g in enumerate(genes)}
+    coexpressed = np.column_stack([pairs.target.map(position), pairs.source.map(position)])
+    summary = pd.Series({
+        "cells": len(tokens),
+        "held-out cells": int(held_out.sum()),
+        "conditions": int(pd.Series(adata.obs["condition"][keep]).nunique()),
+        "context length": context_length,
+        "mean genes per cell (in context)": float((tokens[:, 1:] != PAD).sum(1).mean()),
+        "co-expressed gene pairs": len(coexpressed),
+    }, name="value")
+    return PretrainingData(tokens, held_out, coexpressed, summary)
+
+
 def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, steps: int,
              batch_size: int, seed: int, lr: float = 1e-3, infonce_weight: float = 0.1,
              device: str = "cpu", progress: bool = True, held_out: np.ndarray | None = None,
@@ -342,6 +380,26 @@ def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, step
                     on_eval(step, model)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def save_checkpoint(model: GeneMamba, genes: list[str], path: Path | str) -> Path:
+    """Write ``model`` (its config, the gene of each gene token and its weights) atomically to
+    ``path``, as :func:`embedding_table` reads it."""
+    from helpers.runs import atomic_write
+
+    checkpoint = {"config": model.config.__dict__, "genes": list(genes), "state_dict": model.state_dict()}
+    return atomic_write(Path(path), lambda p: torch.save(checkpoint, p))
+
+
+def loss_summary(history: pd.DataFrame, vocab_size: int, n: int = 10) -> str:
+    """Two lines on a pretraining run (:func:`pretrain`'s table): the median throughput, and the
+    next-token and InfoNCE losses of the first and last ``n`` steps beside the uniform guess
+    ``log vocab_size``."""
+    first, last = history.head(n).mean(), history.tail(n).mean()
+    return (f"{history.tokens_per_s.median():,.0f} tokens/s (median over steps)\n"
+            f"next-token loss {first.lm_loss:.2f} → {last.lm_loss:.2f} "
+            f"(uniform guess: log V = {np.log(vocab_size):.2f}); "
+            f"InfoNCE {first.infonce_loss:.2f} → {last.infonce_loss:.2f} (first and last {n} steps)")
 
 
 def gene_embedding_table(model: GeneMamba, genes: list[str]) -> pd.DataFrame:

@@ -7,7 +7,9 @@ into GEARS); genes the table lacks get zeros and are counted.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +132,7 @@ def nearest_neighbours(table: pd.DataFrame, queries: Sequence[str], k: int = 5) 
         order = [i for i in np.argsort(-similarity, kind="stable") if table.index[i] != query][:k]
         rows += [{"query": query, "rank": r + 1, "gene": table.index[i], "cosine": float(similarity[i])}
                  for r, i in enumerate(order)]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["query", "rank", "gene", "cosine"])
 
 
 def neighbour_agreement(table: pd.DataFrame, labels: pd.Series, k: int = 5) -> tuple[float, float, int]:
@@ -204,3 +206,149 @@ def leading_component_correlation(table: pd.DataFrame, values: pd.Series) -> flo
     centred = vectors - vectors.mean(axis=0)
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     return float(abs(spearmanr(u[:, 0] * s[0], values.reindex(table.index).to_numpy()).statistic))
+
+
+@dataclass(frozen=True)
+class AlignedPriors:
+    """Every prior aligned to one gene axis (:func:`align_priors`)."""
+
+    tables: dict[str, pd.DataFrame]  # prior → genes × dimensions (zeros where it has no vector)
+    coverage: pd.DataFrame  # per prior and gene: gene, matched_as, found, via_alias, prior, perturbed
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Per prior: the genes, how many it has a vector for (directly or through an alias) and
+        how many of the perturbed genes."""
+        coverage = self.coverage
+        return coverage.groupby("prior").agg(
+            genes=("gene", "size"), found=("found", "sum"), found_via_alias=("via_alias", "sum"),
+            perturbed_found=("perturbed", lambda p: int((p & coverage.loc[p.index, "found"]).sum())))
+
+    def write(self, folder: Path) -> list[str]:
+        """Write each prior (``<name>.parquet``) and ``coverage.csv`` into ``folder``
+        atomically, delete the tables of priors not given now (a prior given last time must
+        not be trained on), and return the names of the files written."""
+        from helpers.runs import atomic_write, atomic_write_csv
+
+        for name, table in self.tables.items():
+            atomic_write(Path(folder) / f"{name}.parquet", table.to_parquet)
+        for stale in Path(folder).glob("*.parquet"):
+            if stale.stem not in self.tables:
+                stale.unlink()
+        atomic_write_csv(self.coverage, Path(folder) / "coverage.csv")
+        return [f"{name}.parquet" for name in self.tables] + ["coverage.csv"]
+
+
+def align_priors(tables: Mapping[str, pd.DataFrame], genes: Sequence[str], aliases: pd.DataFrame,
+                 perturbed: Sequence[str], sources: Mapping[str, str] | None = None) -> AlignedPriors:
+    """Each prior table (symbols × dimensions) aligned to ``genes`` (:func:`align_embeddings`;
+    columns named as strings), with the coverage of every prior beside whether each gene is
+    ``perturbed``. A table that matches no gene is an error naming its ``sources`` entry (the
+    prior's name when it has none); every table is checked before any result is returned."""
+    sources = sources or {}
+    aligned, coverage = {}, []
+    for name, table in tables.items():
+        matrix, report = align_embeddings(table, genes, aliases, source=sources.get(name, name))
+        aligned[name] = pd.DataFrame(matrix, index=list(genes), columns=[str(c) for c in table.columns])
+        coverage.append(report.assign(prior=name, perturbed=report.gene.isin(list(perturbed))))
+    return AlignedPriors(aligned, pd.concat(coverage, ignore_index=True))
+
+
+def go_coverage_sentence(gene2go: Mapping[str, frozenset[str] | set[str]], genes: Sequence[str]) -> str:
+    """How many of the data's ``genes`` have a GO annotation (and so a GO-SVD vector and a place
+    in the GO graph), in one sentence."""
+    covered = sum(bool(gene2go.get(g)) for g in genes)
+    return (f"{covered:,} of the data's {len(genes):,} genes ({covered / len(genes):.0%}) have a GO "
+            f"annotation in the shipped org.Hs.eg.db table ({len(gene2go):,} annotated human genes); "
+            "the others (e.g. mitochondrial genes, lncRNA clone names) get no GO-SVD vector and no "
+            "place in the GO graph.")
+
+
+def known_genes(table: pd.DataFrame, genes: Sequence[str]) -> list[str]:
+    """The ``genes`` (in their order) that have a non-zero vector in ``table``."""
+    return [g for g in genes if g in table.index and np.abs(table.loc[g]).sum() > 0]
+
+
+def go_structure(table: pd.DataFrame, expression: pd.Series, categories: pd.Series,
+                 k: int = 5) -> dict[str, float | int]:
+    """What a prior's vectors (``table``, genes × dimensions) follow: ``pc1_expression_rho``
+    (:func:`leading_component_correlation` with each gene's mean ``expression``) and how often
+    a gene's ``k`` nearest neighbours share its GO category (:func:`go_categories`, ``'other'``
+    left out) beside chance (:func:`neighbour_agreement`): ``go_neighbours_same_process``,
+    ``go_chance``, ``go_genes``."""
+    rate, chance, n = neighbour_agreement(table, categories[categories != "other"], k=k)
+    return {"pc1_expression_rho": leading_component_correlation(table, expression),
+            "go_neighbours_same_process": rate, "go_chance": chance, "go_genes": n}
+
+
+def cluster_structure(table: pd.DataFrame, clusters: pd.Series, queries: Sequence[str], prior: str,
+                      k: int = 5) -> tuple[pd.DataFrame, dict[str, float | int]]:
+    """For perturbed genes' vectors (``table``) and their GI-map ``clusters`` (gene → cluster
+    number, negative: unclustered): the ``k`` nearest neighbours of each of the ``queries`` the
+    table holds (:func:`nearest_neighbours`, with ``prior`` and both genes' clusters), and how
+    often a clustered gene's ``k`` nearest clustered genes share its cluster beside chance:
+    ``cluster_neighbours_same``, ``cluster_chance``, ``clustered_genes``."""
+    neighbours = nearest_neighbours(table, [g for g in queries if g in table.index], k=k)
+    neighbours = neighbours.assign(prior=prior, query_cluster=neighbours["query"].map(clusters),
+                                   neighbour_cluster=neighbours.gene.map(clusters))
+    rate, chance, n = neighbour_agreement(table, cluster_labels(clusters), k=k)
+    return neighbours, {"cluster_neighbours_same": rate, "cluster_chance": chance, "clustered_genes": n}
+
+
+def cluster_labels(clusters: pd.Series) -> pd.Series:
+    """``'cluster <n>'`` for each clustered gene (a cluster number ≥ 0); unclustered genes left out."""
+    return clusters[clusters >= 0].map(lambda c: f"cluster {c}")
+
+
+@dataclass(frozen=True)
+class PriorSet:
+    """The priors a GEARS + prior chapter trains (:func:`load_priors`)."""
+
+    names: list[str]  # the priors trained on every seed
+    selector: str  # the prior the candidate targets are compared with
+    tables: dict[str, pd.DataFrame]  # names and selector → symbols × dimensions
+    digests: dict[str, str]  # the same → SHA-256 of its file (part of a run's cache key)
+
+
+def load_priors(folder: Path, names: Sequence[str] | None, targets: Sequence[str],
+                selection_prior: str) -> PriorSet:
+    """The priors of ``folder`` (``<name>.parquet``, written by the embeddings chapter) that a
+    chapter asked for (``names``; ``None``: all), checked with the candidate ``targets`` (a
+    non-empty list drawn from :data:`PRIOR_TARGETS`). The ``selection_prior`` compares the
+    targets when it was built (it need not be among ``names``), else the first of ``names``."""
+    unknown = sorted(set(targets) - set(PRIOR_TARGETS))
+    if unknown or not targets:
+        raise ValueError(f"prior_targets must be a non-empty list drawn from {PRIOR_TARGETS}, "
+                         f"got {targets!r}")
+    available = sorted(p.stem for p in Path(folder).glob("*.parquet"))
+    names = available if names is None else list(names)
+    missing = sorted(set(names) - set(available))
+    if missing:
+        raise FileNotFoundError(f"no embeddings for {missing} in {folder}; built: {available}. "
+                                "Run notebooks/13_gene_embeddings.py (with embedding_file for 'file')")
+    selector = selection_prior if selection_prior in available else names[0]
+    used = list(dict.fromkeys([*names, selector]))
+    files = {name: Path(folder) / f"{name}.parquet" for name in used}
+    return PriorSet(names, selector, {n: pd.read_parquet(f) for n, f in files.items()},
+                    {n: hashlib.sha256(f.read_bytes()).hexdigest() for n, f in files.items()})
+
+
+def prior_coverage(table: pd.DataFrame, genes: Sequence[str], graph_nodes: Sequence[str],
+                   aliases: pd.DataFrame) -> dict[str, int]:
+    """How many of GEARS' ``genes`` and GO-graph nodes (``graph_nodes``) a prior gives a
+    non-zero vector (matched through ``aliases``, as :func:`align_embeddings` matches them)."""
+    found = table.abs().sum(axis=1) > 0
+    counts = {}
+    for what, wanted in (("genes", genes), ("graph_nodes", graph_nodes)):
+        report = align_embeddings(table, wanted, aliases)[1]
+        counts[f"{what}_with_vector"] = int(found.reindex(report.matched_as.dropna()).sum())
+        counts[what] = len(wanted)
+    return counts
+
+
+def target_selection(histories: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """:func:`choose_prior_target` on the learning curves of the candidate runs (``prior,
+    target, val_mse_top20_de`` per validation): each run's best validation error (the state
+    GEARS keeps), with the ``seed`` they trained with."""
+    best = histories.groupby(["prior", "target"], as_index=False).val_mse_top20_de.min()
+    return choose_prior_target(best).assign(seed=seed)
