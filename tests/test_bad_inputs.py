@@ -83,10 +83,18 @@ def raw_counts(adata):
     adata.X = sp.csr_matrix(np.round(np.expm1(adata.X.toarray()) / 100))
 
 
-def only_singles_of_real_genes(adata):
+def one_pair_of_real_genes(adata):
+    """Norman's design (a pair among singles) with too few genes for every subgroup."""
     genes = ["KLF1", "CEBPE", "ETS2", "FOXA1", "MAPK1", "CNN1", "FEV", "ISL2"]
-    labels = ["ctrl" if c == "ctrl" else f"{genes[i % len(genes)]}+ctrl"
+    labels = ["ctrl" if c == "ctrl" else "KLF1+CEBPE" if c == "A+B" else f"{genes[i % len(genes)]}+ctrl"
               for i, c in enumerate(adata.obs.condition.astype(str))]
+    adata.obs["condition"] = labels
+
+
+def singles_of_two_real_genes(adata):
+    """A single-gene screen of two genes: nothing left to validate on."""
+    labels = ["ctrl" if c == "ctrl" else "KLF1+ctrl" if c == "A+ctrl" else "CEBPE+ctrl"
+              for c in adata.obs.condition.astype(str)]
     adata.obs["condition"] = labels
 
 
@@ -109,8 +117,10 @@ H5AD_CASES: dict[str, tuple[Callable, str, tuple[str, ...]]] = {
     "raw counts in X": (raw_counts, "DataValidationError", ("raw counts", "sc.pp.normalize_total")),
     "a condition with one cell": (one_cell_condition, "DataValidationError",
                                   ("single cell (C+ctrl)", "at least two cells", "What to do:")),
-    "an empty test subgroup": (only_singles_of_real_genes, "ValueError",
+    "an empty test subgroup": (one_pair_of_real_genes, "ValueError",
                                ("'combo_seen0'", "would be empty", "What to do:")),
+    "too few genes to validate on": (singles_of_two_real_genes, "ValueError",
+                                     ("training set would be empty", "2 genes", "What to do:")),
 }
 
 

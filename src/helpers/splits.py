@@ -186,6 +186,12 @@ def simulation_split(conditions: Sequence[str], go_genes: Collection[str], seed:
             f"(now {train_gene_set_size}) / combo_seen2_train_frac (now {combo_seen2_train_frac})"
             + single_hint)
     train, val, val_subgroup = _split_once(train, 0.9, 0.9, seed)
+    if not train or not val:
+        raise ValueError(
+            f"the {'training' if not train else 'validation'} set would be empty ({len(kept)} "
+            f"perturbations of {len(genes_of(kept))} genes with GO annotation): GEARS draws "
+            f"{train_gene_set_size:.0%} of the genes as seen and 90% of those again for training. "
+            "What to do: use data with perturbations of more genes, or raise train_gene_set_size")
     if single_only:
         val_subgroup = {"unseen_single": val_subgroup["unseen_single"]}
     return SimulationSplit(train=train + [CONTROL], val=val, test=test,
