@@ -48,23 +48,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, lenses, metrics, plots, predictions, runs
-from helpers import pipeline, splits
-from helpers.conditions import CONTROL
-from helpers.evaluation import Evaluation
+from helpers import convergence, data, evaluation, lenses, metrics, pipeline, plots
+from helpers import predictions, runs
 from helpers.summary import lens_findings
 
 STEP = pipeline.EVALUATE_PERTURBATIONS
 runs.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
 prepared = data.load_prepared()
-adata = prepared.adata
-split = prepared.split
+split, own = prepared.split, runs.step_dir(STEP)
 stored = predictions.for_evaluation(prepared)
 if stored.empty:
     raise FileNotFoundError(
-        "no predictions under results/predictions; run the training chapters first"
-    )
+        "no predictions under results/predictions; run the training chapters first")
 display(stored.groupby("model").seed.apply(list).rename("seeds").to_frame())
 
 # %% tags=["remove-input"]
@@ -75,62 +71,14 @@ display(Markdown(runs.data_statement(profile)))
 # ## 1. Score every model, seed and test perturbation
 
 # %%
-cells = data.cells_by_condition(adata)
-evaluation = Evaluation.build(
-    cells,
-    adata.var_names,
-    list(split.test),
-    list(split.train),
-    {c: split.subgroup_of(c) for c in split.test},
-    data.rank_de_positions(adata),  # GEARS' mse_de genes
-    data.top_de_positions(adata),  # its non-drop-out DE genes
-    ceiling_seed,
-)
-scored = [
-    evaluation.score(model, seed, predictions.read_predictions(model, seed))
-    for model, seed in runs.progress_bar(
-        list(stored.itertuples(index=False)), desc="scoring", unit="model-seed"
-    )
-]
-per_perturbation = pd.concat(
-    [*scored, evaluation.score_replicate()], ignore_index=True
-)
-summary = metrics.summarise(per_perturbation, n_boot=n_bootstrap)
-spread = metrics.seed_spread(per_perturbation)
-calibrated = lenses.calibrate(per_perturbation, calibration_baseline)
-condition_means = data.condition_means(adata)
-systematic = lenses.systematic_variation(
-    condition_means, [c for c in condition_means.index if c != CONTROL], CONTROL
-)
-runs.atomic_write_csv(
-    systematic, runs.step_dir(STEP) / "systematic_variation.csv"
-)
-metrics_dir = pipeline.folder("metrics")
-runs.atomic_write_csv(per_perturbation, metrics_dir / "per_perturbation.csv")
-runs.atomic_write_csv(summary, metrics_dir / "summary.csv")
-runs.atomic_write_csv(spread, metrics_dir / "seed_spread.csv")
-runs.atomic_write_csv(calibrated, metrics_dir / "calibrated.csv")
-runs.write_run_json(
-    STEP,
-    {
-        "profile": profile,
-        "n_bootstrap": n_bootstrap,
-        "ceiling_seed": ceiling_seed,
-        "calibration_baseline": calibration_baseline,
-        "predictions": stored.to_dict("records"),
-    },
-    [
-        "../metrics/per_perturbation.csv",
-        "../metrics/summary.csv",
-        "../metrics/calibrated.csv",
-        "systematic_variation.csv",
-    ],
-)
-print(
-    f"{len(per_perturbation):,} scores: {per_perturbation.model.nunique()} models, "
-    f"{len(split.test)} test perturbations, "
-    f"{per_perturbation.metric.nunique()} metrics"
-)
+record = {"profile": profile, "n_bootstrap": n_bootstrap, "ceiling_seed": ceiling_seed,
+          "calibration_baseline": calibration_baseline}
+results = evaluation.evaluate(prepared, stored, n_bootstrap, ceiling_seed,
+                              calibration_baseline, record)
+per_perturbation, summary = results.per_perturbation, results.summary
+print(f"{len(per_perturbation):,} scores: {per_perturbation.model.nunique()} models, "
+      f"{len(split.test)} test perturbations, "
+      f"{per_perturbation.metric.nunique()} metrics")
 
 # %% [markdown]
 # ## 2. Error on the top-20 DE genes (both definitions) and on all genes, per subgroup
@@ -143,39 +91,11 @@ print(
 # %%
 for metric in (metrics.HEADLINE, "mse_top20_de_non_dropout", "mse"):
     fig = plots.metric_by_subgroup(summary, metric)
-    runs.atomic_savefig(fig, runs.step_dir(STEP) / f"{metric}_by_subgroup.png")
+    runs.atomic_savefig(fig, own / f"{metric}_by_subgroup.png")
     plt.show()
 
 # %%
-table = (
-    summary[
-        summary.metric.isin(
-            [
-                metrics.HEADLINE,
-                "mse_top20_de_non_dropout",
-                "mse",
-                "pearson_delta",
-                "frac_correct_direction_top20_non_dropout",
-            ]
-        )
-    ]
-    .assign(
-        value=lambda d: (
-            d["mean"].map("{:.3f}".format)
-            + " ["
-            + d.ci_low.map("{:.3f}".format)
-            + ", "
-            + d.ci_high.map("{:.3f}".format)
-            + "]"
-        )
-    )
-    .pivot(index=["metric", "model"], columns="subgroup", values="value")
-)
-display(
-    table[
-        [s for s in (*splits.SUBGROUPS_BY_DIFFICULTY, "all") if s in table.columns]
-    ]
-)
+display(results.interval_table())
 
 # %% [markdown]
 # Were the GEARS models compared here trained to their plateau? Each training chapter recorded
@@ -184,25 +104,14 @@ display(
 # without pairs: its easiest subgroup, `unseen_single`).
 
 # %%
-trained = pd.concat(
-    [
-        pd.read_csv(pipeline.folder(table) / "convergence.csv")
-        for table in ("gears_runs", "prior_runs")
-        if (pipeline.folder(table) / "convergence.csv").is_file()
-    ],
-    ignore_index=True,
-)
-seen2 = summary.query(
-    "metric == @metrics.HEADLINE and subgroup == @split.easiest"
-).set_index("model")["mean"]
+runs_tables = [pipeline.folder(t) / "convergence.csv" for t in ("gears_runs", "prior_runs")]
+trained = pd.concat([pd.read_csv(p) for p in runs_tables if p.is_file()], ignore_index=True)
+easiest = summary.query("metric == @metrics.HEADLINE and subgroup == @split.easiest")
+easiest = easiest.set_index("model")["mean"]
+models = [*plots.ordered_models(easiest.index), "noise_ceiling"]
 findings = [
     f"On `{split.easiest}` the top-20-DE MSE (`{metrics.HEADLINE}`) is "
-    + ", ".join(
-        f"{model} {seen2[model]:.3f}"
-        for model in [*plots.ordered_models(seen2.index), "noise_ceiling"]
-        if model in seen2.index
-    )
-    + "."
+    + ", ".join(f"{m} {easiest[m]:.3f}" for m in models if m in easiest.index) + "."
 ]
 if len(trained):
     findings.append(convergence.describe(trained, "GEARS and GEARS + prior"))
@@ -215,23 +124,17 @@ display(Markdown("\n\n".join(findings)))
 fig = plots.metric_bars(
     summary[summary.subgroup == "all"],
     [f"frac_in_range_{k}_non_dropout" for k in metrics.QUANTILE_RANGES],
-    ylabel="share of top-20 DE genes",
-)
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "frac_in_range.png")
+    ylabel="share of top-20 DE genes")
+runs.atomic_savefig(fig, own / "frac_in_range.png")
 plt.show()
 
 # %% [markdown]
 # ## 4. Spread over seeds
 
 # %%
-display(
-    spread[
-        (spread.subgroup == "all")
-        & spread.metric.isin([metrics.HEADLINE, "pearson_delta"])
-    ]
-    .round(4)
-    .set_index(["metric", "model"])
-)
+spread = results.spread
+chosen = spread.metric.isin([metrics.HEADLINE, "pearson_delta"])
+display(spread[(spread.subgroup == "all") & chosen].round(4).set_index(["metric", "model"]))
 
 # %% [markdown]
 # ## 5. The field's lenses on the same predictions
@@ -259,38 +162,23 @@ display(
 
 # %%
 fig = plots.lens_panels(
-    summary,
-    ["rank_all", "pds_de", "pearson_delta", "pearson_delta_centroid"],
-    ylabels=[
-        "normalised rank (0 best, 0.5 chance)",
-        "PDS, top-20 DE genes (1 best, 0.5 chance)",
-        "Pearson r of Δ over control",
-        "Pearson r of Δ over the perturbed centroid",
-    ],
-)
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "lenses_by_subgroup.png")
+    summary, ["rank_all", "pds_de", "pearson_delta", "pearson_delta_centroid"],
+    ylabels=["normalised rank (0 best, 0.5 chance)",
+             "PDS, top-20 DE genes (1 best, 0.5 chance)",
+             "Pearson r of Δ over control", "Pearson r of Δ over the perturbed centroid"])
+runs.atomic_savefig(fig, own / "lenses_by_subgroup.png")
 plt.show()
 
 # %%
 fig = plots.metric_bars(
     summary[summary.subgroup == "all"],
-    [f"de_overlap_{n}" for n in lenses.DE_SIZES]
-    + [f"de_precision_{n}" for n in lenses.DE_SIZES],
-    ylabel="share of genes",
-)
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "de_overlap.png")
+    [f"de_{kind}_{n}" for kind in ("overlap", "precision") for n in lenses.DE_SIZES],
+    ylabel="share of genes")
+runs.atomic_savefig(fig, own / "de_overlap.png")
 plt.show()
 
 # %%
-lens_table = (
-    summary[summary.subgroup == "all"]
-    .pivot(index="model", columns="metric", values="mean")
-    .reindex(columns=list(lenses.LENSES))
-    .reindex(
-        index=[*plots.ordered_models(summary.model), "noise_ceiling"]
-    )
-)
-display(lens_table.T.round(3))
+display(results.lens_table().round(3))
 
 # %% [markdown]
 # **Calibrated scores.** Each metric's mean per subgroup is also put on one scale,
@@ -310,27 +198,8 @@ display(lens_table.T.round(3))
 # is a real control cell shifted by the predicted change (`helpers.predictions.cell_eval_anndata`).
 
 # %%
-unknown = sorted(set(cell_eval_models) - set(stored.model))
-if unknown:
-    raise ValueError(
-        f"cell_eval_models {unknown} have no predictions; "
-        f"stored: {sorted(set(stored.model))}"
-    )
-for model, seed in stored[stored.model.isin(cell_eval_models)].itertuples(
-    index=False
-):
-    predicted_cells, real_cells = predictions.cell_eval_anndata(
-        predictions.read_predictions(model, seed), adata, list(split.test), seed=seed
-    )
-    export = pipeline.folder("cell_eval") / model / f"seed={seed}"
-    export.mkdir(parents=True, exist_ok=True)
-    data.write_h5ad(predicted_cells, export / "adata_pred.h5ad")
-    data.write_h5ad(real_cells, export / "adata_real.h5ad")
-    shown = export.relative_to(runs.results_root())
-    print(
-        f"{model} seed {seed}: {predicted_cells.n_obs:,} predicted and "
-        f"{real_cells.n_obs:,} real cells → {shown}"
-    )
+for folder in evaluation.export_for_cell_eval(prepared, stored, cell_eval_models):
+    print("written:", folder.relative_to(runs.results_root()))
 
 # %% [markdown]
 # ## What we found
@@ -340,5 +209,5 @@ for model, seed in stored[stored.model.isin(cell_eval_models)].itertuples(
 # at zero error) and with the seed spread (section 4): a difference inside it is no evidence.
 
 # %%
-findings = lens_findings(summary, per_perturbation, systematic)
+findings = lens_findings(summary, per_perturbation, results.systematic)
 display(Markdown("\n".join(f"- {line}" for line in findings)))

@@ -100,3 +100,97 @@ class Evaluation:
         table = lenses.score_lenses(pred, truth)
         return table.assign(model=model, seed=seed,
                             subgroup=table.perturbation.map(self.subgroup))[COLUMNS]
+
+
+# The headline table's metrics (chapter 20, section 2), in its order.
+HEADLINE_TABLE = ("mse_de", "mse_top20_de_non_dropout", "mse", "pearson_delta",
+                  "frac_correct_direction_top20_non_dropout")
+
+
+@dataclass(frozen=True)
+class EvaluationResults:
+    """What chapter 20 computes and writes: every score, its summaries and the data's
+    systematic variation (``pipeline.folder("metrics")`` and the step's own folder)."""
+
+    per_perturbation: pd.DataFrame  # COLUMNS
+    summary: pd.DataFrame  # model, subgroup, metric, mean, ci_low, ci_high, n
+    spread: pd.DataFrame  # over seeds
+    calibrated: pd.DataFrame  # (u − b) / (r − b)
+    systematic: pd.DataFrame  # each perturbation's cosine with the average change
+
+    def interval_table(self, names: tuple[str, ...] = HEADLINE_TABLE) -> pd.DataFrame:
+        """``mean [ci_low, ci_high]`` per metric and model (rows) and subgroup (columns, easiest
+        first, then ``all``)."""
+        from helpers.splits import SUBGROUPS_BY_DIFFICULTY
+
+        chosen = self.summary[self.summary.metric.isin(names)]
+        text = (chosen["mean"].map("{:.3f}".format) + " [" + chosen.ci_low.map("{:.3f}".format) + ", "
+                + chosen.ci_high.map("{:.3f}".format) + "]")
+        table = chosen.assign(value=text).pivot(index=["metric", "model"], columns="subgroup", values="value")
+        return table[[s for s in (*SUBGROUPS_BY_DIFFICULTY, "all") if s in table.columns]]
+
+    def lens_table(self) -> pd.DataFrame:
+        """Every lens (rows) of every model and the replicate (columns), over all test
+        perturbations."""
+        from helpers.models.registry import ordered
+
+        everything = self.summary[self.summary.subgroup == "all"]
+        table = everything.pivot(index="model", columns="metric", values="mean")
+        models = [*ordered(m for m in everything.model.unique() if m != REPLICATE), REPLICATE]
+        return table.reindex(columns=list(lenses.LENSES), index=models).T
+
+
+def evaluate(prepared, stored: pd.DataFrame, n_bootstrap: int, ceiling_seed: int,
+             calibration_baseline: str, record: Mapping[str, object]) -> EvaluationResults:
+    """Score every stored prediction (``stored``: model, seed) of ``prepared`` data on every test
+    perturbation, with the replicate; summarise, calibrate and write the tables, then the step's
+    ``run.json`` (``record``: the chapter's parameters)."""
+    from helpers import data, pipeline, predictions, runs
+
+    adata, split = prepared.adata, prepared.split
+    evaluation = Evaluation.build(
+        data.cells_by_condition(adata), adata.var_names, list(split.test), list(split.train),
+        {c: split.subgroup_of(c) for c in split.test},
+        data.rank_de_positions(adata),  # GEARS' mse_de genes
+        data.top_de_positions(adata),  # its non-drop-out DE genes
+        ceiling_seed)
+    pairs = list(stored.itertuples(index=False))
+    scored = [evaluation.score(model, seed, predictions.read_predictions(model, seed))
+              for model, seed in runs.progress_bar(pairs, desc="scoring", unit="model-seed")]
+    per_perturbation = pd.concat([*scored, evaluation.score_replicate()], ignore_index=True)
+    means = data.condition_means(adata)
+    results = EvaluationResults(
+        per_perturbation=per_perturbation, summary=metrics.summarise(per_perturbation, n_boot=n_bootstrap),
+        spread=metrics.seed_spread(per_perturbation),
+        calibrated=lenses.calibrate(per_perturbation, calibration_baseline),
+        systematic=lenses.systematic_variation(means, [c for c in means.index if c != CONTROL], CONTROL))
+    own, tables = runs.step_dir(pipeline.EVALUATE_PERTURBATIONS), pipeline.folder("metrics")
+    written = {own / "systematic_variation.csv": results.systematic,
+               tables / "per_perturbation.csv": per_perturbation, tables / "summary.csv": results.summary,
+               tables / "seed_spread.csv": results.spread, tables / "calibrated.csv": results.calibrated}
+    for path, table in written.items():
+        runs.atomic_write_csv(table, path)
+    runs.write_run_json(pipeline.EVALUATE_PERTURBATIONS,
+                        {**record, "predictions": stored.to_dict("records")},
+                        [str(p.relative_to(own.parent)) for p in written])
+    return results
+
+
+def export_for_cell_eval(prepared, stored: pd.DataFrame, models: list[str]) -> list:
+    """Write the predictions of ``models`` (every stored seed) in cell-eval's layout
+    (:func:`helpers.predictions.cell_eval_anndata`); returns the folders written."""
+    from helpers import data, pipeline, predictions
+
+    unknown = sorted(set(models) - set(stored.model))
+    if unknown:
+        raise ValueError(f"cell_eval_models {unknown} have no predictions; stored: {sorted(set(stored.model))}")
+    folders = []
+    for model, seed in stored[stored.model.isin(models)].itertuples(index=False):
+        predicted_cells, real_cells = predictions.cell_eval_anndata(
+            predictions.read_predictions(model, seed), prepared.adata, list(prepared.split.test), seed=seed)
+        export = pipeline.folder("cell_eval") / model / f"seed={seed}"
+        export.mkdir(parents=True, exist_ok=True)
+        data.write_h5ad(predicted_cells, export / "adata_pred.h5ad")
+        data.write_h5ad(real_cells, export / "adata_real.h5ad")
+        folders.append(export)
+    return folders
