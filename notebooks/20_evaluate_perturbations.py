@@ -71,12 +71,13 @@ display(Markdown(runs.data_statement(profile)))
 # ## 1. Score every model, seed and test perturbation
 
 # %%
-record = {"profile": profile, "n_bootstrap": n_bootstrap, "ceiling_seed": ceiling_seed,
-          "calibration_baseline": calibration_baseline}
+record = {"profile": profile, "n_bootstrap": n_bootstrap,
+          "ceiling_seed": ceiling_seed, "calibration_baseline": calibration_baseline}
 results = evaluation.evaluate(prepared, stored, n_bootstrap, ceiling_seed,
                               calibration_baseline, record)
 per_perturbation, summary = results.per_perturbation, results.summary
-print(f"{len(per_perturbation):,} scores: {per_perturbation.model.nunique()} models, "
+print(f"{len(per_perturbation):,} scores: "
+      f"{per_perturbation.model.nunique()} models, "
       f"{len(split.test)} test perturbations, "
       f"{per_perturbation.metric.nunique()} metrics")
 
@@ -104,8 +105,10 @@ display(results.interval_table())
 # without pairs: its easiest subgroup, `unseen_single`).
 
 # %%
-runs_tables = [pipeline.folder(t) / "convergence.csv" for t in ("gears_runs", "prior_runs")]
-trained = pd.concat([pd.read_csv(p) for p in runs_tables if p.is_file()], ignore_index=True)
+tables = ["gears_runs", "prior_runs"]
+curves = [pipeline.folder(t) / "convergence.csv" for t in tables]
+curves = [pd.read_csv(p) for p in curves if p.is_file()]
+trained = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
 easiest = summary.query("metric == @metrics.HEADLINE and subgroup == @split.easiest")
 easiest = easiest.set_index("model")["mean"]
 models = [*plots.ordered_models(easiest.index), "noise_ceiling"]
@@ -134,7 +137,8 @@ plt.show()
 # %%
 spread = results.spread
 chosen = spread.metric.isin([metrics.HEADLINE, "pearson_delta"])
-display(spread[(spread.subgroup == "all") & chosen].round(4).set_index(["metric", "model"]))
+chosen &= spread.subgroup == "all"
+display(spread[chosen].round(4).set_index(["metric", "model"]))
 
 # %% [markdown]
 # ## 5. The field's lenses on the same predictions
@@ -165,7 +169,8 @@ fig = plots.lens_panels(
     summary, ["rank_all", "pds_de", "pearson_delta", "pearson_delta_centroid"],
     ylabels=["normalised rank (0 best, 0.5 chance)",
              "PDS, top-20 DE genes (1 best, 0.5 chance)",
-             "Pearson r of Δ over control", "Pearson r of Δ over the perturbed centroid"])
+             "Pearson r of Δ over control",
+             "Pearson r of Δ over the perturbed centroid"])
 runs.atomic_savefig(fig, own / "lenses_by_subgroup.png")
 plt.show()
 
