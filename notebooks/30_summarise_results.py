@@ -6,8 +6,8 @@
 # them, and say in plain words which differences from GEARS are larger than the seed spread.
 # Then we put every model under every lens of the evaluation chapter on one calibrated scale.
 #
-# Only tables written by earlier chapters are read: `results/metrics/per_perturbation.csv` and
-# `calibrated.csv` (evaluation) and `results/gi/` (genetic interactions).
+# Only tables written by earlier chapters are read: `per_perturbation.csv` and `calibrated.csv`
+# (evaluation) and the genetic-interaction tables.
 
 # %% tags=["parameters"]
 # 'quick', 'default', 'norman_cpu' or 'full' (the profile the results were made with)
@@ -20,29 +20,21 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, lenses, pipeline, plots, runs, summary
-from helpers.splits import SUBGROUPS_BY_DIFFICULTY
+from helpers import data, pipeline, plots, runs, summary
 
 STEP = pipeline.SUMMARISE_RESULTS
 runs.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
-per_perturbation = pd.read_csv(pipeline.folder("metrics") / "per_perturbation.csv")
+own = runs.step_dir(STEP)
+scores = pipeline.folder("metrics")
+per_perturbation = pd.read_csv(scores / "per_perturbation.csv")
 gi_dir = pipeline.folder("gi")
-magnitude_correlation = (
-    pd.read_csv(gi_dir / "magnitude_correlation.csv")
-    if (gi_dir / "magnitude_correlation.csv").is_file()
-    else None
-)
-precision = (
-    pd.read_csv(gi_dir / "precision.csv")
-    if (gi_dir / "precision.csv").is_file()
-    else None
-)
+magnitude_correlation = summary.read_optional(gi_dir / "magnitude_correlation.csv")
+precision = summary.read_optional(gi_dir / "precision.csv")
 if reference_model not in set(per_perturbation.model):
     raise ValueError(
         f"reference_model {reference_model!r} has no results; choose one of "
-        f"{sorted(set(per_perturbation.model))}"
-    )
+        f"{sorted(set(per_perturbation.model))}")
 
 # %% tags=["remove-input"]
 # which data this page shows, and the budget
@@ -54,29 +46,12 @@ display(Markdown(runs.data_statement(profile)))
 # %%
 values = summary.seed_values(per_perturbation, magnitude_correlation, precision)
 table = summary.glance(values)
-runs.atomic_write_csv(table, runs.step_dir(STEP) / "glance.csv")
-labels = {c.name: c.label for c in summary.COLUMNS}
-shown = (
-    table.assign(
-        value=lambda t: (
-            t["mean"].map(lambda v: "–" if pd.isna(v) else f"{v:.3f}")
-            + t.sd.map(lambda sd: "" if pd.isna(sd) else f" ± {sd:.3f}")
-        )
-    )
-    .pivot(index="model", columns="column", values="value")
-    .reindex(
-        columns=[c.name for c in summary.COLUMNS if c.name in set(table.column)]
-    )
-    .reindex(index=[*plots.ordered_models(table.model), "noise_ceiling"])
-    .dropna(how="all")
-    .fillna("–")
-    .rename(columns=labels)
-)
-display(shown.T)
+runs.atomic_write_csv(table, own / "glance.csv")
+display(summary.glance_display(table))
 
 # %%
 fig = plots.glance_heatmap(table, summary.COLUMNS)
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "glance.png")
+runs.atomic_savefig(fig, own / "glance.png")
 plt.show()
 
 # %% [markdown]
@@ -84,97 +59,36 @@ plt.show()
 
 # %%
 comparison = summary.compare_with(table, reference_model, n_sd=n_sd)
-runs.atomic_write_csv(comparison, runs.step_dir(STEP) / "comparison.csv")
-display(
-    Markdown(
-        "\n".join(
-            f"- {sentence}"
-            for sentence in summary.plain_words(comparison, reference_model, n_sd)
-        )
-    )
-)
+runs.atomic_write_csv(comparison, own / "comparison.csv")
+sentences = summary.plain_words(comparison, reference_model, n_sd)
+display(Markdown("\n".join(f"- {sentence}" for sentence in sentences)))
 
 # %% [markdown]
 # ## 3. Every model under every lens, calibrated
 #
 # Each metric's mean per subgroup as (u − b) / (r − b), between the mean-response baseline b
-# and the split-half replicate r (chapter 20, `metrics/calibrated.csv`): 1 is as good as
+# and the split-half replicate r (chapter 20, `calibrated.csv`): 1 is as good as
 # repeating the experiment, 0 no better than predicting the mean response, below 0 worse than
 # it. Scores are not clipped, so a model worse than the mean shows as negative. Means over
 # seeds ± their standard deviation.
 
 # %%
-calibrated = pd.read_csv(pipeline.folder("metrics") / "calibrated.csv")
-lens_metrics = [
-    m
-    for m in ("mse_de", "mse", "pearson_delta", "pearson_delta_de", *lenses.LENSES)
-    if m in set(calibrated.metric)
-]
-calibrated_table = (
-    calibrated[calibrated.metric.isin(lens_metrics)]
-    .groupby(["metric", "model", "subgroup"])
-    .value.agg(mean="mean", sd="std", n_seeds="size")
-    .reset_index()
-)
-runs.atomic_write_csv(calibrated_table, runs.step_dir(STEP) / "calibrated.csv")
+calibrated = pd.read_csv(scores / "calibrated.csv")
+lenses = summary.CalibratedLenses.from_scores(calibrated)
+runs.atomic_write_csv(lenses.table, own / "calibrated.csv")
 runs.write_run_json(
-    STEP,
-    {"profile": profile, "reference_model": reference_model, "n_sd": n_sd},
-    ["glance.csv", "comparison.csv", "calibrated.csv"],
-)
-subgroups = [
-    s
-    for s in (*SUBGROUPS_BY_DIFFICULTY, "all")
-    if s in set(calibrated_table.subgroup)
-]
-shown_calibrated = (
-    calibrated_table.assign(
-        value=lambda t: t["mean"].map("{:.2f}".format)
-        + t.sd.map(lambda sd: "" if pd.isna(sd) else f" ± {sd:.2f}")
-    )
-    .pivot(index=["metric", "model"], columns="subgroup", values="value")
-    .reindex(columns=subgroups)
-    .fillna("–")
-)
-with pd.option_context("display.max_rows", len(shown_calibrated) + 1):
-    display(shown_calibrated)
+    STEP, {"profile": profile, "reference_model": reference_model, "n_sd": n_sd},
+    ["glance.csv", "comparison.csv", "calibrated.csv"])
+shown = lenses.display()
+with pd.option_context("display.max_rows", len(shown) + 1):
+    display(shown)
 
 # %%
-fig = plots.calibrated_heatmap(calibrated, lens_metrics)
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "calibrated_lenses.png")
+fig = plots.calibrated_heatmap(calibrated, lenses.metrics)
+runs.atomic_savefig(fig, own / "calibrated_lenses.png")
 plt.show()
-best = (
-    calibrated_table[calibrated_table.subgroup == "all"]
-    .dropna(subset=["mean"])
-    .sort_values(["metric", "mean", "model"], ascending=[True, False, True])
-    .groupby("metric", sort=False)
-    .head(1)
-    .set_index("metric")
-    .reindex(lens_metrics)
-    .dropna(subset=["model"])
-)
-wins = best.model.value_counts()
-below = calibrated_table[
-    (calibrated_table.subgroup == "all")
-    & (calibrated_table.model == reference_model)
-    & (calibrated_table["mean"] < 0)
-].metric.tolist()
-display(
-    Markdown(
-        "- Best model per lens, calibrated, over all test perturbations: "
-        + "; ".join(f"`{m}` {r.model} {r['mean']:.2f}" for m, r in best.iterrows())
-        + ".\n- Lenses won: "
-        + ", ".join(f"{m} {n} of {len(best)}" for m, n in wins.items())
-        + f".\n- {reference_model} scores below the mean-response baseline (< 0) on "
-        + (
-            f"{len(below)} of {len(lens_metrics)} lenses: "
-            + ", ".join(f"`{m}`" for m in below)
-            if below
-            else f"none of the {len(lens_metrics)} lenses"
-        )
-        + "."
-    )
-)
+findings = lenses.findings(reference_model)
+display(Markdown("\n".join(f"- {sentence}" for sentence in findings)))
 
 # %% [markdown]
 # ## 4. What this data can show
@@ -184,17 +98,12 @@ display(
 # the cells make it; both are stated here from this build's files.
 
 # %%
-_, simulation = data.read_prepared(pipeline.folder("prepared_data"), truth_only=True)
-fidelity = (
-    pd.read_csv(gi_dir / "truth_fidelity.csv")
-    if (gi_dir / "truth_fidelity.csv").is_file()
-    else None
-)
+prepared = pipeline.folder("prepared_data")
+_, simulation = data.read_prepared(prepared, truth_only=True)
+fidelity = summary.read_optional(gi_dir / "truth_fidelity.csv")
 caveats = summary.data_caveats(
     None if simulation is None else simulation.uns["config"],
-    fidelity,
-    data.PRIOR_SIGNAL_KNOBS,
-)
+    fidelity, data.PRIOR_SIGNAL_KNOBS)
 display(Markdown("\n".join(f"- {sentence}" for sentence in caveats)))
 
 # %% [markdown]

@@ -248,3 +248,55 @@ def test_prior_sweep_markdown_says_how_to_run_a_missing_sweep(tmp_path):
                   "value": [0.325]}).to_csv(statistics, index=False)
     assert summary.prior_sweep_markdown(sweep, statistics, tmp_path) == \
         summary.prior_sweep_findings(_sweep_table(), norman_go_spearman=0.325)
+
+
+def test_chapter_22_sentences_on_the_truth_and_the_verified_pairs():
+    truth = pd.DataFrame({"magnitude": [0.8, 1.2, 1.0, 1.5, 0.95]})
+    assert summary.true_magnitudes_sentence(truth) == (
+        "True magnitudes (from the cells): median 1.00, range 0.80–1.50; 2 of 5 test pairs above "
+        "GEARS' synergy threshold 1.15, 2 below the suppressor threshold 1.0.")
+    fidelity = pd.DataFrame({"source": ["cells", "noise-free"], "r": [0.812, 0.97],
+                             "slope": [0.534, 0.99], "n": [120, 120], "agreement": [0.8, 0.95]})
+    sentence = summary.truth_fidelity_sentence(fidelity)
+    assert sentence == (
+        "From the cells, true magnitudes track Norman's with r = 0.81 and slope 0.53 over 120 "
+        "pairs; GEARS' synergy threshold makes Norman's call on 80% of them. The noise-free "
+        "truth gives r = 0.97, slope 0.99, agreement 95%.")
+    assert summary.truth_fidelity_sentence(fidelity.iloc[:1]) == sentence.split(" The noise")[0]
+    verified = {"synergy": {"A+B", "C+D", "X+Y"}, "suppressor": {"E+F"}}
+    assert summary.verified_base_rate_sentence({"A+B", "C+D", "E+F", "G+H"}, verified,
+                                               {"synergy": 0.5, "suppressor": 0.25}) == (
+        "Norman-verified among the 4 scored test pairs: 2 synergistic, 1 suppressive; a random "
+        "top-k list would score precision 0.50 and 0.25")
+
+
+def test_calibrated_lenses_summarise_seeds_and_name_the_best_per_lens():
+    rows = [("gears", 1, "all", "mse_de", 0.5), ("gears", 2, "all", "mse_de", 0.7),
+            ("additive", 0, "all", "mse_de", 0.9), ("gears", 1, "all", "rank_all", -0.2),
+            ("gears", 2, "all", "rank_all", -0.4), ("additive", 0, "all", "rank_all", 0.1),
+            ("gears", 1, "unseen_single", "mse_de", 0.3), ("gears", 2, "unseen_single", "mse_de", 0.5),
+            ("gears", 1, "all", "not_a_lens", 9.0)]
+    calibrated = pd.DataFrame(rows, columns=["model", "seed", "subgroup", "metric", "value"])
+    lenses = summary.CalibratedLenses.from_scores(calibrated)
+    assert lenses.metrics == ["mse_de", "rank_all"]  # the book's order; unknown metrics left out
+    gears = lenses.table.set_index(["metric", "model", "subgroup"]).loc[("mse_de", "gears", "all")]
+    assert gears["mean"] == pytest.approx(0.6) and gears.sd == pytest.approx(0.1414, abs=1e-4)
+    assert gears.n_seeds == 2
+    shown = lenses.display()
+    assert list(shown.columns) == ["unseen_single", "all"]  # easiest first, then all
+    assert shown.loc[("mse_de", "gears"), "all"] == "0.60 ± 0.14"
+    assert shown.loc[("mse_de", "additive"), "unseen_single"] == "–"
+    best, wins, below = lenses.findings("gears")
+    assert best == "Best model per lens, calibrated, over all test perturbations: `mse_de` additive 0.90; `rank_all` additive 0.10."
+    assert wins == "Lenses won: additive 2 of 2."
+    assert below == "gears scores below the mean-response baseline (< 0) on 1 of 2 lenses: `rank_all`."
+
+
+def test_the_glance_shows_mean_and_seed_sd_per_model(tmp_path):
+    table = pd.DataFrame({"model": ["gears", "additive", "noise_ceiling"], "column": ["mse_de:all"] * 3,
+                          "mean": [0.5, 0.8, 0.1], "sd": [0.02, np.nan, np.nan]})
+    shown = summary.glance_display(table)
+    label = next(c.label for c in summary.COLUMNS if c.name == "mse_de:all")
+    assert list(shown.columns) == ["additive", "gears", "noise_ceiling"]  # the registry's order
+    assert shown.loc[label].tolist() == ["0.800", "0.500 ± 0.020", "0.100"]
+    assert summary.read_optional(tmp_path / "absent.csv") is None

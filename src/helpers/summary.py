@@ -460,6 +460,43 @@ def embedding_findings(structure: pd.DataFrame, coverage: pd.DataFrame, simulate
     return "\n".join(lines)
 
 
+def true_magnitudes_sentence(truth: pd.DataFrame) -> str:
+    """Chapter 22's first finding: the true magnitudes' median and range over the test pairs,
+    and how many of them GEARS' synergy and suppressor thresholds call."""
+    synergy, suppressor = gi.GI_THRESHOLDS["synergy"][2], gi.GI_THRESHOLDS["suppressor"][2]
+    m = truth.magnitude
+    return (f"True magnitudes (from the cells): median {m.median():.2f}, "
+            f"range {m.min():.2f}–{m.max():.2f}; "
+            f"{int((m > synergy).sum())} of {len(truth)} test pairs above "
+            f"GEARS' synergy threshold {synergy}, {int((m < suppressor).sum())} below "
+            f"the suppressor threshold {suppressor}.")
+
+
+def truth_fidelity_sentence(fidelity: pd.DataFrame) -> str:
+    """How the cells' truth (and the noise-free one, where ``fidelity`` has it) tracks Norman's
+    fits: rows of ``truth_fidelity.csv``."""
+    rows = fidelity.set_index("source")
+    cells = rows.loc["cells"]
+    sentence = (f"From the cells, true magnitudes track Norman's with r = {cells.r:.2f} "
+                f"and slope {cells.slope:.2f} over {int(cells.n)} pairs; GEARS' "
+                f"synergy threshold makes Norman's call on {cells.agreement:.0%} of them.")
+    if "noise-free" in rows.index:
+        sentence += (" The noise-free truth gives r = {r:.2f}, slope {slope:.2f}, "
+                     "agreement {agreement:.0%}.".format(**rows.loc["noise-free"]))
+    return sentence
+
+
+def verified_base_rate_sentence(scored: set[str], verified: Mapping[str, set[str]],
+                                base_rate: Mapping[str, float]) -> str:
+    """How many of the ``scored`` pairs Norman verified as synergistic and suppressive, and the
+    precision a random top-k list would score (``base_rate``)."""
+    return (f"Norman-verified among the {len(scored)} scored test pairs: "
+            f"{len(verified['synergy'] & scored)} synergistic, "
+            f"{len(verified['suppressor'] & scored)} suppressive; a random top-k list "
+            f"would score precision {base_rate['synergy']:.2f} and "
+            f"{base_rate['suppressor']:.2f}")
+
+
 def gi_findings(by_model: Mapping[str, pd.DataFrame], n_pairs: int, cells_row: pd.Series,
                 precision: pd.DataFrame, base_rate: Mapping[str, float], detection: pd.DataFrame) -> str:
     """Chapter 22's findings, from its tables: each model's magnitude correlation against each
@@ -543,3 +580,67 @@ def gi_findings(by_model: Mapping[str, pd.DataFrame], n_pairs: int, cells_row: p
             + f"; above the random ranking: {int((ap > base).sum())} of {len(ap)}."
         )
     return "\n".join(lines)
+
+
+def read_optional(path: Path) -> pd.DataFrame | None:
+    """A table an earlier step writes only where the data allows (GI tables need pairs)."""
+    return pd.read_csv(path) if Path(path).is_file() else None
+
+
+def glance_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`glance`'s table as the chapter shows it: ``mean ± sd`` per model (columns) and
+    headline column (rows, labelled), ``–`` where a model has no value."""
+    from helpers.models.registry import ordered
+
+    text = (table["mean"].map(lambda v: "–" if pd.isna(v) else f"{v:.3f}")
+            + table.sd.map(lambda sd: "" if pd.isna(sd) else f" ± {sd:.3f}"))
+    shown = (table.assign(value=text).pivot(index="model", columns="column", values="value")
+             .reindex(columns=[c.name for c in COLUMNS if c.name in set(table.column)])
+             .reindex(index=[*ordered(table.model), "noise_ceiling"]).dropna(how="all").fillna("–")
+             .rename(columns={c.name: c.label for c in COLUMNS}))
+    return shown.T
+
+
+@dataclass(frozen=True)
+class CalibratedLenses:
+    """Every lens, calibrated, per metric, model and subgroup: mean and SD over seeds."""
+
+    metrics: list[str]  # the lenses present, in the book's order
+    table: pd.DataFrame  # metric, model, subgroup, mean, sd, n_seeds
+
+    @classmethod
+    def from_scores(cls, calibrated: pd.DataFrame) -> CalibratedLenses:
+        """From chapter 20's ``calibrated.csv`` (one row per model, seed, subgroup, metric)."""
+        present = set(calibrated.metric)
+        names = [m for m in ("mse_de", "mse", "pearson_delta", "pearson_delta_de", *LENSES) if m in present]
+        table = (calibrated[calibrated.metric.isin(names)].groupby(["metric", "model", "subgroup"])
+                 .value.agg(mean="mean", sd="std", n_seeds="size").reset_index())
+        return cls(names, table)
+
+    def display(self) -> pd.DataFrame:
+        """``mean ± sd`` per metric and model (rows) and subgroup (columns, easiest first)."""
+        from helpers.splits import SUBGROUPS_BY_DIFFICULTY
+
+        subgroups = [s for s in (*SUBGROUPS_BY_DIFFICULTY, "all") if s in set(self.table.subgroup)]
+        text = self.table["mean"].map("{:.2f}".format) + self.table.sd.map(
+            lambda sd: "" if pd.isna(sd) else f" ± {sd:.2f}")
+        return (self.table.assign(value=text).pivot(index=["metric", "model"], columns="subgroup", values="value")
+                .reindex(columns=subgroups).fillna("–"))
+
+    def findings(self, reference: str) -> list[str]:
+        """The best model per lens over all test perturbations, the lenses each model wins, and
+        the lenses on which ``reference`` does worse than the mean-response baseline."""
+        everything = self.table[self.table.subgroup == "all"]
+        best = (everything.dropna(subset=["mean"])
+                .sort_values(["metric", "mean", "model"], ascending=[True, False, True])
+                .groupby("metric", sort=False).head(1).set_index("metric").reindex(self.metrics)
+                .dropna(subset=["model"]))
+        wins = best.model.value_counts()
+        below = everything[(everything.model == reference) & (everything["mean"] < 0)].metric.tolist()
+        n = len(self.metrics)
+        return ["Best model per lens, calibrated, over all test perturbations: "
+                + "; ".join(f"`{m}` {r.model} {r['mean']:.2f}" for m, r in best.iterrows()) + ".",
+                "Lenses won: " + ", ".join(f"{m} {k} of {len(best)}" for m, k in wins.items()) + ".",
+                f"{reference} scores below the mean-response baseline (< 0) on "
+                + (f"{len(below)} of {n} lenses: " + ", ".join(f"`{m}`" for m in below) if below
+                   else f"none of the {n} lenses") + "."]
