@@ -40,33 +40,25 @@ force = False  # rescore even if scores for these parameters exist
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import Markdown, display
 
 from helpers import data, gi, pipeline, plots, predictions, reference, runs
+from helpers import scoring, summary
 from helpers.models import registry
-from helpers.scoring import Scoring
-from helpers.summary import gi_findings
 
 STEP = pipeline.ANALYSE_INTERACTIONS
 runs.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
 prepared = data.load_prepared()
-adata, simulation = prepared.adata, prepared.truth
-split = prepared.split
-true_means = data.condition_means(adata)
-scoring = Scoring.build(
-    split.test, true_means, gi_genes, engine, max_subpopulation, random_state, n_jobs
-)
-genes, pairs = scoring.genes, scoring.pairs
+true_means = data.condition_means(prepared.adata)
+scorer = scoring.Scoring.build(prepared.split.test, true_means, gi_genes, engine,
+                               max_subpopulation, random_state, n_jobs)
 stored = predictions.for_evaluation(prepared)
 stored = stored[stored.model.map(registry.scores_interactions)]
 verified = gi.verified_pairs(reference.gi_types())
-gi_dir = pipeline.folder("gi")
-print(
-    f"{len(pairs)} test pairs scored on {len(genes):,} genes; "
-    f"{len(stored)} model-seeds; engine {engine}"
-)
+out = runs.step_dir(STEP)  # the figures (tables: scoring.write_tables)
+print(f"{len(scorer.pairs)} test pairs scored on {len(scorer.genes):,} genes; "
+      f"{len(stored)} model-seeds; engine {engine}")
 
 # %% tags=["remove-input"]
 # which data this page shows, and the budget
@@ -78,29 +70,9 @@ display(Markdown(runs.data_statement(profile)))
 # Scores are cached per model and seed on the content of its predictions.
 
 # %%
-jobs = [scoring.truth_run(true_means, prepared.fingerprint)] + [
-    scoring.model_run(model, seed, true_means)
-    for model, seed in stored.itertuples(index=False)
-]
-results = scoring.scores(jobs, force)
-truth_scores = results[0]  # on the test pairs and every pair Norman fitted
-scores = pd.concat(
-    [truth_scores[truth_scores.perturbation.isin(pairs)], *results[1:]],
-    ignore_index=True,
-)
-scores["subgroup"] = scores.perturbation.map(split.subgroup_of)
-magnitude = scores[["model", "seed", "perturbation", "subgroup", *gi.SCORE_COLUMNS]]
-runs.atomic_write_csv(magnitude, gi_dir / "magnitude.csv")
-truth = scores[scores.model == "truth"]
-display(
-    Markdown(
-        f"True magnitudes (from the cells): median {truth.magnitude.median():.2f}, "
-        f"range {truth.magnitude.min():.2f}–{truth.magnitude.max():.2f}; "
-        f"{int((truth.magnitude > 1.15).sum())} of {len(truth)} test pairs above "
-        f"GEARS' synergy threshold 1.15, {int((truth.magnitude < 1.0).sum())} below "
-        "the suppressor threshold 1.0."
-    )
-)
+scored = scorer.score_all(prepared, stored, true_means, force)
+written = scoring.write_tables(scored.tables())
+display(Markdown(summary.true_magnitudes_sentence(scored.truth)))
 
 # %% [markdown]
 # ### Can the truth carry the analysis? Two truths beside Norman's fits
@@ -115,47 +87,14 @@ display(
 # shrunk; a model is compared with the cells' truth (as on real data) and, below, with both.
 
 # %%
-truth_sources = {"cells": truth_scores}
-if simulation is not None:
-    noise_free = scoring.truth_run(
-        simulation.to_df(), prepared.fingerprint, "truth_noise_free"
-    )
-    truth_sources["noise-free"] = scoring.scores(
-        [noise_free], force, "noise-free truth"
-    )[0]
-truth_magnitudes = pd.concat(
-    [table.assign(source=source) for source, table in truth_sources.items()],
-    ignore_index=True,
-)
-fits = reference.gi_fits()
-fidelity = gi.truth_fidelity(truth_magnitudes, fits)
-runs.atomic_write_csv(fidelity, gi_dir / "truth_fidelity.csv")
-truth_magnitudes["norman"] = truth_magnitudes.perturbation.map(gi.pair_key).map(
-    gi.norman_magnitudes(fits)
-)
-fig = plots.magnitudes_vs_norman(
-    truth_magnitudes.dropna(subset=["norman"]), fidelity
-)
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "truth_fidelity.png")
+scored = scorer.with_noise_free_truth(scored, prepared, force)  # simulated data only
+fidelity = gi.fidelity_to_norman(scored.truths, reference.gi_fits())
+written += scoring.write_tables({"truth_fidelity.csv": fidelity.table})
+fig = plots.magnitudes_vs_norman(fidelity.magnitudes, fidelity.table)
+runs.atomic_savefig(fig, out / "truth_fidelity.png")
 plt.show()
-display(fidelity.round(3))
-cells_row = fidelity.set_index("source").loc["cells"]
-display(
-    Markdown(
-        f"From the cells, true magnitudes track Norman's with r = {cells_row.r:.2f} "
-        f"and slope {cells_row.slope:.2f} over {int(cells_row.n)} pairs; GEARS' "
-        "synergy threshold makes Norman's call on "
-        f"{cells_row.agreement:.0%} of them."
-        + (
-            ""
-            if "noise-free" not in truth_sources
-            else " The noise-free truth gives r = {r:.2f}, slope {slope:.2f}, "
-            "agreement {agreement:.0%}.".format(
-                **fidelity.set_index("source").loc["noise-free"]
-            )
-        )
-    )
-)
+display(fidelity.table.round(3))
+display(Markdown(summary.truth_fidelity_sentence(fidelity.table)))
 
 # %% [markdown]
 # ## 2. Predicted vs true magnitude
@@ -164,62 +103,12 @@ display(
 # seed-averaged magnitudes. The table below gives r per seed.
 
 # %%
-per_seed = pd.DataFrame(
-    [
-        {"model": model, "seed": seed, **gi.magnitude_correlation(truth, group)}
-        for (model, seed), group in scores[scores.model != "truth"].groupby(
-            ["model", "seed"]
-        )
-    ]
-)
-runs.atomic_write_csv(per_seed, gi_dir / "magnitude_correlation.csv")
-if (
-    "noise-free" in truth_sources
-):  # the same correlations against the noise-free truth
-    noise_free = truth_sources["noise-free"]
-    per_seed_noise_free = pd.DataFrame(
-        [
-            {
-                "model": model,
-                "seed": seed,
-                **gi.magnitude_correlation(noise_free, group),
-            }
-            for (model, seed), group in scores[scores.model != "truth"].groupby(
-                ["model", "seed"]
-            )
-        ]
-    )
-    runs.atomic_write_csv(
-        per_seed_noise_free, gi_dir / "magnitude_correlation_noise_free.csv"
-    )
-seed_mean = (
-    scores[scores.model != "truth"]
-    .groupby(["model", "perturbation"], as_index=False)
-    .magnitude.mean()
-)
-pooled = pd.DataFrame(
-    [
-        {"model": model, **gi.magnitude_correlation(truth, group)}
-        for model, group in seed_mean.groupby("model")
-    ]
-)
-fig = plots.magnitude_scatters(magnitude, pooled)
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "magnitude_scatter.png")
+correlations = gi.magnitude_correlations(scored.truths, scored.predicted)
+written += scoring.write_tables(correlations.tables())
+fig = plots.magnitude_scatters(scored.magnitude, correlations.pooled)
+runs.atomic_savefig(fig, out / "magnitude_scatter.png")
 plt.show()
-by_model = {"truth from cells": per_seed}
-if "noise-free" in truth_sources:
-    by_model["noise-free truth"] = per_seed_noise_free
-display(
-    pd.concat(
-        {
-            name: table.groupby("model").agg(
-                r_mean=("r", "mean"), r_sd=("r", "std"), seeds=("r", "size")
-            )
-            for name, table in by_model.items()
-        },
-        axis=1,
-    ).round(3)
-)
+display(correlations.overview().round(3))
 
 # %% [markdown]
 # ## 3. Top synergistic and suppressive pairs
@@ -229,77 +118,17 @@ display(
 # a verified pair outside the test set can never be found.
 
 # %%
-tops = []
-for (model, seed), group in scores.groupby(["model", "seed"]):
-    tops.append(
-        gi.top_pair_table(group, truth, verified, top_k).assign(
-            model=model, seed=seed
-        )
-    )
-top = pd.concat(tops, ignore_index=True).rename(
-    columns={"in_true_top": f"in_true_top{top_k}"}
-)
-runs.atomic_write_csv(
-    top[
-        [
-            "model",
-            "seed",
-            "kind",
-            "rank",
-            "perturbation",
-            "verified",
-            f"in_true_top{top_k}",
-        ]
-    ],
-    gi_dir / f"top{top_k}.csv",
-)
-precision = pd.concat(
-    [
-        gi.precision_table(
-            group.rename(columns={f"in_true_top{top_k}": "in_true_top"}),
-            ks=(10, top_k),
-        ).assign(model=model, seed=seed)
-        for (model, seed), group in top.groupby(["model", "seed"])
-    ],
-    ignore_index=True,
-)
-precision = precision[["model", "seed", "kind", "reference", "k", "precision"]]
-runs.atomic_write_csv(precision, gi_dir / "precision.csv")
-display(
-    precision.groupby(["model", "kind", "reference", "k"])
-    .precision.mean()
-    .unstack(["kind", "reference", "k"])
-    .round(2)
-)  # means over seeds
+top = gi.top_pair_lists(scored.scores, scored.truth, verified, top_k)
+written += scoring.write_tables(top.tables())
+display(top.precision_overview().round(2))  # means over seeds
 
 # %%
-scored_keys = set(map(gi.pair_key, truth.perturbation))
-true_top = {
-    kind: set(group.perturbation.map(gi.pair_key))
-    for kind, group in gi.top_pairs(truth, top_k).groupby("kind")
-}
-first_seed = {model: group.seed.min() for model, group in top.groupby("model")}
-venn_tops = {
-    model: top[(top.model == model) & (top.seed == first_seed[model])].assign(
-        key=lambda t: t.perturbation.map(gi.pair_key)
-    )
-    for model in plots.ordered_models(first_seed)
-    if model != "truth"
-}
-fig = plots.gi_venns(venn_tops, verified, true_top, scored_keys)
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "top_pairs_venn.png")
+tops = top.first_seed_tops()
+tops = {model: tops[model] for model in plots.ordered_models(tops)}
+fig = plots.gi_venns(tops, verified, top.true_top, top.scored)
+runs.atomic_savefig(fig, out / "top_pairs_venn.png")
 plt.show()
-base_rate = {
-    kind: len(verified[kind] & scored_keys) / len(scored_keys)
-    for kind in ("synergy", "suppressor")
-}
-print(
-    f"Norman-verified among the {len(scored_keys)} scored test pairs: "
-    f"{len(verified['synergy'] & scored_keys)} synergistic, "
-    f"{len(verified['suppressor'] & scored_keys)} suppressive; a random top-k list "
-    f"would score precision {base_rate['synergy']:.2f} and "
-    f"{base_rate['suppressor']:.2f}"
-)
+print(summary.verified_base_rate_sentence(top.scored, verified, top.base_rate))
 
 # %% [markdown]
 # ## 4. Interaction types by GEARS' thresholds
@@ -310,31 +139,10 @@ print(
 # recover from the true cells).
 
 # %%
-types = pd.concat(
-    [
-        gi.type_precision(group, verified).assign(model=model, seed=seed)
-        for (model, seed), group in scores.groupby(["model", "seed"])
-    ],
-    ignore_index=True,
-)
-types = types[
-    [
-        "model",
-        "seed",
-        "type",
-        "n_called",
-        "n_called_verified",
-        "n_verified",
-        "precision",
-    ]
-]
-runs.atomic_write_csv(types, gi_dir / "gi_types.csv")
-display(
-    types.groupby(["model", "type"])[["n_called", "precision"]]
-    .mean()
-    .unstack("type")
-    .round(2)
-)
+types = gi.type_precision_table(scored.scores, verified)
+written += scoring.write_tables({"gi_types.csv": types})
+display(types.groupby(["model", "type"])[["n_called", "precision"]].mean()
+        .unstack("type").round(2))
 # %% [markdown]
 # ## 5. Detection: does a model's ranking find the interacting pairs?
 #
@@ -350,66 +158,19 @@ display(
 # keeps the book's one definition of a GI.)
 
 # %%
-curves, detection = [], []
-for source, table in truth_sources.items():
-    truth_pairs = table[table.perturbation.isin(pairs)]
-    for (model, seed), group in scores[scores.model != "truth"].groupby(
-        ["model", "seed"]
-    ):
-        curve, found = gi.gi_detection(truth_pairs, group)
-        curves.append(curve.assign(truth=source, model=model, seed=seed))
-        detection.append(found.assign(truth=source, model=model, seed=seed))
-curves = pd.concat(curves, ignore_index=True)
-detection = pd.concat(detection, ignore_index=True)
-runs.atomic_write_csv(curves, gi_dir / "detection_curves.csv")
-runs.atomic_write_csv(
-    detection[
-        ["truth", "model", "seed", "kind", "average_precision", "base_rate"]
-        + ["n_positive", "n"]
-    ],
-    gi_dir / "detection.csv",
-)
-for source in truth_sources:
-    fig = plots.detection_curves(
-        curves[curves.truth == source],
-        detection[detection.truth == source],
-        title=f"GI detection against the {source} truth",
-    )
-    name = source.replace(" ", "_").replace("-", "_")
-    runs.atomic_savefig(fig, runs.step_dir(STEP) / f"detection_{name}.png")
+detection = gi.detection(scored.truths, scored.predicted, scorer.pairs)
+written += scoring.write_tables(detection.tables())
+for source in scored.truths:
+    fig = plots.detection_curves(*detection.of(source),
+                                 title=f"GI detection against the {source} truth")
+    runs.atomic_savefig(fig, out / f"detection_{gi.source_slug(source)}.png")
     plt.show()
-display(
-    detection.groupby(["truth", "kind", "model"])
-    .agg(
-        average_precision=("average_precision", "mean"),
-        base_rate=("base_rate", "first"),
-        positives=("n_positive", "first"),
-    )
-    .unstack("model")
-    .round(2)
-)
+display(detection.overview().round(2))
 
 # %%
-runs.write_run_json(
-    STEP,
-    {
-        **scoring.settings(),
-        "pairs": pairs,
-        "profile": profile,
-        "top_k": top_k,
-        "predictions": stored.to_dict("records"),
-    },
-    [
-        "../gi/magnitude.csv",
-        "../gi/magnitude_correlation.csv",
-        "../gi/truth_fidelity.csv",
-        f"../gi/top{top_k}.csv",
-        "../gi/precision.csv",
-        "../gi/gi_types.csv",
-        "../gi/detection.csv",
-        "../gi/detection_curves.csv",
-    ],
-)
+record = {**scorer.settings(), "pairs": scorer.pairs, "profile": profile,
+          "top_k": top_k, "predictions": stored.to_dict("records")}
+runs.write_run_json(STEP, record, written)
 # %% [markdown]
 # ## What we found
 #
@@ -418,10 +179,6 @@ runs.write_run_json(
 # model learnt about how genes combine. Every line below is computed from this build's tables.
 
 # %%
-display(
-    Markdown(
-        gi_findings(
-            by_model, len(scored_keys), cells_row, precision, base_rate, detection
-        )
-    )
-)
+display(Markdown(summary.gi_findings(
+    correlations.labelled(), len(top.scored), fidelity.row("cells"), top.precision,
+    top.base_rate, detection.summary)))

@@ -327,3 +327,103 @@ def test_norman_singles_resemble_each_other_as_the_issue_measured():
     assert stats["median_same_label"] == pytest.approx(0.517, abs=1e-3)
     assert stats["median_different_label"] == pytest.approx(0.220, abs=1e-3)
     assert (stats["n_same_cluster"], stats["n_different_clusters"]) == (13, 17)
+
+
+def _chapter_scores():
+    """The truth's scores of four test pairs (and, noise-free, of one pair outside them), and two
+    models' predicted magnitudes: gears over two seeds, additive constant."""
+    pairs = ["A+B", "C+D", "E+F", "G+H"]
+    cells = pd.DataFrame({"model": "truth", "seed": 0, "perturbation": pairs,
+                          "magnitude": [1.4, 0.5, 1.2, 0.8], "dcor": 0.5, "corr_fit": 0.95,
+                          "equality_of_contribution": 0.5})
+    noise_free = pd.concat([cells.assign(magnitude=[1.5, 0.4, 1.3, 0.7]),
+                            cells.iloc[[0]].assign(perturbation="X+Y", magnitude=2.0)],
+                           ignore_index=True)
+    predicted = pd.concat([cells.assign(model="gears", seed=1, magnitude=[1.3, 0.6, 1.0, 0.9]),
+                           cells.assign(model="gears", seed=2, magnitude=[1.5, 0.4, 1.1, 0.9]),
+                           cells.assign(model="additive", seed=0, magnitude=np.sqrt(2))],
+                          ignore_index=True)
+    return pairs, {"cells": cells, "noise-free": noise_free}, predicted
+
+
+def test_fidelity_to_norman_keeps_the_pairs_norman_fitted_beside_his_magnitude():
+    _, truths, _ = _chapter_scores()
+    fits = pd.DataFrame({"condition": ["B+A", "C+D", "E+F", "G+H"], "c_a": [1.0, 0.5, 0.9, 0.3],
+                         "c_b": [1.0, 0.5, 0.6, 0.4]})
+    fidelity = gi.fidelity_to_norman(truths, fits)
+    assert fidelity.table.source.tolist() == ["cells", "noise-free"]
+    assert fidelity.row("cells").n == 4 and fidelity.row("noise-free").n == 4  # X+Y: no fit
+    assert "X+Y" not in set(fidelity.magnitudes.perturbation)
+    a_b = fidelity.magnitudes.query("source == 'cells' and perturbation == 'A+B'")
+    assert a_b.norman.item() == pytest.approx(np.sqrt(2))  # B+A's fit, matched order-free
+    assert fidelity.row("cells").agreement == 0.75  # E+F: 1.2 in the cells, 1.08 by Norman
+
+
+def test_magnitude_correlations_per_seed_per_truth_and_pooled_over_seeds():
+    _, truths, predicted = _chapter_scores()
+    correlations = gi.magnitude_correlations(truths, predicted)
+    cells = correlations.per_seed["cells"]
+    assert list(cells.columns) == ["model", "seed", "r", "p", "n"]
+    assert cells[["model", "seed"]].values.tolist() == [["additive", 0], ["gears", 1], ["gears", 2]]
+    r1 = np.corrcoef([1.4, 0.5, 1.2, 0.8], [1.3, 0.6, 1.0, 0.9])[0, 1]
+    assert cells.r.iloc[1] == pytest.approx(r1) and np.isnan(cells.r.iloc[0])
+    assert correlations.per_seed["noise-free"].n.tolist() == [4, 4, 4]  # X+Y is not predicted
+    pooled = correlations.pooled.set_index("model")
+    seed_mean = [1.4, 0.5, 1.05, 0.9]
+    assert pooled.at["gears", "r"] == pytest.approx(np.corrcoef([1.4, 0.5, 1.2, 0.8], seed_mean)[0, 1])
+    assert list(correlations.tables()) == ["magnitude_correlation.csv",
+                                           "magnitude_correlation_noise_free.csv"]
+    assert list(correlations.labelled()) == ["truth from cells", "noise-free truth"]
+    overview = correlations.overview()
+    assert overview.at["gears", ("truth from cells", "seeds")] == 2
+    assert overview.at["gears", ("truth from cells", "r_mean")] == pytest.approx(cells.r.iloc[1:].mean())
+
+
+def test_top_pair_lists_check_every_model_seed_against_norman_and_the_truth():
+    _, truths, predicted = _chapter_scores()
+    scores = pd.concat([truths["cells"], predicted], ignore_index=True)
+    verified = gi.verified_pairs({"POTENTIATION": ["B+A"], "SUPPRESSOR": ["C+D", "H+G"]})
+    top = gi.top_pair_lists(scores, truths["cells"], verified, k=2)
+    assert list(top.top.columns) == ["model", "seed", "kind", "rank", "perturbation", "verified",
+                                     "in_true_top2"]
+    assert list(top.tables()) == ["top2.csv", "precision.csv"]
+    gears = top.top.query("model == 'gears' and seed == 1 and kind == 'synergy'")
+    assert gears.perturbation.tolist() == ["A+B", "E+F"] and gears.verified.tolist() == [True, False]
+    precision = top.precision.set_index(["model", "seed", "kind", "reference", "k"]).precision
+    assert precision[("gears", 1, "synergy", "norman_verified", 2)] == 0.5
+    assert precision[("gears", 1, "suppressor", "norman_verified", 2)] == 1.0  # C+D, G+H
+    assert precision[("truth", 0, "synergy", "true_top", 2)] == 1.0
+    assert top.scored == {"A+B", "C+D", "E+F", "G+H"}
+    assert top.true_top == {"synergy": {"A+B", "E+F"}, "suppressor": {"C+D", "G+H"}}
+    assert top.base_rate == {"synergy": 0.25, "suppressor": 0.5}
+    assert top.precision_overview().at["gears", ("synergy", "norman_verified", 2)] == 0.5
+    tops = top.first_seed_tops()
+    assert list(tops) == ["additive", "gears"] and tops["gears"].seed.unique().tolist() == [1]
+    assert tops["gears"].key.tolist()[:2] == ["A+B", "E+F"]
+
+
+def test_type_precision_table_has_every_type_of_every_model_seed():
+    _, truths, predicted = _chapter_scores()
+    verified = gi.verified_pairs({"POTENTIATION": ["A+B"]})
+    types = gi.type_precision_table(predicted, verified)
+    assert list(types.columns) == ["model", "seed", "type", "n_called", "n_called_verified",
+                                   "n_verified", "precision"]
+    assert len(types) == 3 * len(gi.GI_THRESHOLDS)
+    synergy = types.query("type == 'synergy'").set_index(["model", "seed"])
+    assert synergy.n_called.tolist() == [4, 1, 1]  # additive: sqrt(2) > 1.15 for every pair
+    assert synergy.precision.tolist() == [0.25, 1.0, 1.0]
+
+
+def test_detection_ranks_the_test_pairs_against_each_truth():
+    pairs, truths, predicted = _chapter_scores()
+    detection = gi.detection(truths, predicted.query("model == 'gears'"), pairs)
+    assert list(detection.summary.columns) == gi.DETECTION_COLUMNS
+    assert list(detection.tables()) == ["detection.csv", "detection_curves.csv"]
+    assert detection.summary.n.unique().tolist() == [4]  # X+Y is no test pair
+    cells = detection.summary.query("truth == 'cells' and seed == 1").set_index("kind")
+    assert cells.n_positive.tolist() == [2, 2]  # A+B, E+F above 1.15; C+D, G+H below 1.0
+    assert cells.average_precision.tolist() == [1.0, 1.0]  # gears ranks them first
+    curves, summary = detection.of("noise-free")
+    assert set(curves.truth) == {"noise-free"} and len(summary) == 4  # 2 seeds × 2 kinds
+    assert detection.overview().at[("cells", "synergy"), ("average_precision", "gears")] == 1.0
+    assert gi.source_slug("noise-free") == "noise_free"

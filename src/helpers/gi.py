@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import dcor
 import numpy as np
@@ -503,3 +504,206 @@ def gi_detection(truth: pd.DataFrame, predicted: pd.DataFrame) -> tuple[pd.DataF
                         "base_rate": float(shared.mean()) if len(shared) else float("nan"),
                         "n_positive": int(shared.sum()), "n": len(shared)})
     return pd.concat(curves, ignore_index=True), pd.DataFrame(summary)
+
+
+# What chapter 22 reads from the scores, one result per step. ``truths`` maps a truth's source
+# (``cells``: scored from the cells' means; ``noise-free``: the simulator's expected means) to
+# its scores; ``predicted`` holds every model-seed's scores on the test pairs (``model, seed``).
+TRUTH_LABELS = {"cells": "truth from cells", "noise-free": "noise-free truth"}
+
+
+def source_slug(source: str) -> str:
+    """A truth's source as it appears in file names (``noise-free`` → ``noise_free``)."""
+    return source.replace(" ", "_").replace("-", "_")
+
+
+def _per_model_seed(scores: pd.DataFrame,
+                    table: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    """``table(group)`` (a DataFrame) for each model-seed of ``scores``, labelled and stacked."""
+    return pd.concat([table(group).assign(model=model, seed=seed)
+                      for (model, seed), group in scores.groupby(["model", "seed"])],
+                     ignore_index=True)
+
+
+@dataclass(frozen=True)
+class TruthFidelity:
+    """How each truth's magnitudes track Norman's fits.
+
+    Attributes:
+        table: :func:`truth_fidelity` per source (``truth_fidelity.csv``).
+        magnitudes: each source's scores of the pairs Norman fitted, with ``source`` and
+            Norman's own magnitude ``norman`` (the figure's points).
+    """
+
+    table: pd.DataFrame
+    magnitudes: pd.DataFrame
+
+    def row(self, source: str) -> pd.Series:
+        """``source``'s row of :attr:`table` (``r, slope, n, agreement``)."""
+        return self.table.set_index("source").loc[source]
+
+
+def fidelity_to_norman(truths: Mapping[str, pd.DataFrame], fits: pd.DataFrame) -> TruthFidelity:
+    """Every truth's magnitudes against Norman's fits (``reference.gi_fits``), order-free."""
+    magnitudes = pd.concat([table.assign(source=source) for source, table in truths.items()],
+                           ignore_index=True)
+    table = truth_fidelity(magnitudes, fits)
+    magnitudes["norman"] = magnitudes.perturbation.map(pair_key).map(norman_magnitudes(fits))
+    return TruthFidelity(table, magnitudes.dropna(subset=["norman"]))
+
+
+@dataclass(frozen=True)
+class MagnitudeCorrelations:
+    """Predicted against true magnitudes.
+
+    Attributes:
+        per_seed: truth source → ``model, seed, r, p, n`` per model-seed
+            (:func:`magnitude_correlation`).
+        pooled: ``model, r, p, n`` of the seed-averaged magnitudes against the first truth.
+    """
+
+    per_seed: dict[str, pd.DataFrame]
+    pooled: pd.DataFrame
+
+    def labelled(self) -> dict[str, pd.DataFrame]:
+        """:attr:`per_seed` keyed by each truth's label (:data:`TRUTH_LABELS`)."""
+        return {TRUTH_LABELS.get(source, source): table for source, table in self.per_seed.items()}
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """File name → table: ``magnitude_correlation.csv`` against the first truth, then
+        ``magnitude_correlation_<source>.csv`` against each other."""
+        first = next(iter(self.per_seed))
+        return {"magnitude_correlation.csv" if source == first
+                else f"magnitude_correlation_{source_slug(source)}.csv": table
+                for source, table in self.per_seed.items()}
+
+    def overview(self) -> pd.DataFrame:
+        """Mean and SD of r over seeds, and the number of seeds, per model and truth."""
+        return pd.concat({label: table.groupby("model").agg(
+            r_mean=("r", "mean"), r_sd=("r", "std"), seeds=("r", "size"))
+            for label, table in self.labelled().items()}, axis=1)
+
+
+def magnitude_correlations(truths: Mapping[str, pd.DataFrame],
+                           predicted: pd.DataFrame) -> MagnitudeCorrelations:
+    """Each model-seed's magnitudes (``predicted``: ``model, seed, perturbation, magnitude``)
+    correlated with each truth's, and the seed-averaged ones with the first truth's."""
+    per_seed = {source: pd.DataFrame([
+        {"model": model, "seed": seed, **magnitude_correlation(truth, group)}
+        for (model, seed), group in predicted.groupby(["model", "seed"])])
+        for source, truth in truths.items()}
+    seed_mean = predicted.groupby(["model", "perturbation"], as_index=False).magnitude.mean()
+    first = next(iter(truths.values()))
+    pooled = pd.DataFrame([{"model": model, **magnitude_correlation(first, group)}
+                           for model, group in seed_mean.groupby("model")])
+    return MagnitudeCorrelations(per_seed, pooled)
+
+
+@dataclass(frozen=True)
+class TopPairs:
+    """Every model-seed's (and the truth's) top synergistic and suppressive test pairs.
+
+    Attributes:
+        k: the size of each list.
+        top: ``model, seed, kind, rank, perturbation, verified, in_true_top<k>``
+            (:func:`top_pair_table`).
+        precision: ``model, seed, kind, reference, k, precision`` (:func:`precision_table`,
+            at 10 and ``k``).
+        scored: the scored test pairs, order-free.
+        true_top: kind → the truth's own top-``k`` pairs, order-free.
+        base_rate: kind → the share of :attr:`scored` that Norman verified as that kind (the
+            precision of a random list).
+    """
+
+    k: int
+    top: pd.DataFrame
+    precision: pd.DataFrame
+    scored: set[str]
+    true_top: dict[str, set[str]]
+    base_rate: dict[str, float]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {f"top{self.k}.csv": self.top, "precision.csv": self.precision}
+
+    def precision_overview(self) -> pd.DataFrame:
+        """Mean precision over seeds: models by kind, reference and k."""
+        return (self.precision.groupby(["model", "kind", "reference", "k"]).precision.mean()
+                .unstack(["kind", "reference", "k"]))
+
+    def first_seed_tops(self) -> dict[str, pd.DataFrame]:
+        """Model (not the truth) → its first seed's top pairs, with their order-free ``key``."""
+        first_seed = self.top.groupby("model").seed.min()
+        return {model: self.top[(self.top.model == model) & (self.top.seed == seed)]
+                .assign(key=lambda t: t.perturbation.map(pair_key))
+                for model, seed in first_seed.items() if model != "truth"}
+
+
+def top_pair_lists(scores: pd.DataFrame, truth: pd.DataFrame, verified: Mapping[str, set[str]],
+                   k: int = 20) -> TopPairs:
+    """The top-``k`` lists of each model-seed of ``scores`` (``model, seed, perturbation,
+    magnitude``), checked against Norman's ``verified`` pairs and the ``truth``'s own lists."""
+    top = _per_model_seed(scores, lambda group: top_pair_table(group, truth, verified, k))
+    precision = _per_model_seed(top, lambda group: precision_table(group, ks=(10, k)))
+    scored = set(map(pair_key, truth.perturbation))
+    true_top = {kind: set(group.perturbation.map(pair_key))
+                for kind, group in top_pairs(truth, k).groupby("kind")}
+    base_rate = {kind: len(verified[kind] & scored) / len(scored)
+                 for kind in ("synergy", "suppressor")}
+    top = top.rename(columns={"in_true_top": f"in_true_top{k}"})[
+        ["model", "seed", "kind", "rank", "perturbation", "verified", f"in_true_top{k}"]]
+    precision = precision[["model", "seed", "kind", "reference", "k", "precision"]]
+    return TopPairs(k, top, precision, scored, true_top, base_rate)
+
+
+def type_precision_table(scores: pd.DataFrame, verified: Mapping[str, set[str]]) -> pd.DataFrame:
+    """:func:`type_precision` of each model-seed of ``scores``: ``model, seed, type, n_called,
+    n_called_verified, n_verified, precision``."""
+    types = _per_model_seed(scores, lambda group: type_precision(group, verified))
+    return types[["model", "seed", "type", "n_called", "n_called_verified", "n_verified",
+                  "precision"]]
+
+
+DETECTION_COLUMNS = ["truth", "model", "seed", "kind", "average_precision", "base_rate",
+                     "n_positive", "n"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Each model-seed's detection of each truth's interacting pairs (:func:`gi_detection`).
+
+    Attributes:
+        curves: :func:`detection_curve` rows with ``kind, truth, model, seed``.
+        summary: :data:`DETECTION_COLUMNS`: average precision beside a random ranking's.
+    """
+
+    curves: pd.DataFrame
+    summary: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"detection.csv": self.summary, "detection_curves.csv": self.curves}
+
+    def of(self, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The curves and summary against one truth."""
+        return self.curves[self.curves.truth == source], self.summary[self.summary.truth == source]
+
+    def overview(self) -> pd.DataFrame:
+        """Average precision (mean over seeds) per truth and kind, models across, with the base
+        rate and the number of positives."""
+        return (self.summary.groupby(["truth", "kind", "model"])
+                .agg(average_precision=("average_precision", "mean"),
+                     base_rate=("base_rate", "first"), positives=("n_positive", "first"))
+                .unstack("model"))
+
+
+def detection(truths: Mapping[str, pd.DataFrame], predicted: pd.DataFrame,
+              pairs: Sequence[str]) -> Detection:
+    """Every model-seed of ``predicted`` ranking ``pairs`` against each truth's calls."""
+    curves, summary = [], []
+    for source, table in truths.items():
+        truth = table[table.perturbation.isin(pairs)]
+        for (model, seed), group in predicted.groupby(["model", "seed"]):
+            curve, found = gi_detection(truth, group)
+            curves.append(curve.assign(truth=source, model=model, seed=seed))
+            summary.append(found.assign(truth=source, model=model, seed=seed))
+    summary = pd.concat(summary, ignore_index=True)[DETECTION_COLUMNS]
+    return Detection(pd.concat(curves, ignore_index=True), summary)

@@ -19,13 +19,18 @@ import argparse
 import hashlib
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import MISSING, dataclass, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import MISSING, dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from helpers import gi, pipeline, predictions, reference, runs
 from helpers.conditions import CONTROL, is_combo
+
+if TYPE_CHECKING:
+    from helpers.data import Prepared
 
 STEP = pipeline.ANALYSE_INTERACTIONS
 SCORES = "scores.csv"
@@ -104,6 +109,72 @@ class Scoring:
         """Each run's scores, reused or computed."""
         results = runs.reuse_or_compute(cached_runs, [SCORES], self.compute, force, describe)
         return [result[SCORES] for result in results]
+
+    def score_all(self, prepared: Prepared, stored: pd.DataFrame, true_means: pd.DataFrame,
+                  force: bool = False) -> InteractionScores:
+        """The truth from the cells and every model-seed of ``stored`` (``model, seed``), each
+        reused or computed (the noise-free truth: :meth:`with_noise_free_truth`)."""
+        jobs = [self.truth_run(true_means, prepared.fingerprint)]
+        jobs += [self.model_run(model, seed, true_means)
+                 for model, seed in stored.itertuples(index=False)]
+        truth, *models = self.scores(jobs, force)
+        scores = pd.concat([truth[truth.perturbation.isin(self.pairs)], *models],
+                           ignore_index=True)
+        scores["subgroup"] = scores.perturbation.map(prepared.split.subgroup_of)
+        return InteractionScores(scores, {"cells": truth})
+
+    def with_noise_free_truth(self, scored: InteractionScores, prepared: Prepared,
+                              force: bool = False) -> InteractionScores:
+        """``scored`` with, on simulated data, the truth scored from the simulator's noise-free
+        means beside the cells' (``truths["noise-free"]``); unchanged on real data."""
+        if prepared.truth is None:
+            return scored
+        run = self.truth_run(prepared.truth.to_df(), prepared.fingerprint, "truth_noise_free")
+        noise_free = self.scores([run], force, "noise-free truth")[0]
+        return replace(scored, truths={**scored.truths, "noise-free": noise_free})
+
+
+@dataclass(frozen=True)
+class InteractionScores:
+    """The GI scores of one build (:meth:`Scoring.score_all`).
+
+    Attributes:
+        scores: the truth's (``model == "truth"``, from the cells) and every model-seed's scores
+            of the test pairs, with each pair's test ``subgroup``.
+        truths: each truth's source (``cells``; ``noise-free`` on simulated data once
+            :meth:`Scoring.with_noise_free_truth` added it) → its scores of the test pairs and
+            of every pair Norman fitted.
+    """
+
+    scores: pd.DataFrame
+    truths: dict[str, pd.DataFrame]
+
+    @property
+    def truth(self) -> pd.DataFrame:
+        """The truth's scores of the test pairs (from the cells)."""
+        return self.scores[self.scores.model == "truth"]
+
+    @property
+    def predicted(self) -> pd.DataFrame:
+        """Every model-seed's scores of the test pairs."""
+        return self.scores[self.scores.model != "truth"]
+
+    @property
+    def magnitude(self) -> pd.DataFrame:
+        """``magnitude.csv``: ``model, seed, perturbation, subgroup`` and every score."""
+        return self.scores[["model", "seed", "perturbation", "subgroup", *gi.SCORE_COLUMNS]]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"magnitude.csv": self.magnitude}
+
+
+def write_tables(tables: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Write each table (file name → table) into the ``gi`` folder; returns their paths as
+    chapter 22's ``run.json`` lists them (relative to its own folder)."""
+    folder, own = pipeline.folder("gi"), runs.step_dir(STEP)
+    for name, table in tables.items():
+        runs.atomic_write_csv(table, folder / name)
+    return [Path(os.path.relpath(folder / name, own)).as_posix() for name in tables]
 
 
 # what a score is computed with unless a chapter or job says otherwise (chapter 22's parameters):
