@@ -36,6 +36,31 @@ def test_every_code_line_fits_the_page():
     assert not too_wide, "\n".join(too_wide)
 
 
+CODE_LINES = 120  # per chapter: the computing lives in helpers, a chapter holds prose and calls
+
+
+def code_lines(source: str) -> int:
+    """Lines of code as a reader counts them: the non-blank lines of code cells that are not
+    comments (prose cells, blank lines and comments are free)."""
+    import jupytext
+
+    return sum(1 for cell in jupytext.reads(source, fmt="py:percent").cells if cell.cell_type == "code"
+               for line in cell.source.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+def test_code_lines_are_counted_as_a_reader_counts_them():
+    source = ('# %% [markdown]\n# # Title\n# prose\n\n# %% tags=["parameters"]\nprofile = "default"  # why\n\n'
+              "# %%\n# a comment\nx = [\n    1,\n]\n\nprint(x)\n")
+    assert code_lines(source) == 5
+
+
+def test_every_chapter_has_at_most_120_lines_of_code():
+    counts = {name: code_lines((book.NOTEBOOK_DIR / f"{name}.py").read_text()) for name in book.toc_notebooks()}
+    too_long = {name: n for name, n in counts.items() if n > CODE_LINES}
+    assert not too_long, f"chapters over {CODE_LINES} lines of code (move the computing into helpers): {too_long}"
+    assert min(counts.values()) > 10  # the counter reads code at all
+
+
 def test_unknown_parameter_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown parameter.*profil"):
         book.execute("01_prepare_data", {"profil": "quick"}, executed_dir=tmp_path)
