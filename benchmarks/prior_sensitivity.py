@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import pipeline
 from helpers.models.registry import PRIOR_PREFIX, prior_model_name
 from helpers.reference import REPO_ROOT
 
@@ -171,7 +172,7 @@ def gains_for_setting(setting: str, overrides: dict, root: Path, args: argparse.
     """The priors' gains over GEARS in one setting, with the setting and its runs' convergence."""
     from helpers import summary
 
-    path = root / "metrics" / "per_perturbation.csv"
+    path = pipeline.folder("metrics", root) / "per_perturbation.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; run this setting's chapters first "
                                 "(without --summarise)")
@@ -204,7 +205,7 @@ def model_means(setting: str, root: Path, seeds: list[int]) -> pd.DataFrame:
     """Every model's own score in one setting (not a gain): per subgroup and metric, the mean
     over the subgroup's perturbations of the seed-averaged value, so a reader sees whether GEARS
     itself, and the baselines, move with the GO signal (baselines are stored under seed 0)."""
-    scores = pd.read_csv(root / "metrics" / "per_perturbation.csv")
+    scores = pd.read_csv(pipeline.folder("metrics", root) / "per_perturbation.csv")
     scores = scores[scores.metric.isin(METRICS) & scores.subgroup.isin(SUBGROUPS)
                     & (scores.seed.isin(seeds) | ~scores.model.str.startswith("gears"))]
     per_perturbation = scores.groupby(["model", "subgroup", "metric", "perturbation"]).value.mean()

@@ -40,7 +40,7 @@ n_bootstrap = 2000  # bootstrap resamples for the confidence intervals
 ceiling_seed = 0  # seed of the random halves of the noise ceiling
 # the mean-response baseline b of the calibrated scores (u - b) / (r - b)
 calibration_baseline = "non_control_mean"
-# models to export for cell-eval, e.g. gears (written under results/cell_eval/)
+# models to export for cell-eval, e.g. gears (written under this chapter's cell_eval/)
 cell_eval_models = []
 
 # %% tags=["hide-input"]
@@ -190,7 +190,7 @@ display(results.lens_table().round(3))
 # (u − b) / (r − b): b is the mean-response baseline (`calibration_baseline`) and r the
 # split-half replicate (the noise ceiling), each over the same perturbations. 1 is as good as
 # a replicate of the experiment, 0 no better than the mean response, below 0 worse; nothing
-# is clipped (`metrics/calibrated.csv`; chapter 30 lays them side by side). The replicate
+# is clipped (`calibrated.csv`; chapter 30 lays them side by side). The replicate
 # ranks among the other halves' profiles and is pessimistic on errors (it has half the cells),
 # so a model can score above 1 on an error metric.
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import book, predictions, splits
+from helpers import book, pipeline, predictions, splits
 
 
 def test_toc_lists_the_data_chapter_first():
@@ -86,7 +86,7 @@ def test_quick_book_runs_end_to_end(quick_book, tmp_path, monkeypatch):
                    "simulation_recovery.png"):
         assert (out / figure).stat().st_size > 10_000, figure
 
-    per_perturbation = pd.read_csv(first / "metrics" / "per_perturbation.csv")
+    per_perturbation = pd.read_csv(pipeline.folder("metrics", first) / "per_perturbation.csv")
     assert per_perturbation.columns.tolist() == ["model", "seed", "perturbation", "subgroup", "metric", "value"]
     assert set(per_perturbation.model) == {"no_change", "train_mean", "non_control_mean", "matching_mean",
                                            "additive", "latent_additive", "linear", "gears",
@@ -98,7 +98,7 @@ def test_quick_book_runs_end_to_end(quick_book, tmp_path, monkeypatch):
     lens_rows = per_perturbation[per_perturbation.metric.isin(lenses.LENSES)]
     assert lens_rows.groupby("model").size().eq(107 * len(lenses.LENSES)).all()
     assert lens_rows.groupby("model").size().index.nunique() == per_perturbation.model.nunique()
-    calibrated = pd.read_csv(first / "metrics" / "calibrated.csv")
+    calibrated = pd.read_csv(pipeline.folder("metrics", first) / "calibrated.csv")
     assert calibrated.columns.tolist() == ["model", "seed", "subgroup", "metric", "value", "model_mean",
                                            "baseline_mean", "replicate_mean", "n"]
     assert "noise_ceiling" not in set(calibrated.model)
@@ -110,7 +110,7 @@ def test_quick_book_runs_end_to_end(quick_book, tmp_path, monkeypatch):
     scored_by_baseline = set(lens_rows[(lens_rows.model == "non_control_mean") & lens_rows.value.notna()].metric)
     assert len(scored_by_baseline) >= len(lenses.LENSES) - 2
     assert scored_by_baseline <= set(calibrated.metric)
-    summary = pd.read_csv(first / "metrics" / "summary.csv")
+    summary = pd.read_csv(pipeline.folder("metrics", first) / "summary.csv")
     assert summary.columns.tolist() == ["model", "subgroup", "metric", "mean", "ci_low", "ci_high", "n"]
     no_change = summary.query("model == 'no_change' and metric == 'mse_de'").set_index("subgroup")
     additive = summary.query("model == 'additive' and metric == 'mse_de'").set_index("subgroup")
@@ -119,17 +119,17 @@ def test_quick_book_runs_end_to_end(quick_book, tmp_path, monkeypatch):
     assert (first / "20_evaluate_perturbations" / "mse_de_by_subgroup.png").stat().st_size > 10_000
     # one combination up close, GI analysis and the summary read those predictions
     assert (first / "21_inspect_combination" / "ETS2+CEBPE" / "boxplot.png").stat().st_size > 10_000
-    correlation = pd.read_csv(first / "gi" / "magnitude_correlation.csv")
+    correlation = pd.read_csv(pipeline.folder("gi", first) / "magnitude_correlation.csv")
     assert correlation.columns.tolist() == ["model", "seed", "r", "p", "n"]
     assert "no_change" not in set(correlation.model) and correlation.n.eq(71).all()  # every test pair
-    top = pd.read_csv(first / "gi" / "top20.csv")
+    top = pd.read_csv(pipeline.folder("gi", first) / "top20.csv")
     assert top.columns.tolist() == ["model", "seed", "kind", "rank", "perturbation", "verified", "in_true_top20"]
-    fidelity = pd.read_csv(first / "gi" / "truth_fidelity.csv")
+    fidelity = pd.read_csv(pipeline.folder("gi", first) / "truth_fidelity.csv")
     assert fidelity.columns.tolist() == ["source", "r", "slope", "n", "agreement"]
     assert fidelity.source.tolist() == ["cells", "noise-free"] and fidelity.n.gt(100).all()
     assert fidelity[["r", "slope", "agreement"]].notna().all().all()
     assert top.groupby(["model", "seed", "kind"]).size().eq(20).all()
-    detection = pd.read_csv(first / "gi" / "detection.csv")
+    detection = pd.read_csv(pipeline.folder("gi", first) / "detection.csv")
     assert detection.columns.tolist() == ["truth", "model", "seed", "kind", "average_precision", "base_rate",
                                           "n_positive", "n"]
     assert set(detection.truth) == {"cells", "noise-free"} and detection.n.eq(71).all()
@@ -150,7 +150,7 @@ def test_a_rerun_reuses_the_data_and_exports_for_cell_eval(finished_results, tmp
     assert (out / "perturb_processed.h5ad").stat().st_mtime_ns == before
     book.execute("20_evaluate_perturbations", {"profile": "quick", "cell_eval_models": ["additive"]},
                  executed_dir=tmp_path)
-    exported = anndata.read_h5ad(finished_results / "cell_eval" / "additive" / "seed=0" / "adata_pred.h5ad")
+    exported = anndata.read_h5ad(pipeline.folder("cell_eval", finished_results) / "additive" / "seed=0" / "adata_pred.h5ad")
     assert exported.obs.condition.nunique() == 108 and "ctrl" in set(exported.obs.condition)
 
 
@@ -204,15 +204,15 @@ def test_a_new_model_and_one_trained_elsewhere_reach_every_table(finished_result
     pd.testing.assert_frame_equal(toy, (control + 0.5 * (additive - control)).astype(np.float32),
                                   check_dtype=False, atol=1e-6)
     tables = {
-        "20": pd.read_csv(finished_results / "metrics" / "per_perturbation.csv"),
+        "20": pd.read_csv(pipeline.folder("metrics", finished_results) / "per_perturbation.csv"),
         "21": pd.concat(pd.read_csv(p) for p in
                         (finished_results / "21_inspect_combination").glob("*/predicted_vs_true.csv")),
-        "22": pd.read_csv(finished_results / "gi" / "magnitude.csv"),
+        "22": pd.read_csv(pipeline.folder("gi", finished_results) / "magnitude.csv"),
         "30": pd.read_csv(finished_results / "30_summarise_results" / "glance.csv"),
     }
     for chapter, table in tables.items():
         assert {"toy", "elsewhere"} <= set(table.model), (chapter, sorted(set(table.model)))
-    summary = pd.read_csv(finished_results / "metrics" / "summary.csv").set_index(["model", "subgroup", "metric"])
+    summary = pd.read_csv(pipeline.folder("metrics", finished_results) / "summary.csv").set_index(["model", "subgroup", "metric"])
     # halving every change over control doubles no error: the toy's own numbers, not a copy's
     assert summary.loc[("toy", "all", "mse_de"), "mean"] != summary.loc[("additive", "all", "mse_de"), "mean"]
 
@@ -318,7 +318,7 @@ def test_the_books_headline_metrics_are_cell_gears_own(quick_book, monkeypatch):
     monkeypatch.setenv("HELPERS_RESULTS_DIR", str(quick_book / "results"))
     prepared = data.load_prepared()
     adata = prepared.adata
-    scored = pd.read_csv(quick_book / "results" / "metrics" / "per_perturbation.csv")
+    scored = pd.read_csv(pipeline.folder("metrics", quick_book / "results") / "per_perturbation.csv")
     for model, seed in (("additive", 0), ("gears", 1)):
         predicted = predictions.read_predictions(model, seed)
         labels = adata.obs["condition"].astype(str).to_numpy()

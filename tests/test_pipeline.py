@@ -21,7 +21,7 @@ def test_each_step_runs_after_the_steps_that_write_what_it_reads():
 
 
 def test_a_table_is_found_by_name_and_an_unknown_one_is_refused(tmp_path, isolated_results):
-    assert pipeline.folder("metrics") == isolated_results / "metrics"
+    assert pipeline.folder("metrics") == isolated_results / pipeline.EVALUATE_PERTURBATIONS
     assert pipeline.folder("prepared_data", tmp_path) == tmp_path / pipeline.PREPARE_DATA
     with pytest.raises(ValueError, match="unknown table 'metric'; the book's tables"):
         pipeline.folder("metric")
@@ -55,3 +55,19 @@ def test_no_step_folder_or_prior_model_name_is_spelled_outside_its_registry():
     snakefile = (REPO_ROOT / "workflow" / "Snakefile").read_text()
     spelled += [f"workflow/Snakefile: {m}" for m in re.findall(r"""["'](?:\d\d_[a-z_]+|gears\+[^"']*)["']""", snakefile)]
     assert not spelled, "\n".join(spelled)
+
+
+def test_every_step_writes_only_into_its_own_folder():
+    """Each table lies in the folder of the step that writes it (the shared `predictions/` aside,
+    in which each model's folder has one writer); the registry refuses any other layout."""
+    for table, folder in pipeline.TABLES.items():
+        if table in pipeline.SHARED:
+            continue
+        assert pipeline.writers(table) == [folder.split("/")[0]], table
+    assert pipeline.folder("cell_eval").parent == pipeline.folder("metrics")
+
+
+@pytest.mark.slow
+def test_the_quick_books_results_are_the_steps_own_folders(quick_book):
+    tops = {p.name for p in (quick_book / "results").iterdir() if p.is_dir()}
+    assert tops == {s.name for s in pipeline.STEPS} | set(pipeline.SHARED)

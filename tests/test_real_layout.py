@@ -80,10 +80,10 @@ def test_every_chapter_runs_on_the_real_layout(real_book, real_file):
         assert list(ad.read_h5ad(path).var_names) == list(prepared.var_names), path
     # chapter 21's box plot and chapter 22's GI scores are computed
     assert list((root / "21_inspect_combination").rglob("*.png"))
-    magnitudes = pd.read_csv(root / "gi" / "magnitude.csv")
+    magnitudes = pd.read_csv(pipeline.folder("gi", root) / "magnitude.csv")
     assert len(magnitudes) and magnitudes.magnitude.notna().all()
     assert {"truth", "gears", "additive"} <= set(magnitudes.model)
-    per_perturbation = pd.read_csv(root / "metrics" / "per_perturbation.csv")
+    per_perturbation = pd.read_csv(pipeline.folder("metrics", root) / "per_perturbation.csv")
     split = splits.SimulationSplit.from_json(root / pipeline.PREPARE_DATA / "split.json")
     # every model (and the ceiling) scored on every test perturbation, by every metric
     assert (per_perturbation.groupby(["model", "seed"]).perturbation.nunique() == len(split.test)).all()
@@ -132,8 +132,8 @@ def test_export_for_cell_eval_on_the_real_layout(real_book, tmp_path, monkeypatc
     monkeypatch.setenv("HELPERS_RESULTS_DIR", str(results))
     book.execute("20_evaluate_perturbations", {"profile": "quick", "cell_eval_models": ["gears"]},
                  executed_dir=tmp_path / "executed")
-    predicted = ad.read_h5ad(next((results / "cell_eval" / "gears").glob("seed=*/adata_pred.h5ad")))
-    real = ad.read_h5ad(next((results / "cell_eval" / "gears").glob("seed=*/adata_real.h5ad")))
+    predicted = ad.read_h5ad(next((pipeline.folder("cell_eval", results) / "gears").glob("seed=*/adata_pred.h5ad")))
+    real = ad.read_h5ad(next((pipeline.folder("cell_eval", results) / "gears").glob("seed=*/adata_real.h5ad")))
     assert list(predicted.var_names) == list(real.var_names)
     split = splits.SimulationSplit.from_json(root / pipeline.PREPARE_DATA / "split.json")
     prepared = ad.read_h5ad(root / pipeline.PREPARE_DATA / data.DATASET_FILE)

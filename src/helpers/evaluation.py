@@ -110,7 +110,7 @@ HEADLINE_TABLE = ("mse_de", "mse_top20_de_non_dropout", "mse", "pearson_delta",
 @dataclass(frozen=True)
 class EvaluationResults:
     """What chapter 20 computes and writes: every score, its summaries and the data's
-    systematic variation (``pipeline.folder("metrics")`` and the step's own folder)."""
+    systematic variation (the step's own folder, ``pipeline.folder("metrics")``)."""
 
     per_perturbation: pd.DataFrame  # COLUMNS
     summary: pd.DataFrame  # model, subgroup, metric, mean, ci_low, ci_high, n
@@ -172,7 +172,7 @@ def evaluate(prepared, stored: pd.DataFrame, n_bootstrap: int, ceiling_seed: int
         runs.atomic_write_csv(table, path)
     runs.write_run_json(pipeline.EVALUATE_PERTURBATIONS,
                         {**record, "predictions": stored.to_dict("records")},
-                        [str(p.relative_to(own.parent)) for p in written])
+                        [str(p.relative_to(own)) for p in written])
     return results
 
 

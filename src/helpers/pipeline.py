@@ -24,9 +24,10 @@ INSPECT_COMBINATION = "21_inspect_combination"
 ANALYSE_INTERACTIONS = "22_analyse_interactions"
 SUMMARISE_RESULTS = "30_summarise_results"
 
-# table → its folder under the results root. A step's own folder holds its figures, its
-# run.json and its caches; the cross-model tables that the book and outside tools read
-# (predictions, metrics, GI scores) have folders of their own.
+# table → its folder under the results root. Every step writes only into its own folder (its
+# figures, run.json and caches too); the one shared folder is `predictions/`, the format every
+# model ends in (helpers.predictions), in which each model's folder has one writer.
+SHARED = ("predictions",)
 TABLES = {
     "prepared_data": PREPARE_DATA,  # the AnnData in GEARS' format, split, DE genes, GO graph
     "baselines": TRAIN_BASELINES,
@@ -36,11 +37,12 @@ TABLES = {
     "prior_runs": TRAIN_GEARS_PRIORS,  # learning curves and convergence of GEARS + each prior
     "predictions": "predictions",  # every model's predicted means (helpers.predictions)
     "evaluation": EVALUATE_PERTURBATIONS,
-    "metrics": "metrics",  # per-perturbation scores of every model and their summaries
-    "cell_eval": "cell_eval",  # predictions exported for cell-eval, on request
+    # per-perturbation scores of every model and their summaries
+    "metrics": EVALUATE_PERTURBATIONS,
+    "cell_eval": f"{EVALUATE_PERTURBATIONS}/cell_eval",  # predictions exported for cell-eval, on request
     "combination": INSPECT_COMBINATION,
     "interactions": ANALYSE_INTERACTIONS,
-    "gi": "gi",  # GI scores of the truth and of every model, and what they show
+    "gi": ANALYSE_INTERACTIONS,  # GI scores of the truth and of every model, and what they show
     "summary": SUMMARISE_RESULTS,
 }
 
@@ -111,6 +113,10 @@ def _check() -> None:
     for table in TABLES:
         if not writers(table):
             raise ValueError(f"no step writes table {table!r}")
+        owner = TABLES[table].split("/")[0]
+        strangers = [w for w in writers(table) if w != owner and table not in SHARED]
+        if strangers:
+            raise ValueError(f"step(s) {strangers} would write table {table!r} into another step's folder")
 
 
 _check()

@@ -1,8 +1,8 @@
 """Results at a glance: every model on every headline metric, with its spread over seeds, and
 which differences from a reference model are larger than that spread.
 
-Inputs are the tidy tables the evaluation and GI chapters write (``results/metrics`` and
-``results/gi``); nothing here trains or scores.
+Inputs are the tidy tables the evaluation and GI chapters write (``pipeline.folder("metrics")``
+and ``pipeline.folder("gi")``); nothing here trains or scores.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def data_caveats(simulator_config: Mapping[str, object] | None, fidelity: pd.Dat
                  knobs: Mapping[str, str]) -> list[str]:
     """What the data behind the verdicts can show, in sentences built from the simulator's
     settings (``truth.uns['config']``; None for real data) and the GI truth's fidelity to
-    Norman's fits (``results/gi/truth_fidelity.csv``; None if not scored)."""
+    Norman's fits (chapter 22's ``truth_fidelity.csv``; None if not scored)."""
     sentences = []
     if simulator_config is None:
         sentences.append("The data are a real screen: the verdicts are about it, not about a simulator's settings.")
