@@ -48,6 +48,7 @@ TOLERANCE = 1e-6
 SCORE = """
 import sys, anndata as ad
 from cell_eval import MetricsEvaluator
+from helpers import conditions
 pred, real, out, workdir = sys.argv[1:5]
 evaluator = MetricsEvaluator(adata_pred=ad.read_h5ad(pred), adata_real=ad.read_h5ad(real),
                              control_pert="ctrl", pert_col="condition", num_threads=2,
@@ -66,10 +67,10 @@ def setup(python: str) -> None:
 
 def true_means(adata, split) -> tuple[np.ndarray, np.ndarray]:
     """Control's mean and the test perturbations' true means (rows in ``split.test``'s order)."""
-    from helpers import data, metrics
-    from helpers.conditions import CONTROL
+    from helpers import metrics
+    from helpers.conditions import CONTROL, cells_by_condition
 
-    cells = data.cells_by_condition(adata)
+    cells = cells_by_condition(adata)
     return (metrics.mean_expression(cells[CONTROL]),
             np.vstack([metrics.mean_expression(cells[c]) for c in split.test]))
 

@@ -30,6 +30,7 @@ import pandas as pd
 
 from helpers.models.gears_decoder import cpu_chunk_rows
 from helpers.models.torch_runtime import cpu_cache_bytes, cpu_vector_width, thread_environment
+from helpers import de_genes
 
 
 # environment variables that make PyTorch's own kernels, MKL and oneDNN dispatch to one instruction set
@@ -61,7 +62,7 @@ def prepare(workdir: Path, genes: int | None, cells: int, control: int, seed: in
     scaffold = simulator.norman_scaffold(n_high_mean_genes=genes)
     adata, _ = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=seed), cells, control,
                                               progress=False)
-    data.add_de_genes(adata)
+    de_genes.add_de_genes(adata)
     gene2go = reference.gene2go()
     split = splits.simulation_split(adata.obs.condition.astype(str).unique(), set(gene2go), seed=1)
     nodes = sorted(g for g in set(adata.var.gene_name) | set(scaffold.perturbed_genes) if g in gene2go)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import pipeline
+from helpers import files, pipeline, profiles, roots
 from helpers.models.registry import PRIOR_PREFIX, prior_model_name
 from helpers.models.torch_runtime import available_cores
 
@@ -39,7 +39,7 @@ STEP = "benchmarks"
 
 
 def _load(prior: str | None, target: str):
-    from helpers import data, reference, runs, splits
+    from helpers import data, reference, splits
     from helpers.models.gears import GearsData, prior_tensors
     from helpers.models.gears_module import GearsConfig
 
@@ -51,7 +51,7 @@ def _load(prior: str | None, target: str):
     extra = {}
     if prior is not None:
         table = pd.read_parquet(prior if prior.endswith(".parquet")
-                                else runs.results_root() / "13_gene_embeddings" / f"{prior}.parquet")
+                                else roots.results_root() / "13_gene_embeddings" / f"{prior}.parquet")
         extra = prior_tensors(table, gears_data, reference.aliases(), target)
     return gears_data, split, config, extra
 
@@ -73,7 +73,7 @@ def gears_curve(model: str, prior: str | None, target: str, seed: int, steps: in
 def run_gears(args: argparse.Namespace) -> None:
     from helpers import runs
 
-    default = runs.get_profile("default")
+    default = profiles.get_profile("default")
     halving = default.gears_lr_halving_steps if args.lr_halving_steps is None else args.lr_halving_steps
     jobs = [(m, None if m == "gears" else m.removeprefix(PRIOR_PREFIX), args.prior_target, seed, args.steps,
              halving, args.eval_every, max(1, available_cores() // args.jobs))
@@ -82,28 +82,28 @@ def run_gears(args: argparse.Namespace) -> None:
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         curves = pd.concat(pool.map(gears_curve, *zip(*jobs)), ignore_index=True)
     print(f"{len(jobs)} runs of {args.steps} steps in {time.perf_counter() - start:.0f} s ({args.jobs} at a time)")
-    path = runs.step_dir(STEP) / "gears_learning_curves.csv"
+    path = roots.step_dir(STEP) / "gears_learning_curves.csv"
     data_run = runs.parameters_fingerprint(pipeline.PREPARE_DATA)
     curves = curves.assign(lr_halving_steps=halving, prior_target=args.prior_target, data_run=data_run)
     if path.is_file():  # keep the curves of models not rerun this time, if made on the same data
         earlier = pd.read_csv(path)
         same_data = earlier.get("data_run", pd.Series("", index=earlier.index)) == data_run
         curves = pd.concat([earlier[same_data & ~earlier.model.isin(args.models)], curves], ignore_index=True)
-    runs.atomic_write_csv(curves, path)
+    files.atomic_write_csv(curves, path)
     summarise_gears()
 
 
 def summarise_gears() -> None:
     """Plateau table and figure of every curve in ``gears_learning_curves.csv``."""
-    from helpers import convergence, runs
+    from helpers import convergence
 
-    default = runs.get_profile("default")
-    out = runs.step_dir(STEP)
+    default = profiles.get_profile("default")
+    out = roots.step_dir(STEP)
     curves = pd.read_csv(out / "gears_learning_curves.csv")
     table = convergence.convergence_table(curves, ["model", "seed"])
     table["default_steps"] = default.gears_steps
     table["default_at_or_past_plateau"] = table.step_within_tolerance <= default.gears_steps
-    runs.atomic_write_csv(table, out / "gears_plateau.csv")
+    files.atomic_write_csv(table, out / "gears_plateau.csv")
     print(table.round(4).to_string(index=False))
     _plot_gears(curves, table, default.gears_steps, out / "gears_learning_curves.png")
 
@@ -111,19 +111,19 @@ def summarise_gears() -> None:
 def _plot_gears(curves: pd.DataFrame, table: pd.DataFrame, budget: int, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from helpers import plots, runs
+    from helpers import plots
 
     fig = plots.learning_curves(curves, table, budget=budget)
-    runs.atomic_savefig(fig, path)
+    files.atomic_savefig(fig, path)
     plt.close(fig)
 
 
 def run_genemamba(args: argparse.Namespace) -> None:
-    from helpers import convergence, data, graphs, runs, splits
+    from helpers import convergence, data, graphs, splits
     from helpers.models import genemamba as gm
 
-    default = runs.get_profile("default")
-    out = runs.step_dir(STEP)
+    default = profiles.get_profile("default")
+    out = roots.step_dir(STEP)
     prepared = pipeline.folder("prepared_data")
     adata, _ = data.read_prepared(prepared)
     split = splits.SimulationSplit.from_json(prepared / "split.json")
@@ -146,7 +146,7 @@ def run_genemamba(args: argparse.Namespace) -> None:
     def keep_checkpoint(step: int, model: gm.GeneMamba) -> None:
         if step in checkpoints:
             path = out / f"genemamba_step={step}.parquet"
-            runs.atomic_write(path, gm.gene_embedding_table(model, genes).to_parquet)
+            files.atomic_write(path, gm.gene_embedding_table(model, genes).to_parquet)
             rows.append({"pretrain_steps": step, "prior": str(path)})
             print(f"GeneMamba step {step} ({time.perf_counter() - start:.0f} s)", flush=True)
 
@@ -169,8 +169,8 @@ def run_genemamba(args: argparse.Namespace) -> None:
                                           window=1)  # one fixed set of cells: no check-to-check noise
     table["held_out_within_2pct_of_plateau"] = table.held_out_lm_loss <= plateau.plateau.item() * (1 + convergence.TOLERANCE)
     table["default_pretrain_steps"] = default.pretrain_steps
-    runs.atomic_write_csv(losses, out / "genemamba_pretraining_loss.csv")
-    runs.atomic_write_csv(table, out / "genemamba_plateau.csv")
+    files.atomic_write_csv(losses, out / "genemamba_pretraining_loss.csv")
+    files.atomic_write_csv(table, out / "genemamba_plateau.csv")
     print(plateau.round(4).to_string(index=False))
     print(table.round(4).to_string(index=False))
 

@@ -17,6 +17,7 @@ import resource
 import time
 
 import pandas as pd
+from helpers import de_genes
 
 
 def peak_mib() -> float:
@@ -32,7 +33,7 @@ def main() -> None:
 
     import torch
 
-    from helpers import data, graphs, reference, simulator, splits
+    from helpers import graphs, reference, simulator, splits
     from helpers.models.gears import GearsData, TrainingBudget, steps_per_epoch, train_gears
     from helpers.models.gears_module import GearsConfig
     from helpers.models.torch_runtime import resolve_device
@@ -52,8 +53,8 @@ def main() -> None:
     stage("simulate", tic, cells=adata.n_obs, genes=adata.n_vars)
 
     tic = time.perf_counter()
-    data.add_condition_fields(adata)
-    data.add_de_genes(adata)
+    de_genes.add_condition_fields(adata)
+    de_genes.add_de_genes(adata)
     gene2go = reference.gene2go()
     split = splits.simulation_split(adata.obs["condition"].astype(str).unique(), set(gene2go), seed=1)
     nodes = sorted(g for g in set(adata.var["gene_name"]) | set(scaffold.perturbed_genes) if g in gene2go)

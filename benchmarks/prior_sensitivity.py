@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import pipeline
+from helpers import files, pipeline, profiles, roots
 from helpers.models.registry import PRIOR_PREFIX, prior_model_name
 from helpers.reference import REPO_ROOT
 
@@ -118,7 +118,7 @@ def chapter_parameters(name: str, args: argparse.Namespace, overrides: dict) -> 
 def run_setting(setting: str, overrides: dict, root: Path, args: argparse.Namespace) -> float:
     """Execute every chapter for one setting into ``root``; the wall time in seconds."""
     from helpers import book
-    from helpers.runs import PROGRESS_FILE_VARIABLE
+    from helpers.progress import PROGRESS_FILE_VARIABLE
 
     executed = root / "executed"
     start = time.perf_counter()
@@ -222,7 +222,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from helpers import plots, runs
+    from helpers import plots
 
     settings = list(dict.fromkeys(table.setting))
     subgroups = [s for s in SUBGROUPS if s in set(table.subgroup)]
@@ -255,15 +255,15 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     fig.suptitle("Gain of each prior over GEARS by simulator setting (mean over test perturbations, "
                  "95% bootstrap interval)", fontsize=9)
     fig.tight_layout()
-    runs.atomic_savefig(fig, path)
+    files.atomic_savefig(fig, path)
     plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from helpers import runs, summary
+    from helpers import summary
 
     settings = default_settings()
-    simulated = sorted(name for name, p in runs.PROFILES.items() if p.data_source == "simulated")
+    simulated = sorted(name for name, p in profiles.PROFILES.items() if p.data_source == "simulated")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=list(settings), choices=list(settings),
                         help="simulator settings to run (default: all; always in the order none, "
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                              "chapter 14 chose, else 'gene')")
     parser.add_argument("--n-high-mean-genes", type=int, default=None,
                         help="simulated genes besides the perturbed ones (default: the profile's)")
-    parser.add_argument("--root", type=Path, default=runs.results_root() / "benchmarks" / "prior_sensitivity",
+    parser.add_argument("--root", type=Path, default=roots.results_root() / "benchmarks" / "prior_sensitivity",
                         help="a results root per setting goes under it (default: "
                              "results/benchmarks/prior_sensitivity)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks",
@@ -286,13 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap-seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.prior_target is None:
-        args.prior_target = default_prior_target(runs.results_root())
+        args.prior_target = default_prior_target(roots.results_root())
     from helpers.models.priors import PRIOR_TARGETS
 
     if args.prior_target not in PRIOR_TARGETS:
         parser.error(f"--prior-target must be one of {list(PRIOR_TARGETS)}, got {args.prior_target!r}")
     chosen = {name: overrides for name, overrides in settings.items() if name in args.settings}
-    from helpers.data import simulator_config
+    from helpers.simulator import simulator_config
 
     for overrides in chosen.values():  # an unknown field stops here, not after an hour
         simulator_config(0, overrides)
@@ -314,10 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.concat(tables, ignore_index=True)
     every_run = pd.concat(convergence_tables, ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    runs.atomic_write_csv(table, args.out / "prior_sensitivity.csv")
-    runs.atomic_write_csv(every_run, args.out / "prior_sensitivity_convergence.csv")
+    files.atomic_write_csv(table, args.out / "prior_sensitivity.csv")
+    files.atomic_write_csv(every_run, args.out / "prior_sensitivity_convergence.csv")
     every_model = pd.concat(model_tables, ignore_index=True)
-    runs.atomic_write_csv(every_model, args.out / "prior_sensitivity_models.csv")
+    files.atomic_write_csv(every_model, args.out / "prior_sensitivity_models.csv")
     plot(table, args.out / "prior_sensitivity.png")
 
     shown = table.assign(value=table.gain.map("{:+.4f}".format) + " [" + table.low.map("{:+.4f}".format)

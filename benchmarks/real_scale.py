@@ -111,7 +111,7 @@ def run_book(file: Path, work: Path, profile: str, only: list[str] | None = None
         tree_peak = _watch_tree_rss(process)
         if process.returncode:
             raise subprocess.CalledProcessError(process.returncode, command)
-        from helpers.runs import results_root_for
+        from helpers.roots import results_root_for
 
         timings = pd.read_csv(results_root_for(str(file), work / "results") / "book_timings.csv")
         row = timings[timings.notebook == name].iloc[-1].to_dict()
@@ -168,7 +168,7 @@ def project(chapters: pd.DataFrame, costs: dict, profile_name: str) -> dict:
     budgets left out. Chapter 11 runs its seeds side by side (3 on 2 cores: the measured rate);
     chapter 14 runs 3 prior-target candidates side by side, then 2 priors × seeds − 1 reused runs,
     at a rate taken to slow in proportion to the number of runs sharing the cores."""
-    from helpers.runs import get_profile
+    from helpers.profiles import get_profile
 
     profile = get_profile(profile_name)
     seconds = chapters.set_index("chapter").seconds.to_dict()
@@ -202,7 +202,7 @@ def main() -> None:
     if args.chapters:
         print(chapters.to_string(index=False))
         return
-    from helpers.runs import results_root_for
+    from helpers.roots import results_root_for
 
     costs = per_step_costs(results_root_for(str(file), args.work.resolve() / "results"))
     print(pd.DataFrame(chapters).to_string(index=False))

@@ -3,7 +3,7 @@
 Simulates the default data (Norman's cell counts, all 3,051 genes) for each grid point of the
 simulator settings asked, and reports beside Norman's own numbers, all measured from cells:
 
-- depth: UMIs and detected genes per cell (``helpers.data.depth_table``);
+- depth: UMIs and detected genes per cell (``helpers.simulator.depth_table``);
 - signal under noise: the median profile correlations over Norman's 125 fitted pairs
   (``helpers.gi.profile_correlations``; ``corr_sum`` calibrates the single effects' strength);
 - how alike the singles are (``helpers.gi.similarity_statistics``): the median ``corr_singles``,
@@ -33,6 +33,7 @@ import json
 import time
 
 import pandas as pd
+from helpers import conditions, simulator
 
 SIMILARITY = ("median_corr_singles", "spearman_go_jaccard", "median_same_label",
               "median_different_label", "median_same_cluster", "median_different_clusters",
@@ -42,7 +43,7 @@ SIMILARITY = ("median_corr_singles", "spearman_go_jaccard", "median_same_label",
 def measure(config, singles_only: bool = False) -> dict:
     from scipy.stats import ks_2samp
 
-    from helpers import data, gi, reference, simulator
+    from helpers import gi, reference, simulator
     from helpers.conditions import condition_genes
 
     scaffold = simulator.norman_scaffold()
@@ -52,8 +53,8 @@ def measure(config, singles_only: bool = False) -> dict:
     start = time.perf_counter()
     adata, truth = simulator.simulate_perturb_seq(scaffold, config, progress=False)
     simulated = time.perf_counter() - start
-    depth = data.depth_table(adata).simulated
-    means = data.condition_means(adata)
+    depth = simulator.depth_table(adata).simulated
+    means = conditions.condition_means(adata)
     genes = [g for g in reference.high_mean_genes() if g in means.columns]
     fits = reference.gi_fits()
     pairs = fits.condition.tolist()
@@ -93,7 +94,6 @@ def measure(config, singles_only: bool = False) -> dict:
 
 
 def main() -> None:
-    from helpers import data
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", default=[], metavar="NAME=V1,V2",
@@ -109,7 +109,7 @@ def main() -> None:
         axes[name] = [json.loads(v) for v in values.split(",")]
     rows = []
     for values in itertools.product(*axes.values()):
-        config = data.simulator_config(args.seed, dict(zip(axes, values)))
+        config = simulator.simulator_config(args.seed, dict(zip(axes, values)))
         rows.append(measure(config, args.singles_only))
         table = pd.DataFrame(rows)
         print(table.T.to_string(header=False), flush=True)

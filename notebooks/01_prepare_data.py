@@ -44,9 +44,10 @@ force = False  # recompute even if results for these parameters exist
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from helpers import data, plots, preparation, reference, runs
+from helpers import de_genes, files, plots, preparation, profiles, reference, roots
+from helpers import runs
 
-settings = runs.resolve_parameters(
+settings = profiles.resolve_parameters(
     profile, data_source=data_source,
     max_cells_per_condition=max_cells_per_condition,
     max_control_cells=max_control_cells, n_high_mean_genes=n_high_mean_genes)
@@ -118,7 +119,7 @@ adata
 # %%
 display(step.qc)
 fig = plots.cells_per_condition_hist(step.cells)
-runs.atomic_savefig(fig, out / "cells_per_condition.png")
+files.atomic_savefig(fig, out / "cells_per_condition.png")
 plt.show()
 
 # %% [markdown]
@@ -133,7 +134,7 @@ plt.show()
 # (or, in data without it, of the first single perturbation):
 
 # %%
-top = data.top_de_genes(adata, step.example)
+top = de_genes.top_de_genes(adata, step.example)
 print(step.example, "top-20 DE genes:", ", ".join(top))
 
 # %% [markdown]
@@ -151,7 +152,7 @@ display(step.sets, composition)
 dropped = ", ".join(sorted(split.excluded_not_in_go))
 print("Dropped for lack of GO annotation:", dropped)
 fig = plots.split_composition_bar(composition)
-runs.atomic_savefig(fig, out / "split_composition.png")
+files.atomic_savefig(fig, out / "split_composition.png")
 plt.show()
 
 # %% [markdown]
@@ -178,7 +179,7 @@ go_graph, genes = step.go_graph, step.perturbed_table
 print(f"GO graph: {go_graph.target.nunique():,} genes, {len(go_graph):,} edges "
       f"(median Jaccard {go_graph.importance.median():.2f})")
 fig = plots.gene_venn(step.gene_sets, title="Genes in the data")
-runs.atomic_savefig(fig, out / "gene_venn.png")
+files.atomic_savefig(fig, out / "gene_venn.png")
 plt.show()
 display(genes[~genes.has_go_annotation | ~genes.in_expression_matrix])
 
@@ -196,13 +197,13 @@ if recovery is not None:
     display(recovery.depth.round(3))
     fig = plots.depth_histogram(
         adata.obs["total_counts"], reference.NORMAN_COUNTS_LAYER)
-    runs.atomic_savefig(fig, out / "depth.png")
+    files.atomic_savefig(fig, out / "depth.png")
     plt.show()
     fig = plots.true_vs_observed_scatter(
         recovery.changes.sample(min(len(recovery.changes), 20000), random_state=0),
         *recovery.changes.columns,
         title="Every perturbation: expected vs observed change")
-    runs.atomic_savefig(fig, out / "simulation_recovery.png")
+    files.atomic_savefig(fig, out / "simulation_recovery.png")
     plt.show()
     r_by_kind = recovery.per_condition_r.groupby(recovery.kinds).quantile([0.1, 0.5])
     display(r_by_kind.unstack().round(2).rename(
@@ -230,7 +231,7 @@ else:
 sources = [step.this_data, preparation.NORMAN_SCREEN]
 if step.n_profiled:
     fig = plots.profile_correlation_boxes(step.profile_table, sources)
-    runs.atomic_savefig(fig, out / "profile_correlations.png")
+    files.atomic_savefig(fig, out / "profile_correlations.png")
     plt.show()
     display(step.profile_medians.round(3))
 else:
@@ -246,7 +247,7 @@ else:
 # %%
 if step.n_profiled:
     fig = plots.singles_similarity_panels(step.similarity_table, sources)
-    runs.atomic_savefig(fig, out / "singles_similarity.png")
+    files.atomic_savefig(fig, out / "singles_similarity.png")
     plt.show()
     display(step.similarity_stats.round(3))
 
@@ -257,7 +258,7 @@ if step.n_profiled:
 # (written once per set of parameters; a rerun with the same parameters reads them back).
 
 # %%
-print("Results in", out.relative_to(runs.results_root().parent),
+print("Results in", out.relative_to(roots.results_root().parent),
       "(reused from cache)" if step.cached else "")
 
 # %% [markdown]

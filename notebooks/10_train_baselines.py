@@ -36,14 +36,15 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, pipeline, plots, predictions, runs, splits
+from helpers import conditions, data, files, pipeline, plots, predictions, profiles
+from helpers import roots, runs, splits
 from helpers.conditions import CONTROL
 from helpers.models import registry
 from helpers.models.baselines import BaselineInputs
 
 STEP = pipeline.TRAIN_BASELINES
 SEED = 0  # the baselines are deterministic; they are stored under one seed
-runs.get_profile(profile)
+profiles.get_profile(profile)
 prepared = data.load_prepared()
 adata = prepared.adata
 split = prepared.split
@@ -70,7 +71,7 @@ display(Markdown(runs.data_statement(profile)))
 # predicted singles (for the genetic-interaction analysis).
 
 # %%
-means = data.condition_means(adata)
+means = conditions.condition_means(adata)
 train = [c for c in split.train if c in means.index]
 targets = [c for c in split.train + split.val + split.test if c != CONTROL]
 inputs = BaselineInputs(
@@ -106,7 +107,7 @@ for name in baselines:
         )
     )
 runs.write_run_json(
-    STEP, parameters, [str(p.relative_to(runs.results_root())) for p in written]
+    STEP, parameters, [str(p.relative_to(roots.results_root())) for p in written]
 )
 print(
     f"wrote {len(written)} prediction files"
@@ -136,7 +137,7 @@ table = pd.DataFrame(
 fig = plots.true_vs_observed_scatter(
     table, "true", shown, title=f"{example}: {shown} baseline",
     xlabel="true change over control", ylabel="predicted change")
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "additive_example.png")
+files.atomic_savefig(fig, roots.step_dir(STEP) / "additive_example.png")
 plt.show()
 display(table.corr().round(2))
 

@@ -45,7 +45,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import convergence, pipeline, predictions, runs
+from helpers import convergence, files, pipeline, predictions, roots, runs
 from helpers.models import cell_gears, gears
 from helpers.models.gears import GearsRun, GearsSetup, steps_per_epoch
 from helpers.models.torch_runtime import resolve_device
@@ -58,7 +58,7 @@ setup = GearsSetup.load(
 )
 settings, budget, config = setup.settings, setup.budget, setup.config
 prepared = setup.prepared
-out = runs.step_dir(STEP)
+out = roots.step_dir(STEP)
 runs.forget_run(
     STEP
 )  # this step's record is rewritten only once every seed has finished
@@ -149,7 +149,7 @@ for seed, result in zip(settings.seeds, trained):
         {"profile": profile, "engine": engine},
     )
 history = pd.concat([result["history.csv"] for result in trained], ignore_index=True)
-runs.atomic_write_csv(history, out / "training_history.csv")
+files.atomic_write_csv(history, out / "training_history.csv")
 runs.write_run_json(
     STEP,
     {"settings": settings, "engine": engine, "device": device},

@@ -38,17 +38,17 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, pipeline, plots, runs
+from helpers import convergence, data, files, pipeline, plots, profiles, roots, runs
 from helpers.models import genemamba as gm
 from helpers.models.torch_runtime import resolve_device
 
 STEP = pipeline.PRETRAIN_GENEMAMBA
-settings = runs.resolve_parameters(
+settings = profiles.resolve_parameters(
     profile, pretrain_steps=steps, context_length=context_length
 )
 eval_every = eval_every or max(1, settings.pretrain_steps // 10)
 prepared = data.load_prepared()
-out = runs.step_dir(STEP)
+out = roots.step_dir(STEP)
 adata, split = prepared.adata, prepared.split
 genes = adata.var["gene_name"].astype(str).tolist()
 config = gm.GeneMambaConfig(
@@ -95,13 +95,13 @@ else:
         held_out=cells.tokens[cells.held_out], eval_every=eval_every,
     )
     gm.save_checkpoint(model, genes, out / "genemamba.pt")
-    runs.atomic_write_csv(history, out / "loss.csv")
+    files.atomic_write_csv(history, out / "loss.csv")
     runs.write_run_json(STEP, parameters, ["genemamba.pt", "loss.csv"])
 print(gm.loss_summary(history, config.vocab_size))
 
 # %%
 fig = plots.pretraining_curve(history)
-runs.atomic_savefig(fig, out / "loss.png")
+files.atomic_savefig(fig, out / "loss.png")
 plt.show()
 held = history.dropna(subset=["held_out_lm_loss"])
 held = held.assign(model="genemamba", seed=seed)

@@ -37,15 +37,15 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, pipeline, plots, reference, runs
+from helpers import data, files, pipeline, plots, profiles, reference, roots, runs
 from helpers.conditions import genes_of
 from helpers.models import genemamba, priors
 from helpers.summary import embedding_findings
 
 STEP = pipeline.GENE_EMBEDDINGS
-runs.get_profile(profile)
+profiles.get_profile(profile)
 prepared = data.load_prepared()
-out = runs.step_dir(STEP)
+out = roots.step_dir(STEP)
 runs.forget_run(STEP)  # recomputed every time (seconds); recorded again at the end
 adata = prepared.adata
 dataset_genes = adata.var["gene_name"].astype(str).tolist()
@@ -112,7 +112,7 @@ for name in tables:
     sets[f"{name} vocabulary (matched)"] = found
     sets["perturbation targets"] = set(perturbed)
     fig = plots.gene_venn(sets, title=f"Genes: data vs {name}")
-    runs.atomic_savefig(fig, out / f"venn_{name}.png")
+    files.atomic_savefig(fig, out / f"venn_{name}.png")
     plt.show()
 
 # %% [markdown]
@@ -137,7 +137,7 @@ for name, table in built.tables.items():
         known, categories, title=f"{name}: {len(known):,} genes (PCA)",
         legend_title="GO biological process",
     )
-    runs.atomic_savefig(fig, out / f"pca_go_{name}.png")
+    files.atomic_savefig(fig, out / f"pca_go_{name}.png")
     plt.show()
     structure[name] = priors.go_structure(known, mean_expression, categories)
     rho = structure[name]["pc1_expression_rho"]
@@ -160,7 +160,7 @@ for name, table in built.tables.items():
         title=f"{name}: perturbed genes (PCA)", legend_title="Norman GI cluster",
         background="unclustered", name_points=True,
     )
-    runs.atomic_savefig(fig, out / f"pca_{name}.png")
+    files.atomic_savefig(fig, out / f"pca_{name}.png")
     plt.show()
     neighbours, agreement = priors.cluster_structure(
         known, clusters, neighbour_genes, name
@@ -168,11 +168,11 @@ for name, table in built.tables.items():
     neighbour_tables.append(neighbours)
     display(neighbours)
     structure[name].update(agreement)
-runs.atomic_write_csv(
+files.atomic_write_csv(
     pd.concat(neighbour_tables, ignore_index=True), out / "neighbours.csv"
 )
 structure = pd.DataFrame([{"prior": n, **row} for n, row in structure.items()])
-runs.atomic_write_csv(structure, out / "structure.csv")
+files.atomic_write_csv(structure, out / "structure.csv")
 display(structure.round(2))
 
 # %% [markdown]

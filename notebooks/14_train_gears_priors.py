@@ -38,7 +38,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from helpers import convergence, pipeline, plots, predictions, reference, runs
+from helpers import convergence, files, pipeline, plots, predictions, reference
+from helpers import roots, runs
 from helpers.models import gears, priors, registry
 from helpers.models.gears import GearsRun, GearsSetup
 from helpers.summary import prior_sweep_markdown
@@ -122,9 +123,9 @@ selection_runs = pd.concat(
     [run["history.csv"] for run in train_or_reuse(candidates)], ignore_index=True
 )
 choice = priors.target_selection(selection_runs, selection_seed)
-runs.atomic_write_csv(choice, runs.step_dir(STEP) / "prior_target_selection.csv")
+files.atomic_write_csv(choice, roots.step_dir(STEP) / "prior_target_selection.csv")
 fig = plots.prior_target_comparison(choice)
-runs.atomic_savefig(fig, runs.step_dir(STEP) / "prior_target_selection.png")
+files.atomic_savefig(fig, roots.step_dir(STEP) / "prior_target_selection.png")
 plt.show()
 target = choice.query("chosen").target.item()
 display(choice.round(4))
@@ -144,7 +145,7 @@ for (name, _, seed), result in zip(final_jobs, train_or_reuse(final_jobs)):
     )
     histories.append(result["history.csv"])
 history = pd.concat(histories, ignore_index=True)
-runs.atomic_write_csv(history, runs.step_dir(STEP) / "training_history.csv")
+files.atomic_write_csv(history, roots.step_dir(STEP) / "training_history.csv")
 record = {"settings": settings, "priors": names, "prior_targets": [*prior_targets],
           "selection_prior": selector, "chosen_target": target}
 runs.write_run_json(
@@ -162,7 +163,7 @@ every_run = pd.concat([selection_runs, history], ignore_index=True).drop_duplica
 )
 by = ["model", "target", "seed"]
 report = convergence.report(
-    every_run, by, runs.step_dir(STEP), budget.steps, "GEARS + prior", drawn=history
+    every_run, by, roots.step_dir(STEP), budget.steps, "GEARS + prior", drawn=history
 )
 plt.show()
 display(report.table.set_index(by).round(4))

@@ -40,7 +40,7 @@ n_bootstrap = 2000  # bootstrap resamples for the confidence intervals
 ceiling_seed = 0  # seed of the random halves of the noise ceiling
 # the mean-response baseline b of the calibrated scores (u - b) / (r - b)
 calibration_baseline = "non_control_mean"
-# models to export for cell-eval, e.g. gears (written under this chapter's cell_eval/)
+# models to export for cell-eval, e.g. gears (into this chapter's cell_eval/)
 cell_eval_models = []
 
 # %% tags=["hide-input"]
@@ -48,15 +48,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import convergence, data, evaluation, lenses, metrics, pipeline, plots
-from helpers import predictions, runs
+from helpers import convergence, data, evaluation, files, lenses, metrics, pipeline
+from helpers import plots, predictions, profiles, roots, runs
 from helpers.summary import lens_findings
 
 STEP = pipeline.EVALUATE_PERTURBATIONS
-runs.get_profile(profile)
+profiles.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
 prepared = data.load_prepared()
-split, own = prepared.split, runs.step_dir(STEP)
+split, own = prepared.split, roots.step_dir(STEP)
 stored = predictions.for_evaluation(prepared)
 if stored.empty:
     raise FileNotFoundError(
@@ -92,7 +92,7 @@ print(f"{len(per_perturbation):,} scores: "
 # %%
 for metric in (metrics.HEADLINE, "mse_top20_de_non_dropout", "mse"):
     fig = plots.metric_by_subgroup(summary, metric)
-    runs.atomic_savefig(fig, own / f"{metric}_by_subgroup.png")
+    files.atomic_savefig(fig, own / f"{metric}_by_subgroup.png")
     plt.show()
 
 # %%
@@ -128,7 +128,7 @@ fig = plots.metric_bars(
     summary[summary.subgroup == "all"],
     [f"frac_in_range_{k}_non_dropout" for k in metrics.QUANTILE_RANGES],
     ylabel="share of top-20 DE genes")
-runs.atomic_savefig(fig, own / "frac_in_range.png")
+files.atomic_savefig(fig, own / "frac_in_range.png")
 plt.show()
 
 # %% [markdown]
@@ -171,7 +171,7 @@ fig = plots.lens_panels(
              "PDS, top-20 DE genes (1 best, 0.5 chance)",
              "Pearson r of Δ over control",
              "Pearson r of Δ over the perturbed centroid"])
-runs.atomic_savefig(fig, own / "lenses_by_subgroup.png")
+files.atomic_savefig(fig, own / "lenses_by_subgroup.png")
 plt.show()
 
 # %%
@@ -179,7 +179,7 @@ fig = plots.metric_bars(
     summary[summary.subgroup == "all"],
     [f"de_{kind}_{n}" for kind in ("overlap", "precision") for n in lenses.DE_SIZES],
     ylabel="share of genes")
-runs.atomic_savefig(fig, own / "de_overlap.png")
+files.atomic_savefig(fig, own / "de_overlap.png")
 plt.show()
 
 # %%
@@ -204,7 +204,7 @@ display(results.lens_table().round(3))
 
 # %%
 for folder in evaluation.export_for_cell_eval(prepared, stored, cell_eval_models):
-    print("written:", folder.relative_to(runs.results_root()))
+    print("written:", folder.relative_to(roots.results_root()))
 
 # %% [markdown]
 # ## What we found

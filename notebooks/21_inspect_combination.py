@@ -22,11 +22,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, metrics, pipeline, plots, predictions, runs
+from helpers import conditions, data, de_genes, files, metrics, pipeline, plots
+from helpers import predictions, profiles, roots, runs
 from helpers.conditions import CONTROL, resolve_combination
 
 STEP = pipeline.INSPECT_COMBINATION
-runs.get_profile(profile)
+profiles.get_profile(profile)
 prepared = data.load_prepared()
 adata = prepared.adata
 split = prepared.split
@@ -36,7 +37,7 @@ if stored.empty:
     raise FileNotFoundError(
         "no predictions under results/predictions; run the training chapters first"
     )
-out = runs.step_dir(f"{STEP}/{condition}")
+out = roots.step_dir(f"{STEP}/{condition}")
 runs.forget_run(f"{STEP}/{condition}")  # recorded again once every output is written
 print(
     f"{condition}: test subgroup {split.subgroup_of(condition)}, "
@@ -51,8 +52,8 @@ display(Markdown(runs.data_statement(profile)))
 # ## 1. True cells and predictions as changes over control
 
 # %%
-genes = data.top_de_genes(adata, condition, n_genes)
-cells = data.cells_by_condition(adata)
+genes = de_genes.top_de_genes(adata, condition, n_genes)
+cells = conditions.cells_by_condition(adata)
 control_mean = pd.Series(
     metrics.mean_expression(cells[CONTROL]), index=adata.var_names
 )
@@ -84,7 +85,7 @@ true_summary.columns = ["true_mean_delta", "true_q25", "true_q75"]
 table = predicted.merge(true_summary, left_on="gene", right_index=True).assign(
     perturbation=condition
 )
-runs.atomic_write_csv(table, out / "predicted_vs_true.csv")
+files.atomic_write_csv(table, out / "predicted_vs_true.csv")
 runs.write_run_json(
     f"{STEP}/{condition}",
     {
@@ -107,7 +108,7 @@ fig = plots.combination_boxplot(
     predicted,
     title=f"{condition} ({split.subgroup_of(condition)}): top-{n_genes} DE genes",
 )
-runs.atomic_savefig(fig, out / "boxplot.png")
+files.atomic_savefig(fig, out / "boxplot.png")
 plt.show()
 
 # %% [markdown]

@@ -42,21 +42,21 @@ force = False  # rescore even if scores for these parameters exist
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from helpers import data, gi, pipeline, plots, predictions, reference, runs
-from helpers import scoring, summary
+from helpers import conditions, data, files, gi, pipeline, plots, predictions
+from helpers import profiles, reference, roots, runs, scoring, summary
 from helpers.models import registry
 
 STEP = pipeline.ANALYSE_INTERACTIONS
-runs.get_profile(profile)
+profiles.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
 prepared = data.load_prepared()
-true_means = data.condition_means(prepared.adata)
+true_means = conditions.condition_means(prepared.adata)
 scorer = scoring.Scoring.build(prepared.split.test, true_means, gi_genes, engine,
                                max_subpopulation, random_state, n_jobs)
 stored = predictions.for_evaluation(prepared)
 stored = stored[stored.model.map(registry.scores_interactions)]
 verified = gi.verified_pairs(reference.gi_types())
-out = runs.step_dir(STEP)  # the figures (tables: scoring.write_tables)
+out = roots.step_dir(STEP)  # the figures (tables: scoring.write_tables)
 print(f"{len(scorer.pairs)} test pairs scored on {len(scorer.genes):,} genes; "
       f"{len(stored)} model-seeds; engine {engine}")
 
@@ -91,7 +91,7 @@ scored = scorer.with_noise_free_truth(scored, prepared, force)  # simulated data
 fidelity = gi.fidelity_to_norman(scored.truths, reference.gi_fits())
 written += scoring.write_tables({"truth_fidelity.csv": fidelity.table})
 fig = plots.magnitudes_vs_norman(fidelity.magnitudes, fidelity.table)
-runs.atomic_savefig(fig, out / "truth_fidelity.png")
+files.atomic_savefig(fig, out / "truth_fidelity.png")
 plt.show()
 display(fidelity.table.round(3))
 display(Markdown(summary.truth_fidelity_sentence(fidelity.table)))
@@ -106,7 +106,7 @@ display(Markdown(summary.truth_fidelity_sentence(fidelity.table)))
 correlations = gi.magnitude_correlations(scored.truths, scored.predicted)
 written += scoring.write_tables(correlations.tables())
 fig = plots.magnitude_scatters(scored.magnitude, correlations.pooled)
-runs.atomic_savefig(fig, out / "magnitude_scatter.png")
+files.atomic_savefig(fig, out / "magnitude_scatter.png")
 plt.show()
 display(correlations.overview().round(3))
 
@@ -126,7 +126,7 @@ display(top.precision_overview().round(2))  # means over seeds
 tops = top.first_seed_tops()
 tops = {model: tops[model] for model in plots.ordered_models(tops)}
 fig = plots.gi_venns(tops, verified, top.true_top, top.scored)
-runs.atomic_savefig(fig, out / "top_pairs_venn.png")
+files.atomic_savefig(fig, out / "top_pairs_venn.png")
 plt.show()
 print(summary.verified_base_rate_sentence(top.scored, verified, top.base_rate))
 
@@ -163,7 +163,7 @@ written += scoring.write_tables(detection.tables())
 for source in scored.truths:
     fig = plots.detection_curves(*detection.of(source),
                                  title=f"GI detection against the {source} truth")
-    runs.atomic_savefig(fig, out / f"detection_{gi.source_slug(source)}.png")
+    files.atomic_savefig(fig, out / f"detection_{gi.source_slug(source)}.png")
     plt.show()
 display(detection.overview().round(2))
 

@@ -20,12 +20,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import data, pipeline, plots, runs, summary
+from helpers import data, files, pipeline, plots, profiles, roots, runs, simulator
+from helpers import summary
 
 STEP = pipeline.SUMMARISE_RESULTS
-runs.get_profile(profile)
+profiles.get_profile(profile)
 runs.forget_run(STEP)  # recorded again once every output is written
-own = runs.step_dir(STEP)
+own = roots.step_dir(STEP)
 scores = pipeline.folder("metrics")
 per_perturbation = pd.read_csv(scores / "per_perturbation.csv")
 gi_dir = pipeline.folder("gi")
@@ -46,12 +47,12 @@ display(Markdown(runs.data_statement(profile)))
 # %%
 values = summary.seed_values(per_perturbation, magnitude_correlation, precision)
 table = summary.glance(values)
-runs.atomic_write_csv(table, own / "glance.csv")
+files.atomic_write_csv(table, own / "glance.csv")
 display(summary.glance_display(table))
 
 # %%
 fig = plots.glance_heatmap(table, summary.COLUMNS)
-runs.atomic_savefig(fig, own / "glance.png")
+files.atomic_savefig(fig, own / "glance.png")
 plt.show()
 
 # %% [markdown]
@@ -59,7 +60,7 @@ plt.show()
 
 # %%
 comparison = summary.compare_with(table, reference_model, n_sd=n_sd)
-runs.atomic_write_csv(comparison, own / "comparison.csv")
+files.atomic_write_csv(comparison, own / "comparison.csv")
 sentences = summary.plain_words(comparison, reference_model, n_sd)
 display(Markdown("\n".join(f"- {sentence}" for sentence in sentences)))
 
@@ -75,7 +76,7 @@ display(Markdown("\n".join(f"- {sentence}" for sentence in sentences)))
 # %%
 calibrated = pd.read_csv(scores / "calibrated.csv")
 lenses = summary.CalibratedLenses.from_scores(calibrated)
-runs.atomic_write_csv(lenses.table, own / "calibrated.csv")
+files.atomic_write_csv(lenses.table, own / "calibrated.csv")
 runs.write_run_json(
     STEP, {"profile": profile, "reference_model": reference_model, "n_sd": n_sd},
     ["glance.csv", "comparison.csv", "calibrated.csv"])
@@ -85,7 +86,7 @@ with pd.option_context("display.max_rows", len(shown) + 1):
 
 # %%
 fig = plots.calibrated_heatmap(calibrated, lenses.metrics)
-runs.atomic_savefig(fig, own / "calibrated_lenses.png")
+files.atomic_savefig(fig, own / "calibrated_lenses.png")
 plt.show()
 findings = lenses.findings(reference_model)
 display(Markdown("\n".join(f"- {sentence}" for sentence in findings)))
@@ -103,7 +104,7 @@ _, simulation = data.read_prepared(prepared, truth_only=True)
 fidelity = summary.read_optional(gi_dir / "truth_fidelity.csv")
 caveats = summary.data_caveats(
     None if simulation is None else simulation.uns["config"],
-    fidelity, data.PRIOR_SIGNAL_KNOBS)
+    fidelity, simulator.PRIOR_SIGNAL_KNOBS)
 display(Markdown("\n".join(f"- {sentence}" for sentence in caveats)))
 
 # %% [markdown]

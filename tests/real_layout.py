@@ -46,8 +46,6 @@ def real_layout_adata(n_genes: int = 240, cells_per_condition: int = 4, control_
                       seed: int = 0) -> ad.AnnData:
     """The stand-in AnnData (see the module docstring); every real condition has
     ``cells_per_condition`` cells, control ``control_cells``."""
-    from gears.data_utils import get_DE_genes, get_dropout_non_zero_genes
-
     conditions = reference.norman_conditions().condition.tolist()
     perturbed = sorted({g for c in conditions for g in condition_genes(c)})
     high_mean = reference.high_mean_genes()

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from helpers import data, graphs, reference, simulator, splits
+from helpers import de_genes, graphs, reference, simulator, splits
 from helpers.models.cell_gears import train_and_predict_cell_gears
 from helpers.models.gears_module import GearsConfig
 
@@ -15,7 +15,7 @@ def test_cell_gears_trains_and_predicts_offline(tmp_path):
     scaffold = simulator.norman_scaffold(n_high_mean_genes=60)
     adata, _ = simulator.simulate_perturb_seq(scaffold, max_cells_per_condition=3, max_control_cells=60,
                                               progress=False)
-    data.add_de_genes(adata)
+    de_genes.add_de_genes(adata)
     gene2go = reference.gene2go()
     split = splits.simulation_split(adata.obs.condition.astype(str).unique(), set(gene2go))
     go = graphs.go_perturbation_graph(gene2go, [g for g in set(adata.var.gene_name) if g in gene2go])

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from conftest import make_gears_adata
-from helpers import data, simulator
+from helpers import data, de_genes, download, simulator
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_de_genes_equal_cell_gears():
     theirs.obs["condition"] = theirs.obs.condition.astype(str)
     theirs = get_dropout_non_zero_genes(get_DE_genes(theirs, skip_calc_de=False))
     ours = adata.copy()
-    data.add_de_genes(ours)
+    de_genes.add_de_genes(ours)
     assert ours.uns["rank_genes_groups_cov_all"] == theirs.uns["rank_genes_groups_cov_all"]
     for key in ("top_non_dropout_de_20", "top_non_zero_de_20", "non_zeros_gene_idx", "non_dropout_gene_idx"):
         assert ours.uns[key].keys() == theirs.uns[key].keys()
@@ -107,12 +107,12 @@ def test_de_genes_equal_cell_gears():
     assert (ours.obs.condition_name.astype(str) == theirs.obs.condition_name.astype(str)).all()
     # (at 6 cells the target, a barely-expressed regulator, need not lead its downstream genes:
     # tests/test_simulator.py checks that CRISPRa raises it)
-    assert data.top_de_genes(ours, "KLF1+ctrl") == list(theirs.uns["top_non_dropout_de_20"]["K562_KLF1+ctrl_1+1"])
+    assert de_genes.top_de_genes(ours, "KLF1+ctrl") == list(theirs.uns["top_non_dropout_de_20"]["K562_KLF1+ctrl_1+1"])
 
 
 def test_unreachable_download_fails_clearly_and_leaves_nothing(tmp_path):
-    with pytest.raises(data.DataSourceUnavailable, match="cannot download") as error:
-        data.download_norman(tmp_path, url="http://127.0.0.1:9/norman.zip", timeout=5)
+    with pytest.raises(download.DataSourceUnavailable, match="cannot download") as error:
+        download.download_norman(tmp_path, url="http://127.0.0.1:9/norman.zip", timeout=5)
     assert "data_source=" in str(error.value) and "check the network" in str(error.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -122,15 +122,15 @@ def test_download_checks_size_and_unpacks(small, tmp_path):
     source.mkdir()
     h5ad = written(small, source / "perturb_processed.h5ad")
     with zipfile.ZipFile(source / "norman.zip", "w") as archive:
-        archive.write(h5ad, data.NORMAN_H5AD_MEMBER)
+        archive.write(h5ad, download.NORMAN_H5AD_MEMBER)
     url = (source / "norman.zip").as_uri()
     size = (source / "norman.zip").stat().st_size
-    with pytest.raises(data.DataSourceUnavailable, match="expected"):
-        data.download_norman(tmp_path / "bad", url=url, expected_bytes=size + 1)
+    with pytest.raises(download.DataSourceUnavailable, match="expected"):
+        download.download_norman(tmp_path / "bad", url=url, expected_bytes=size + 1)
     assert not any((tmp_path / "bad").rglob("*.zip"))
-    path = data.download_norman(tmp_path / "cache", url=url, expected_bytes=size)
+    path = download.download_norman(tmp_path / "cache", url=url, expected_bytes=size)
     assert ad.read_h5ad(path).n_obs == small.n_obs
-    assert data.download_norman(tmp_path / "cache", url="http://127.0.0.1:9/") == path  # cached
+    assert download.download_norman(tmp_path / "cache", url="http://127.0.0.1:9/") == path  # cached
 
 
 def test_depth_table_and_rank_context_on_simulated_cells():
@@ -144,7 +144,7 @@ def test_depth_table_and_rank_context_on_simulated_cells():
                                          "n_genes_by_counts": (counts > 0).sum(axis=1)},
                                         index=["c1", "c2", "c3"]),
                        var=pd.DataFrame({"gene_name": ["G1", "G2", "G3", "G4"]}, index=["G1", "G2", "G3", "G4"]))
-    table = data.depth_table(adata)
+    table = simulator.depth_table(adata)
     assert table.at["median UMIs per cell", "simulated"] == 6
     assert table.at["median detected genes per cell", "simulated"] == 2
     assert table.at["non-zero share of the matrix", "simulated"] == pytest.approx(6 / 12)
@@ -153,4 +153,4 @@ def test_depth_table_and_rank_context_on_simulated_cells():
     assert data.genes_outside_rank_context(adata, ["G1", "G2", "G3", "G4"], 2) == ["G2", "G4"]
     assert data.genes_outside_rank_context(adata, ["G1", "G2", "G3", "G4"], 3) == ["G4"]
     with pytest.raises(ValueError, match="total_counts"):
-        data.depth_table(ad.AnnData(X=adata.X, obs=adata.obs[["condition"]], var=adata.var))
+        simulator.depth_table(ad.AnnData(X=adata.X, obs=adata.obs[["condition"]], var=adata.var))

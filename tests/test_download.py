@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import data
+from helpers import download
 
 
 class _Server:
@@ -55,7 +55,7 @@ def zipped(tmp_path) -> bytes:
     h5ad = tmp_path / "perturb_processed.h5ad"
     make_gears_adata({"ctrl": 20, "KLF1+ctrl": 10}).write_h5ad(h5ad)
     with zipfile.ZipFile(tmp_path / "norman.zip", "w") as archive:
-        archive.write(h5ad, data.NORMAN_H5AD_MEMBER)
+        archive.write(h5ad, download.NORMAN_H5AD_MEMBER)
     return (tmp_path / "norman.zip").read_bytes()
 
 
@@ -66,7 +66,7 @@ def test_a_broken_transfer_resumes_where_it_stopped(zipped, tmp_path):
     half = len(zipped) // 2
     (cache / "norman.zip.part").write_bytes(zipped[:half])  # what a broken run left
     try:
-        path = data.download_norman(cache, url=server.url, expected_bytes=len(zipped),
+        path = download.download_norman(cache, url=server.url, expected_bytes=len(zipped),
                                     expected_md5=hashlib.md5(zipped).hexdigest(), progress=False)
     finally:
         server.close()
@@ -74,14 +74,14 @@ def test_a_broken_transfer_resumes_where_it_stopped(zipped, tmp_path):
     assert server.requests[0]["User-Agent"].startswith("genemamba-gears-book")
     assert (cache / "norman.zip").read_bytes() == zipped
     assert not (cache / "norman.zip.part").exists()
-    assert path == cache / data.NORMAN_H5AD_MEMBER and path.stat().st_size > 0
+    assert path == cache / download.NORMAN_H5AD_MEMBER and path.stat().st_size > 0
 
 
 def test_a_wrong_checksum_is_refused_and_removed(zipped, tmp_path):
     server = _Server(zipped)
     try:
-        with pytest.raises(data.DataSourceUnavailable, match="MD5"):
-            data.download_norman(tmp_path / "cache", url=server.url, expected_bytes=len(zipped),
+        with pytest.raises(download.DataSourceUnavailable, match="MD5"):
+            download.download_norman(tmp_path / "cache", url=server.url, expected_bytes=len(zipped),
                                  expected_md5="0" * 32, progress=False)
     finally:
         server.close()
@@ -91,11 +91,11 @@ def test_a_wrong_checksum_is_refused_and_removed(zipped, tmp_path):
 def test_a_refusal_is_reported_as_a_refusal(tmp_path):
     server = _Server(status=403)
     try:
-        with pytest.raises(data.DataSourceUnavailable) as error:
-            data.download_norman(tmp_path, url=server.url, progress=False)
+        with pytest.raises(download.DataSourceUnavailable) as error:
+            download.download_norman(tmp_path, url=server.url, progress=False)
     finally:
         server.close()
     message = str(error.value)
     assert "403 Forbidden" in message and "offline" not in message
-    assert data.MANUAL_DOWNLOAD in message and "data_source=" in message
+    assert download.MANUAL_DOWNLOAD in message and "data_source=" in message
     assert list(tmp_path.iterdir()) == []

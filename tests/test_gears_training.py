@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import data, graphs, reference, runs, simulator, splits
+from helpers import de_genes, graphs, profiles, reference, simulator, splits
 from helpers.models.gears import (GearsData, GearsRun, TrainingBudget, condition_means, predict_means, steps_per_epoch,
                                   train_gears,
                                   train_gears_runs,
@@ -27,7 +27,7 @@ def small_screen():
     adata, truth = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=0), 4, 200,
                                                   progress=False)
     NOISE_FREE["means"] = truth.to_df()
-    data.add_de_genes(adata)
+    de_genes.add_de_genes(adata)
     gene2go = reference.gene2go()
     split = splits.simulation_split(adata.obs.condition.astype(str).unique(), set(gene2go), seed=1)
     nodes = sorted(g for g in set(adata.var.gene_name) | set(scaffold.perturbed_genes) if g in gene2go)
@@ -97,12 +97,12 @@ def test_budget_rejects_nonsense_and_follows_the_profile():
         TrainingBudget(0)
     with pytest.raises(ValueError, match="positive"):
         TrainingBudget(10, lr_halving_steps=0)
-    default = runs.get_profile("default")
+    default = profiles.get_profile("default")
     budget = TrainingBudget.from_profile(default)
     assert (budget.steps, budget.lr_halving_steps, budget.eval_every) == (
         default.gears_steps, default.gears_lr_halving_steps, default.gears_eval_every)
     # the full profile is cell-gears' own schedule: halved after every epoch of the data
-    assert TrainingBudget.from_profile(runs.get_profile("full")).lr_halving_steps is None
+    assert TrainingBudget.from_profile(profiles.get_profile("full")).lr_halving_steps is None
 
 
 def test_runs_side_by_side_equal_runs_one_after_another(small_screen):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import gi
+from helpers import conditions, gi
 
 
 @pytest.fixture
@@ -145,7 +145,7 @@ def test_true_magnitudes_track_norman_at_the_default_cell_counts():
     """At Norman's cell counts (every condition, 91,205 cells) the GI truth recovers Norman's
     magnitudes: exactly from the noise-free means, shrunk but ranked from the cells. A simulator
     whose pairs are not set on the scored scale (the old default: r ≤ 0.82 even without noise) fails."""
-    from helpers import data, reference, simulator
+    from helpers import reference, simulator
 
     adata, truth = simulator.simulate_perturb_seq(simulator.norman_scaffold(n_high_mean_genes=1000),
                                                   simulator.SimulatorConfig(seed=3), progress=False)
@@ -153,7 +153,7 @@ def test_true_magnitudes_track_norman_at_the_default_cell_counts():
     fits = reference.gi_fits()
     pairs = [c for c in fits.condition if c in truth.obs_names]
     genes = [g for g in reference.high_mean_genes() if g in adata.var_names]
-    cell_means = data.condition_means(adata)
+    cell_means = conditions.condition_means(adata)
     scores = pd.concat([gi.interaction_scores(means, pairs, genes, n_jobs=2).assign(source=source)
                         for source, means in (("cells", cell_means), ("noise-free", truth.to_df()))])
     fidelity = gi.truth_fidelity(scores, fits).set_index("source")

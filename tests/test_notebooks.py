@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import book, pipeline, predictions, splits
+from helpers import book, conditions, pipeline, predictions, splits
 
 
 def test_toc_lists_the_data_chapter_first():
@@ -199,7 +199,7 @@ def test_a_new_model_and_one_trained_elsewhere_reach_every_table(finished_result
 
     from helpers import data
 
-    control = data.condition_means(data.load_prepared().adata).loc["ctrl"]
+    control = conditions.condition_means(data.load_prepared().adata).loc["ctrl"]
     toy = predictions.read_predictions("toy", 0)
     pd.testing.assert_frame_equal(toy, (control + 0.5 * (additive - control)).astype(np.float32),
                                   check_dtype=False, atol=1e-6)

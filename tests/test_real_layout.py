@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import book, data, pipeline, runs, splits
+from helpers import book, data, download, pipeline, roots, splits
 from real_layout import NON_GO_SYMBOLS, write_real_layout
 
 
@@ -40,7 +40,7 @@ def real_book(quick_book, real_file, tmp_path_factory):
         patch.setenv("HELPERS_RESULTS_DIR", str(base))
         assert book.main(["--profile", "quick", "--data", str(real_file[0])],
                          executed_dir=tmp_path_factory.mktemp("executed")) == 0
-        root = runs.results_root_for(str(real_file[0]))
+        root = roots.results_root_for(str(real_file[0]))
     return base, root, before
 
 
@@ -104,7 +104,7 @@ def test_every_chapter_runs_on_the_real_layout(real_book, real_file):
         for name in theirs:
             assert ours[name][:20] == theirs[name][:20], (key, name)
     # every result records the data source and the file's checksum
-    expected = {"data_source": str(real_file[0]), "data_file_sha256": data.file_digest(real_file[0])}
+    expected = {"data_source": str(real_file[0]), "data_file_sha256": download.file_digest(real_file[0])}
     for record in root.glob("*/run.json"):
         provenance = json.loads(record.read_text())["data"]
         assert {k: provenance[k] for k in expected} == expected, record
@@ -152,16 +152,16 @@ def test_the_download_command_works_from_a_local_zip(real_file, tmp_path, monkey
                      executed_dir=tmp_path / "executed") == 0
     prepared = tmp_path / "results" / "real" / "norman-dataverse" / pipeline.PREPARE_DATA
     assert (prepared / data.DATASET_FILE).is_file()
-    assert (tmp_path / "cache" / data.NORMAN_H5AD_MEMBER).read_bytes() == real_file[0].read_bytes()
+    assert (tmp_path / "cache" / download.NORMAN_H5AD_MEMBER).read_bytes() == real_file[0].read_bytes()
     assert not (tmp_path / "results" / pipeline.PREPARE_DATA).exists()  # nothing in the simulated root
 
 
 def test_a_chapter_run_by_hand_on_real_data_cannot_overwrite_the_default(real_file, monkeypatch):
-    monkeypatch.setenv("HELPERS_RESULTS_DIR", str(runs.DEFAULT_RESULTS))
+    monkeypatch.setenv("HELPERS_RESULTS_DIR", str(roots.DEFAULT_RESULTS))
     with pytest.raises(ValueError, match="helpers.book --data"):
-        runs.check_results_root(str(real_file[0]))
-    runs.check_results_root("simulated")  # the default is fine
-    monkeypatch.setenv("HELPERS_RESULTS_DIR", str(runs.results_root_for(str(real_file[0]), runs.DEFAULT_RESULTS)))
-    runs.check_results_root(str(real_file[0]))  # its own folder is fine
+        roots.check_results_root(str(real_file[0]))
+    roots.check_results_root("simulated")  # the default is fine
+    monkeypatch.setenv("HELPERS_RESULTS_DIR", str(roots.results_root_for(str(real_file[0]), roots.DEFAULT_RESULTS)))
+    roots.check_results_root(str(real_file[0]))  # its own folder is fine
     with pytest.raises(ValueError, match="another data source"):
-        runs.check_results_root("simulated")
+        roots.check_results_root("simulated")

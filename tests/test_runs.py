@@ -5,11 +5,12 @@ import json
 import pandas as pd
 import pytest
 
-from helpers import runs
+from helpers import files, profiles, runs
+from helpers.progress import PROGRESS_FILE_VARIABLE, progress_bar
 
 
 def test_profiles_keep_every_condition_and_shrink_the_rest():
-    quick, default, full = (runs.get_profile(n) for n in ("quick", "default", "full"))
+    quick, default, full = (profiles.get_profile(n) for n in ("quick", "default", "full"))
     assert quick.n_high_mean_genes < 1000 and quick.max_cells_per_condition <= 10 and quick.gears_steps == 8
     assert default.n_high_mean_genes is None and default.data_source == "simulated"
     assert default.max_cells_per_condition is None and default.max_control_cells is None  # Norman's counts
@@ -17,12 +18,12 @@ def test_profiles_keep_every_condition_and_shrink_the_rest():
 
 
 def test_explicit_parameters_win_and_unknown_ones_are_rejected():
-    settings = runs.resolve_parameters("quick", max_cells_per_condition=5, gears_steps=None)
+    settings = profiles.resolve_parameters("quick", max_cells_per_condition=5, gears_steps=None)
     assert settings.max_cells_per_condition == 5 and settings.gears_steps == 8
     with pytest.raises(ValueError, match="unknown profile 'fast'.*quick"):
-        runs.get_profile("fast")
+        profiles.get_profile("fast")
     with pytest.raises(ValueError, match="max_cell_per_condition"):
-        runs.resolve_parameters("quick", max_cell_per_condition=5)
+        profiles.resolve_parameters("quick", max_cell_per_condition=5)
 
 
 def test_atomic_write_leaves_nothing_when_writing_fails(tmp_path):
@@ -33,14 +34,14 @@ def test_atomic_write_leaves_nothing_when_writing_fails(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        runs.atomic_write(target, explode)
+        files.atomic_write(target, explode)
     assert list(tmp_path.iterdir()) == []
-    runs.atomic_write_csv(pd.DataFrame({"a": [1]}), target)
+    files.atomic_write_csv(pd.DataFrame({"a": [1]}), target)
     assert pd.read_csv(target).a.tolist() == [1] and oct(target.stat().st_mode)[-3:] != "600"
 
 
 def test_run_json_records_parameters_versions_and_commit(isolated_results):
-    assert runs.write_run_json("99_example", {"settings": runs.get_profile("quick"), "seed": 3}, ["a.csv"]) is None
+    assert runs.write_run_json("99_example", {"settings": profiles.get_profile("quick"), "seed": 3}, ["a.csv"]) is None
     path = isolated_results / "99_example" / "run.json"
     record = json.loads(path.read_text())
     assert path.parent == isolated_results / "99_example"
@@ -60,7 +61,7 @@ def test_cache_hit_needs_same_parameters_and_outputs(isolated_results):
     params = {"seed": 1}
     runs.write_run_json("98_cached", params, ["out.csv"])
     assert not runs.is_cached("98_cached", params, ["out.csv"])  # output missing
-    runs.atomic_write_text(isolated_results / "98_cached" / "out.csv", "x\n")
+    files.atomic_write_text(isolated_results / "98_cached" / "out.csv", "x\n")
     assert runs.is_cached("98_cached", params, ["out.csv"])
     assert not runs.is_cached("98_cached", {"seed": 2}, ["out.csv"])
 
@@ -68,7 +69,7 @@ def test_cache_hit_needs_same_parameters_and_outputs(isolated_results):
 def test_a_rerun_forgets_the_old_record_until_it_finishes(isolated_results):
     """A step rerun with new parameters (or forced) drops its run.json before writing, so if it
     stops half-way its mix of old and new files is never reused; the same parameters reuse."""
-    runs.atomic_write_text(isolated_results / "97_step" / "out.csv", "old\n")
+    files.atomic_write_text(isolated_results / "97_step" / "out.csv", "old\n")
     runs.write_run_json("97_step", {"seed": 1}, ["out.csv"])
     record = isolated_results / "97_step" / "run.json"
     assert runs.reuse_or_restart("97_step", {"seed": 1}, ["out.csv"]) and record.is_file()
@@ -96,14 +97,14 @@ def test_progress_reaches_the_console_of_the_book_runner_and_not_the_page(tmp_pa
     from helpers import book
 
     with book._console_progress(tmp_path / "progress.log") as progress:
-        monkeypatch.setenv(runs.PROGRESS_FILE_VARIABLE, str(progress))
-        for _ in runs.progress_bar(range(5), desc="steps"):
+        monkeypatch.setenv(PROGRESS_FILE_VARIABLE, str(progress))
+        for _ in progress_bar(range(5), desc="steps"):
             pass
     console = capsys.readouterr()
     assert "steps: 100%" in console.err and "5/5" in console.err
     assert "steps" not in console.out
-    monkeypatch.delenv(runs.PROGRESS_FILE_VARIABLE)
-    for _ in runs.progress_bar(range(5), desc="quiet"):  # not a terminal, no runner: silent
+    monkeypatch.delenv(PROGRESS_FILE_VARIABLE)
+    for _ in progress_bar(range(5), desc="quiet"):  # not a terminal, no runner: silent
         pass
     assert "quiet" not in capsys.readouterr().err
 
@@ -211,7 +212,7 @@ def test_every_cached_step_keys_on_its_code():
 
     # the baselines' key covers the registry and every registered baseline's module
     assert registry.baseline_modules() == ["helpers.models.baselines"]
-    expected = {"01_prepare_data": "helpers.data", "10_train_baselines": "helpers.models.registry",
+    expected = {"10_train_baselines": "helpers.models.registry",
                 "11_train_gears": "helpers.models.gears", "12_pretrain_genemamba": "helpers.models.genemamba",
                 "14_train_gears_priors": "helpers.models.gears"}
     import re
@@ -221,3 +222,7 @@ def test_every_cached_step_keys_on_its_code():
         assert re.search(rf'runs\.code_digest\(\s*"{re.escape(module)}"', source), chapter
     scoring = (REPO_ROOT / "src" / "helpers" / "scoring.py").read_text()
     assert 'runs.code_digest("helpers.gi")' in scoring
+    # the data step's key: the module that prepares the data, and everything it imports
+    preparation = (REPO_ROOT / "src" / "helpers" / "preparation.py").read_text()
+    assert 'runs.code_digest("helpers.preparation")' in preparation
+    assert {"helpers.data", "helpers.de_genes", "helpers.simulator"} <= runs.helpers_imports("helpers.preparation")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import data, reference, simulator
+from helpers import conditions, data, reference, simulator
 from helpers.conditions import condition_genes, genes_of
 
 
@@ -71,7 +71,7 @@ def test_crispra_raises_its_target(quick_screen):
     below the typical baseline rises less: 55-fold of almost nothing is still little). Its 8
     cells see it noisily, but they see it rise."""
     _, adata, truth = quick_screen
-    expected, means = truth.to_df(), data.condition_means(adata)
+    expected, means = truth.to_df(), conditions.condition_means(adata)
     singles = {genes_of([c])[0]: c for c in expected.index if len(condition_genes(c)) == 1}
     assert len(singles) == 105
     rise = pd.Series({g: expected.at[c, g] - expected.at["ctrl", g] for g, c in singles.items()})
@@ -94,7 +94,7 @@ def test_known_coefficients_are_recovered_from_cells():
     config = simulator.SimulatorConfig(seed=2, effect_strength_log_sd=0.0,
                                        effect_strength_log_mean=float(np.log(2.0)))
     adata, _ = simulator.simulate_perturb_seq(scaffold, config, progress=False)
-    means = data.condition_means(adata)
+    means = conditions.condition_means(adata)
     delta = means - means.loc["ctrl"]
     X = np.c_[delta.loc["CEBPE+ctrl"], delta.loc["KLF1+ctrl"]]
     fitted, *_ = np.linalg.lstsq(X, delta.loc["CEBPE+KLF1"].to_numpy(), rcond=None)
@@ -207,7 +207,7 @@ def test_singles_resemble_each_other_as_normans_do():
     adata, _ = simulator.simulate_perturb_seq(scaffold, simulator.SimulatorConfig(seed=0), progress=False)
     fits = reference.gi_fits()
     genes = [g for g in reference.high_mean_genes() if g in adata.var_names]
-    corr = gi.singles_correlations(data.condition_means(adata), fits.condition.tolist(), genes)
+    corr = gi.singles_correlations(conditions.condition_means(adata), fits.condition.tolist(), genes)
     clusters = dict(zip(*reference.single_clusters()[["gene", "cluster"]].values.T))
     stats = gi.similarity_statistics(gi.singles_similarity(corr, reference.gene2go(), clusters))
     assert stats["n_pairs"] == 125

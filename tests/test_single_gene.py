@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import book, data, datasets, pipeline, reference, runs, splits
+from helpers import book, data, datasets, pipeline, reference, roots, splits
 from helpers.reference import REPO_ROOT
 from real_layout import single_gene_layout_adata, write_single_gene_layout
 
@@ -100,7 +100,7 @@ def test_make_book_runs_on_a_single_gene_screen(single_gene_file, tmp_path):
     subprocess.run([str(bin_dir / "jupyter-book"), "build", "--quiet", str(tmp_path)], check=True,
                    capture_output=True)
 
-    root = runs.results_root_for(str(single_gene_file), base)
+    root = roots.results_root_for(str(single_gene_file), base)
     assert root.parent == base / "real" and not (base / pipeline.PREPARE_DATA).exists()
     split = splits.SimulationSplit.from_json(pipeline.folder("prepared_data", root) / "split.json")
     assert split.name == "simulation_single" and split.subgroups == ("unseen_single",)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import summary
+from helpers import simulator, summary
 
 
 def _per_perturbation():
@@ -39,18 +39,17 @@ def test_glance_values_and_verdicts():
 
 
 def test_data_caveats_are_built_from_the_settings_and_the_fidelity():
-    from helpers import data
 
     config = {"go_weight": 1.0, "go_neighbours": 10, "cluster_weight": 1.0, "private_weight": 0.7,
               "shared_axis_share": 0.7, "manifold_weight": 1.0, "shuffle_manifold": True,
               "coexpression_strength": 0.6}
     fidelity = pd.DataFrame({"source": ["cells", "noise-free"], "r": [0.62, 1.0], "slope": [0.33, 1.0],
                              "n": [125, 125], "agreement": [0.68, 1.0]})
-    simulated = summary.data_caveats(config, fidelity, data.PRIOR_SIGNAL_KNOBS)
+    simulated = summary.data_caveats(config, fidelity, simulator.PRIOR_SIGNAL_KNOBS)
     assert "go_weight = 1.0" in simulated[0] and "against 0.7" in simulated[0]
     assert "shared_axis_share = 0.7" in simulated[0] and "shuffle_manifold = True" in simulated[0]
     assert "r = 0.62" in simulated[1] and "125 pairs" in simulated[1] and "r = 1.00" in simulated[2]
-    real = summary.data_caveats(None, fidelity.iloc[:1], data.PRIOR_SIGNAL_KNOBS)
+    real = summary.data_caveats(None, fidelity.iloc[:1], simulator.PRIOR_SIGNAL_KNOBS)
     assert real[0].startswith("The data are a real screen") and len(real) == 2
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import book, runs
+from helpers import book, profiles
 from helpers.reference import REPO_ROOT
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -37,7 +37,7 @@ def test_dry_run_lists_a_job_per_chapter_and_per_run(profile, tmp_path):
     from helpers.models import registry
 
     environment = {**os.environ, "HELPERS_RESULTS_DIR": str(tmp_path / "results")}
-    seeds = runs.get_profile(profile).seeds
+    seeds = profiles.get_profile(profile).seeds
     chapters = len(book.toc_notebooks())
     baselines = registry.registered("baseline")
     assert [m.name for m in baselines if not m.interactions] == ["no_change"]  # nothing to score
@@ -76,7 +76,7 @@ def test_a_gears_setting_overrides_the_profile_and_an_unknown_one_is_refused():
 
     config = GearsConfig.from_settings({"hidden_size": 32, "lr": 5e-3}, {"hidden_size": 16})
     assert (config.hidden_size, config.lr, config.batch_size) == (16, 5e-3, 32)
-    assert GearsConfig.from_settings(runs.get_profile("default").gears_config, None) == GearsConfig()
+    assert GearsConfig.from_settings(profiles.get_profile("default").gears_config, None) == GearsConfig()
     with pytest.raises(ValueError, match=r"unknown GEARS setting\(s\) \['hiden_size'\]"):
         GearsConfig.from_settings(None, {"hiden_size": 16})
 

@@ -10,7 +10,7 @@ the book renders; nothing is written back into the ``.py``. Usage::
 
 The data source is a choice for the whole book: it reaches the data step only (later chapters
 read what that step prepared), and each data source keeps its own results root
-(``helpers.runs.results_root_for``: the simulated default in ``results/``, real data in
+(``helpers.roots.results_root_for``: the simulated default in ``results/``, real data in
 ``results/real/<tag>/``), so neither overwrites the other. The executed chapters and the HTML
 book show the latest build.
 """
@@ -39,8 +39,10 @@ from helpers import pipeline
 from helpers.datasets import of_prepared
 from helpers.reference import REPO_ROOT
 from helpers.models.torch_runtime import thread_environment
-from helpers.runs import (PROFILES, PROGRESS_FILE_VARIABLE, atomic_path, atomic_write_csv, resolve_data_source,
-                          results_root_for)
+from helpers.profiles import PROFILES
+from helpers.progress import PROGRESS_FILE_VARIABLE
+from helpers.files import atomic_path, atomic_write_csv
+from helpers.roots import resolve_data_source, results_root_for
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 EXECUTED_DIR = REPO_ROOT / "book" / "executed"
@@ -133,7 +135,7 @@ def _without_pairs(notebook: Any, question: str) -> Any:
 @contextlib.contextmanager
 def _console_progress(path: Path, interval: float = 0.5) -> Iterator[Path]:
     """Copy what chapters write to the progress file ``path`` (their progress bars, see
-    :func:`helpers.runs.progress_bar`) to this process's console while the block runs."""
+    :func:`helpers.progress.progress_bar`) to this process's console while the block runs."""
     import threading
 
     path.touch()
@@ -166,7 +168,8 @@ DATA_STATEMENT = "data_source.md"  # included by book/intro.md
 def write_data_statement(profile: str, executed_dir: Path = EXECUTED_DIR) -> Path:
     """Write the build's data and budget statement (:func:`helpers.runs.data_statement`, from the
     current results root) beside the executed chapters, where the book's first page includes it."""
-    from helpers.runs import atomic_write_text, data_statement
+    from helpers.files import atomic_write_text
+    from helpers.runs import data_statement
 
     executed_dir.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(executed_dir / DATA_STATEMENT, data_statement(profile) + "\n")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import anndata as ad
+import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 CONTROL = "ctrl"
 
@@ -83,3 +86,22 @@ def single_changes(means: pd.DataFrame, among: Iterable[str] | None = None) -> p
     delta = means.loc[singles] - means.loc[CONTROL]
     perturbed = pd.Index([condition_genes(c)[0] for c in singles], name="gene")  # not column keys
     return delta.groupby(perturbed).mean()
+
+
+def condition_means(adata: ad.AnnData) -> pd.DataFrame:
+    """Mean of ``X`` per condition (conditions × genes, columns = var_names)."""
+    codes = adata.obs["condition"].astype("category")
+    indicator = sp.csr_matrix((np.ones(adata.n_obs), (codes.cat.codes.to_numpy(), np.arange(adata.n_obs))),
+                              shape=(len(codes.cat.categories), adata.n_obs))
+    sums = indicator @ adata.X
+    sums = sums.toarray() if sp.issparse(sums) else np.asarray(sums)
+    counts = np.asarray(indicator.sum(axis=1)).ravel()
+    return pd.DataFrame(sums / counts[:, None], index=codes.cat.categories.astype(str),
+                        columns=adata.var_names)
+
+
+def cells_by_condition(adata: ad.AnnData) -> dict[str, np.ndarray]:
+    """Condition → its cells as a dense array (cells × genes)."""
+    X = adata.X
+    return {condition: np.asarray(X[index].toarray() if sp.issparse(X) else X[index], dtype=np.float32)
+            for condition, index in adata.obs.groupby("condition", observed=True).indices.items()}

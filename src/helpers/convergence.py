@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from helpers import files
 
 TOLERANCE = 0.02  # "within 2% of the plateau"
 WINDOW = 5  # validations in the running mean a plateau is read from
@@ -113,12 +114,12 @@ def report(history: pd.DataFrame, by: Sequence[str], folder: Path, budget_steps:
     """Whether every run in ``history`` (learning curves, runs told apart by ``by``) reached its
     plateau: writes ``convergence.csv`` and ``learning_curves.png`` into ``folder`` and returns
     them with the sentence. ``drawn`` (default ``history``) are the curves the figure shows."""
-    from helpers import plots, runs
+    from helpers import plots
 
     table = convergence_table(history, by)
-    runs.atomic_write_csv(table, Path(folder) / "convergence.csv")
+    files.atomic_write_csv(table, Path(folder) / "convergence.csv")
     drawn = history if drawn is None else drawn
     shown = table.merge(drawn[list(by)].drop_duplicates(), on=list(by))
     figure = plots.learning_curves(drawn, shown, budget=budget_steps)
-    runs.atomic_savefig(figure, Path(folder) / "learning_curves.png")
+    files.atomic_savefig(figure, Path(folder) / "learning_curves.png")
     return Report(table, figure, describe(table, what))

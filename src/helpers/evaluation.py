@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from helpers import lenses, metrics
+from helpers import conditions, de_genes, files, lenses, metrics, roots
 from helpers.conditions import CONTROL
+from helpers.progress import progress_bar
 
 COLUMNS = ["model", "seed", "perturbation", "subgroup", "metric", "value"]
 REPLICATE = "noise_ceiling"
@@ -145,31 +146,31 @@ def evaluate(prepared, stored: pd.DataFrame, n_bootstrap: int, ceiling_seed: int
     """Score every stored prediction (``stored``: model, seed) of ``prepared`` data on every test
     perturbation, with the replicate; summarise, calibrate and write the tables, then the step's
     ``run.json`` (``record``: the chapter's parameters)."""
-    from helpers import data, pipeline, predictions, runs
+    from helpers import pipeline, predictions, runs
 
     adata, split = prepared.adata, prepared.split
     evaluation = Evaluation.build(
-        data.cells_by_condition(adata), adata.var_names, list(split.test), list(split.train),
+        conditions.cells_by_condition(adata), adata.var_names, list(split.test), list(split.train),
         {c: split.subgroup_of(c) for c in split.test},
-        data.rank_de_positions(adata),  # GEARS' mse_de genes
-        data.top_de_positions(adata),  # its non-drop-out DE genes
+        de_genes.rank_de_positions(adata),  # GEARS' mse_de genes
+        de_genes.top_de_positions(adata),  # its non-drop-out DE genes
         ceiling_seed)
     pairs = list(stored.itertuples(index=False))
     scored = [evaluation.score(model, seed, predictions.read_predictions(model, seed))
-              for model, seed in runs.progress_bar(pairs, desc="scoring", unit="model-seed")]
+              for model, seed in progress_bar(pairs, desc="scoring", unit="model-seed")]
     per_perturbation = pd.concat([*scored, evaluation.score_replicate()], ignore_index=True)
-    means = data.condition_means(adata)
+    means = conditions.condition_means(adata)
     results = EvaluationResults(
         per_perturbation=per_perturbation, summary=metrics.summarise(per_perturbation, n_boot=n_bootstrap),
         spread=metrics.seed_spread(per_perturbation),
         calibrated=lenses.calibrate(per_perturbation, calibration_baseline),
         systematic=lenses.systematic_variation(means, [c for c in means.index if c != CONTROL], CONTROL))
-    own, tables = runs.step_dir(pipeline.EVALUATE_PERTURBATIONS), pipeline.folder("metrics")
+    own, tables = roots.step_dir(pipeline.EVALUATE_PERTURBATIONS), pipeline.folder("metrics")
     written = {own / "systematic_variation.csv": results.systematic,
                tables / "per_perturbation.csv": per_perturbation, tables / "summary.csv": results.summary,
                tables / "seed_spread.csv": results.spread, tables / "calibrated.csv": results.calibrated}
     for path, table in written.items():
-        runs.atomic_write_csv(table, path)
+        files.atomic_write_csv(table, path)
     runs.write_run_json(pipeline.EVALUATE_PERTURBATIONS,
                         {**record, "predictions": stored.to_dict("records")},
                         [str(p.relative_to(own)) for p in written])

@@ -34,7 +34,7 @@ import pandas as pd
 from sklearn.linear_model import TheilSenRegressor
 
 from helpers.conditions import CONTROL, condition_genes, is_combo, single_changes
-from helpers.runs import progress_bar
+from helpers.progress import progress_bar
 
 
 GI_ENGINES = ("fast", "sklearn")

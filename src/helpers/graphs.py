@@ -60,7 +60,7 @@ def write_gears_go_csv(edges: pd.DataFrame, path: Path) -> Path:
     """Write the graph as cell-gears' ``go_essential_<name>.csv`` (all GEARS' Jaccard edges;
     cell-gears does its own top-k). Note that cell-gears looks for that file relative to the
     working directory (``./data/go_essential_<name>.csv``)."""
-    from helpers.runs import atomic_write_csv
+    from helpers.files import atomic_write_csv
 
     missing = set(GO_EDGE_COLUMNS) - set(edges.columns)
     if missing:

@@ -2,7 +2,7 @@
 its own results), the named tables it writes and the named tables it reads.
 
 This is the one place that knows where a table lives (a folder under the results root,
-:func:`helpers.runs.results_root`), and the workflow's DAG (``workflow/Snakefile``) is derived
+:func:`helpers.roots.results_root`), and the workflow's DAG (``workflow/Snakefile``) is derived
 from it: a step runs after every step that writes a table it reads (:func:`needs`). A chapter
 reads another step's results through :func:`folder` (``pipeline.folder("metrics")``), never by
 spelling a folder.

@@ -33,7 +33,7 @@ import pandas as pd
 
 from helpers import pipeline
 from helpers.conditions import CONTROL, condition_genes, is_combo
-from helpers.runs import atomic_path
+from helpers.files import atomic_path
 
 if TYPE_CHECKING:
     from helpers.data import Prepared

@@ -19,8 +19,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from helpers import data, datasets, gi, graphs, pipeline, reference, runs, splits
-from helpers.conditions import CONTROL, condition_genes, genes_of
+from helpers import data, datasets, de_genes, download, files, gi, graphs, pipeline, profiles, reference, roots, runs, simulator, splits
+from helpers.conditions import CONTROL, condition_genes, condition_means, genes_of
 
 OUTPUTS = [data.DATASET_FILE, "split.json", "go_graph.csv", "split_composition.csv",
            "cells_per_condition.csv", "perturbed_genes.csv", "profile_correlations.csv",
@@ -32,13 +32,13 @@ SLIDE_PAIRS = ("AHR+KLF1", "CEBPE+CNN1", "CEBPE+KLF1", "CNN1+MAPK1", "ETS2+CEBPE
 EXAMPLE_CONDITIONS = ("KLF1+ctrl", "CEBPE+ctrl")  # the DE example, where the data has them
 
 
-def step_parameters(settings: runs.Profile, simulator_seed: int, simulator_settings: Mapping[str, Any],
+def step_parameters(settings: profiles.Profile, simulator_seed: int, simulator_settings: Mapping[str, Any],
                     split_name: str | None, split_seed: int, train_gene_set_size: float,
                     combo_seen2_train_frac: float, go_top_k: int) -> dict[str, Any]:
     """The data step's cache key and record: its parameters, the reference files' digest, the
     code's digest, and the simulator's settings or the data file's checksum. Stops first if the
     data source would write into another data source's results."""
-    runs.check_results_root(settings.data_source)
+    roots.check_results_root(settings.data_source)
     if split_name is not None:
         splits.check_split_name(split_name)
     parameters = {
@@ -52,9 +52,9 @@ def step_parameters(settings: runs.Profile, simulator_seed: int, simulator_setti
         "code": runs.code_digest("helpers.preparation"),
     }
     if settings.data_source == "simulated":
-        parameters["simulator"] = data.simulator_fingerprint(simulator_seed, simulator_settings)
+        parameters["simulator"] = simulator.simulator_fingerprint(simulator_seed, simulator_settings)
     else:  # recorded with every result; a changed file is prepared again
-        parameters["data_file_sha256"] = data.file_digest(data.data_file(settings.data_source))
+        parameters["data_file_sha256"] = download.file_digest(download.data_file(settings.data_source))
     return parameters
 
 
@@ -62,7 +62,7 @@ def step_parameters(settings: runs.Profile, simulator_seed: int, simulator_setti
 class Recovery:
     """Simulated data only: does the data carry what the simulator was given, at Norman's depth?"""
 
-    depth: pd.DataFrame  # data.depth_table
+    depth: pd.DataFrame  # simulator.depth_table
     per_condition_r: pd.Series  # condition → Pearson r of observed and expected change
     kinds: pd.Series  # condition → 'single' or 'pair'
     changes: pd.DataFrame  # expected (noise-free) and observed change, every condition × gene
@@ -127,7 +127,7 @@ class DataStep:
 def prepare(parameters: dict[str, Any], simulator_settings: Mapping[str, Any], context_length: int,
             force: bool = False) -> DataStep:
     """Run the data step (or reuse its results for these ``parameters``) and write its outputs."""
-    out = runs.step_dir(pipeline.PREPARE_DATA)
+    out = roots.step_dir(pipeline.PREPARE_DATA)
     cached = runs.reuse_or_restart(pipeline.PREPARE_DATA, parameters, OUTPUTS, force)
     if cached:
         adata, truth = data.read_prepared(out)
@@ -135,7 +135,7 @@ def prepare(parameters: dict[str, Any], simulator_settings: Mapping[str, Any], c
         adata, truth = data.load_expression(
             parameters["data_source"], parameters["max_cells_per_condition"], parameters["max_control_cells"],
             parameters["n_high_mean_genes"], parameters["simulator_seed"], simulator_settings=simulator_settings)
-        data.add_de_genes(adata)
+        de_genes.add_de_genes(adata)
     # the split is made before anything is written: data unfit for the study stop here
     conditions = adata.obs["condition"].astype(str).unique().tolist()
     dataset = datasets.detect(conditions)
@@ -151,7 +151,7 @@ def prepare(parameters: dict[str, Any], simulator_settings: Mapping[str, Any], c
     go_graph = graphs.go_perturbation_graph(go_annotations, graph_genes, k=parameters["go_top_k"])
     perturbed_table = data.perturbed_gene_summary(adata, set(go_annotations))
     perturbed_table["in_go_graph"] = perturbed_table.gene.isin(go_graph.target)
-    means = data.condition_means(adata)
+    means = condition_means(adata)
     this_data = "simulated cells" if truth is not None else "this file's cells"
     profile_table, similarity_table, similarity_stats = similarity(means, this_data)
     step = DataStep(
@@ -161,7 +161,7 @@ def prepare(parameters: dict[str, Any], simulator_settings: Mapping[str, Any], c
                    "GO-annotated": set(graph_genes)},
         perturbed_table=perturbed_table,
         recovery=None if truth is None else recovery(adata, truth, means, context_length),
-        real_depth=(data.depth_table(adata).drop(columns="norman_scaled").rename(columns={"simulated": "this file"})
+        real_depth=(simulator.depth_table(adata).drop(columns="norman_scaled").rename(columns={"simulated": "this file"})
                     if truth is None and "total_counts" in adata.obs else None),
         profile_table=profile_table, similarity_table=similarity_table, similarity_stats=similarity_stats,
         this_data=this_data, example=example_condition(cells))
@@ -213,11 +213,11 @@ def recovery(adata: ad.AnnData, truth: ad.AnnData, means: pd.DataFrame, context_
     changes = pd.DataFrame({"expected change (noise-free)": expected.loc[changed].to_numpy().ravel(),
                             "observed change (cells)": observed.loc[changed, expected.columns].to_numpy().ravel()})
     config = truth.uns["config"]
-    knobs = pd.DataFrame({"value": [config[k] for k in data.PRIOR_SIGNAL_KNOBS]},
-                         index=pd.Index(list(data.PRIOR_SIGNAL_KNOBS), name="setting"))
-    knobs["what it decides"] = list(data.PRIOR_SIGNAL_KNOBS.values())
+    knobs = pd.DataFrame({"value": [config[k] for k in simulator.PRIOR_SIGNAL_KNOBS]},
+                         index=pd.Index(list(simulator.PRIOR_SIGNAL_KNOBS), name="setting"))
+    knobs["what it decides"] = list(simulator.PRIOR_SIGNAL_KNOBS.values())
     perturbed = genes_of(adata.obs["condition"].astype(str).unique())
-    return Recovery(data.depth_table(adata), per_condition_r, kinds, changes, knobs, config,
+    return Recovery(simulator.depth_table(adata), per_condition_r, kinds, changes, knobs, config,
                     data.genes_outside_rank_context(adata, perturbed, context_length), len(perturbed),
                     context_length)
 
@@ -253,13 +253,13 @@ def write(step: DataStep, parameters: dict[str, Any]) -> None:
     if step.truth is not None:
         data.write_h5ad(step.truth, out / data.TRUTH_FILE)
     step.split.to_json(out / "split.json")
-    runs.atomic_write_csv(step.go_graph, out / "go_graph.csv")
-    runs.atomic_write_csv(step.split.composition(), out / "split_composition.csv")
-    runs.atomic_write_csv(step.cells.sort_values("condition"), out / "cells_per_condition.csv")
-    runs.atomic_write_csv(step.perturbed_table, out / "perturbed_genes.csv")
-    runs.atomic_write_csv(step.profile_table, out / "profile_correlations.csv")
-    runs.atomic_write_csv(step.similarity_table, out / "singles_similarity.csv")
-    runs.atomic_write_csv(step.similarity_stats.reset_index().melt(id_vars="statistic", var_name="source",
+    files.atomic_write_csv(step.go_graph, out / "go_graph.csv")
+    files.atomic_write_csv(step.split.composition(), out / "split_composition.csv")
+    files.atomic_write_csv(step.cells.sort_values("condition"), out / "cells_per_condition.csv")
+    files.atomic_write_csv(step.perturbed_table, out / "perturbed_genes.csv")
+    files.atomic_write_csv(step.profile_table, out / "profile_correlations.csv")
+    files.atomic_write_csv(step.similarity_table, out / "singles_similarity.csv")
+    files.atomic_write_csv(step.similarity_stats.reset_index().melt(id_vars="statistic", var_name="source",
                                                                    value_name="value"),
                           out / "similarity_statistics.csv")
     runs.write_run_json(pipeline.PREPARE_DATA, parameters, OUTPUTS)

@@ -1,183 +1,25 @@
-"""Profiles, results folders, ``run.json`` and atomic writes.
-
-A *profile* is a named set of parameter values shared by every notebook: ``quick`` for tests and
-CI, ``default`` for ``make book`` on a laptop, ``full`` for the real Norman data on a GPU. Every
-profile keeps all 284 Norman conditions, so the split is the same in each; profiles shrink
-cells, genes and training steps. Explicit notebook parameters win over the profile's values.
-"""
+"""Runs: a step's cached results keyed on its parameters and the code it computes with, and the
+``run.json`` that records each run (parameters, data source, outputs, versions, commit)."""
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm import tqdm
 
 from helpers import pipeline
+from helpers.files import atomic_write, atomic_write_csv, atomic_write_text
+from helpers.profiles import get_profile
 from helpers.reference import REPO_ROOT
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Parameter values one profile gives every notebook (``None`` = no cap)."""
-
-    name: str
-    data_source: str  # 'simulated', 'dataverse' or a path to a GEARS-format .h5ad
-    max_cells_per_condition: int | None  # perturbed cells kept per condition
-    max_control_cells: int | None  # control cells kept
-    n_high_mean_genes: int | None  # simulated genes besides the 105 perturbed genes
-    gears_steps: int  # GEARS optimisation steps (batches of 32 cells), every GEARS run
-    gears_lr_halving_steps: int | None  # GEARS' learning rate halves every this many steps (None: every epoch)
-    gears_eval_every: int  # GEARS validates every this many steps (its learning curve)
-    seeds: tuple[int, ...]
-    pretrain_steps: int  # GeneMamba optimisation steps
-    context_length: int  # GeneMamba tokens per cell (<cls> + top-ranked genes)
-    # GEARS' settings (helpers.models.gears_module.GearsConfig) that differ from cell-gears'
-    # defaults; a chapter's gears_config overrides them
-    gears_config: dict[str, Any] = field(default_factory=dict)
-
-
-NORMAN_EPOCH_STEPS = 49_849 // 32  # one cell-gears epoch on Norman: training cells of GEARS' split / batch
-
-PROFILES: dict[str, Profile] = {
-    # CI and tests: a few hundred genes, ~10 cells per condition, one epoch.
-    "quick": Profile("quick", "simulated", max_cells_per_condition=10, max_control_cells=300,
-                     n_high_mean_genes=300, gears_steps=8, gears_lr_halving_steps=None,
-                     gears_eval_every=4, seeds=(1,),
-                     pretrain_steps=10, context_length=64),
-    # `make book`: the full Norman scaffold (all 3,051 genes) with Norman's cell counts (91,205
-    # cells, 7,353 control). GEARS: the learning rate halved every 278 steps (cell-gears' epoch
-    # on 50-cell conditions, the schedule benchmarks/learning_curves.py measured) for 2,000
-    # steps: on this data every GEARS run came within 2% of its plateau by step 1,600 and every
-    # prior run by step 1,500 (benchmarks/RESULTS.md); with Norman's counts an epoch is 1,557
-    # steps, so this is ~1.3 epochs at cell-gears' batch size.
-    "default": Profile("default", "simulated", max_cells_per_condition=None,
-                       max_control_cells=None, n_high_mean_genes=None, gears_steps=2000,
-                       gears_lr_halving_steps=278, gears_eval_every=100,
-                       seeds=(1, 2, 3), pretrain_steps=1000, context_length=256),
-    # Real Norman on 2 CPU cores in a few hours: all cells and all genes, every model on the
-    # default's schedule (trained to its plateau there; each chapter checks its own runs), the
-    # time projected in benchmarks/RESULTS.md from benchmarks/real_scale.py.
-    "norman_cpu": Profile("norman_cpu", "dataverse", max_cells_per_condition=None, max_control_cells=None,
-                          n_high_mean_genes=None, gears_steps=2000, gears_lr_halving_steps=278,
-                          gears_eval_every=100, seeds=(1, 2, 3), pretrain_steps=1000, context_length=256),
-    # Real Norman at full size; meant for a GPU.
-    # GEARS exactly as cell-gears: 20 epochs, the learning rate halved after each.
-    "full": Profile("full", "dataverse", max_cells_per_condition=None, max_control_cells=None,
-                    n_high_mean_genes=None, gears_steps=20 * NORMAN_EPOCH_STEPS, gears_lr_halving_steps=None,
-                    gears_eval_every=500, seeds=(1, 2, 3),
-                    pretrain_steps=20000, context_length=2048),
-}
-
-
-def get_profile(name: str) -> Profile:
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
-    return PROFILES[name]
-
-
-def resolve_parameters(profile: str, **explicit: Any) -> Profile:
-    """The profile's values, overridden by every explicit parameter that is not ``None``."""
-    base = get_profile(profile)
-    known = {f.name for f in fields(Profile)}
-    unknown = set(explicit) - known
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; profiles define {sorted(known)}")
-    overrides = {k: (tuple(v) if k == "seeds" else v) for k, v in explicit.items() if v is not None}
-    return replace(base, **overrides)
-
-
-PROGRESS_FILE_VARIABLE = "HELPERS_PROGRESS_FILE"
-
-
-def progress_bar(iterable: Any = None, enabled: bool = True, **options: Any) -> tqdm:
-    """A tqdm progress bar that never draws into a chapter's page.
-
-    In a chapter run by the book runner (``python -m helpers.book``), the bar is written to the
-    runner's progress file (``$HELPERS_PROGRESS_FILE``), which the runner copies to its console, so
-    whoever runs ``make book`` sees steps and an ETA while the page stays clean (a kernel's own
-    stdout and stderr end up in the page). Elsewhere it draws only on a terminal: in a notebook
-    opened by hand, a log or CI it stays silent. ``enabled=False`` silences it everywhere."""
-    path = os.environ.get(PROGRESS_FILE_VARIABLE)
-    if enabled and path:
-        return tqdm(iterable, file=_progress_stream(path), disable=False, dynamic_ncols=False, ncols=100, **options)
-    return tqdm(iterable, disable=None if enabled else True, **options)
-
-
-_progress_streams: dict[str, Any] = {}
-
-
-def _progress_stream(path: str):
-    if path not in _progress_streams:
-        _progress_streams[path] = open(path, "a", encoding="utf-8")  # noqa: SIM115 (lives with the process)
-    return _progress_streams[path]
-
-
-DEFAULT_RESULTS = REPO_ROOT / "results"
-
-
-def results_root() -> Path:
-    """Where every step reads and writes: ``$HELPERS_RESULTS_DIR`` when set (the book runner sets
-    it per data source, the tests to a temporary folder), else ``results/`` at the repository root."""
-    return Path(os.environ.get("HELPERS_RESULTS_DIR", DEFAULT_RESULTS))
-
-
-NAMED_SOURCES = ("simulated", "dataverse")  # the simulated default and GEARS' Norman file
-
-
-def resolve_data_source(given: str | None, profile: str) -> str:
-    """The data source a run reads: ``given`` (a named source, or a path to a GEARS-format file,
-    made absolute because chapters run from the repository root), else the profile's."""
-    source = str(given or get_profile(profile).data_source)
-    return source if source in NAMED_SOURCES else str(Path(source).expanduser().resolve())
-
-
-def data_tag(data_source: str) -> str:
-    """A folder name for a data source: ``simulated``, ``norman-dataverse`` or, for a local file,
-    its name and a digest of its absolute path (``perturb_processed-1a2b3c4d``)."""
-    import hashlib
-
-    if data_source in NAMED_SOURCES:
-        return "simulated" if data_source == "simulated" else "norman-dataverse"
-    path = Path(data_source).expanduser().resolve()
-    return f"{path.stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
-
-
-def results_root_for(data_source: str, base: Path | None = None) -> Path:
-    """The results root of a data source under ``base`` (default :func:`results_root`): the
-    simulated default's results stay in ``base`` itself, real data's go to
-    ``base/real/<data_tag>``, so neither ever overwrites the other."""
-    base = results_root() if base is None else Path(base)
-    return base if data_source == "simulated" else base / "real" / data_tag(data_source)
-
-
-def check_results_root(data_source: str) -> None:
-    """Stop a data step that would write one data source's results into another's folder: real
-    data into the simulated default's (a chapter run by hand with ``data_source`` changed but no
-    results root for it), or any data into another real data source's ``real/<tag>`` folder."""
-    root = results_root().resolve()
-    if root.parent.name == "real" and root.name != data_tag(data_source):
-        raise ValueError(f"data_source={data_source!r} would write into {root}, the results of another data "
-                         f"source ({root.name}). What to do: run the book with `python -m helpers.book --data "
-                         f"{data_source}`, which picks this data source's own results folder")
-    if data_source != "simulated" and root == DEFAULT_RESULTS.resolve():
-        target = results_root_for(data_source, DEFAULT_RESULTS)
-        raise ValueError(
-            f"data_source={data_source!r} would write into {DEFAULT_RESULTS}, the simulated default's "
-            f"results. What to do: run the book with `python -m helpers.book --data {data_source}` "
-            f"(or `make book DATA={data_source}`), which keeps its results in {target}; or set "
-            f"HELPERS_RESULTS_DIR={target} before running chapters by hand")
+from helpers.roots import results_root, step_dir
 
 
 def data_provenance() -> dict[str, Any] | None:
@@ -217,50 +59,6 @@ def _provenance(parameters: dict[str, Any]) -> dict[str, Any]:
     return {k: parameters[k] for k in ("data_source", "data_file_sha256", "simulator_seed") if k in parameters}
 
 
-def step_dir(step: str) -> Path:
-    path = results_root() / step
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds,
-    so a crash never leaves a half-written result."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".part{path.suffix}")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp_path.chmod(0o666 & ~umask)  # mkstemp makes 0600 files; results are for everyone to read
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
-    with atomic_path(path) as tmp:
-        write(tmp)
-    return Path(path)
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def atomic_write_csv(df: pd.DataFrame, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
-
-
-def atomic_savefig(fig: Any, path: Path, dpi: int = 150) -> Path:
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight",
-                                                      format=Path(path).suffix.lstrip(".")))
-
-
 _TRACKED_PACKAGES = ("helpers", "numpy", "scipy", "pandas", "anndata", "scanpy", "torch",
                      "torch-geometric", "cell-gears", "scikit-learn", "matplotlib")
 
@@ -294,7 +92,8 @@ def _jsonable(parameters: dict[str, Any]) -> dict[str, Any]:
 
 # Modules whose code cannot change what a step computes: where results go, how progress and pages
 # look. Everything else a step's computation imports is part of its cache key (code_digest).
-NOT_IN_CODE_DIGEST = frozenset({"helpers.runs", "helpers.pipeline", "helpers.book", "helpers.plots"})
+NOT_IN_CODE_DIGEST = frozenset({"helpers.runs", "helpers.pipeline", "helpers.book", "helpers.plots", "helpers.roots",
+                                "helpers.files", "helpers.progress", "helpers.profiles"})
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 

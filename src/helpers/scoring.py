@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from helpers import gi, pipeline, predictions, reference, runs
+from helpers import conditions, files, gi, pipeline, predictions, profiles, reference, roots, runs
 from helpers.conditions import CONTROL, is_combo
 
 if TYPE_CHECKING:
@@ -171,9 +171,9 @@ class InteractionScores:
 def write_tables(tables: Mapping[str, pd.DataFrame]) -> list[str]:
     """Write each table (file name → table) into the ``gi`` folder; returns their paths as
     chapter 22's ``run.json`` lists them (relative to its own folder)."""
-    folder, own = pipeline.folder("gi"), runs.step_dir(STEP)
+    folder, own = pipeline.folder("gi"), roots.step_dir(STEP)
     for name, table in tables.items():
-        runs.atomic_write_csv(table, folder / name)
+        files.atomic_write_csv(table, folder / name)
     return [Path(os.path.relpath(folder / name, own)).as_posix() for name in tables]
 
 
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Score genetic interactions of one model-seed "
                                                  "(or the truth) as chapter 22 does, cached.")
-    parser.add_argument("--profile", default="default", choices=sorted(runs.PROFILES))
+    parser.add_argument("--profile", default="default", choices=sorted(profiles.PROFILES))
     parser.add_argument("--data", default=None, metavar="SOURCE",
                         help="the book's data source (default: the profile's); picks the results")
     which = parser.add_mutually_exclusive_group(required=True)
@@ -203,14 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         if name not in parameters:
             parser.error(f"unknown parameter {name!r}; scoring takes {sorted(parameters)}")
         parameters[name] = book.parse_value(value)
-    source = runs.resolve_data_source(args.data, args.profile)
-    os.environ["HELPERS_RESULTS_DIR"] = str(runs.results_root_for(source))
+    source = roots.resolve_data_source(args.data, args.profile)
+    os.environ["HELPERS_RESULTS_DIR"] = str(roots.results_root_for(source))
 
     prepared = data.load_prepared()
     if not prepared.dataset.pairs:
         parser.error(f"the prepared data is {prepared.dataset.title}: it has no two-gene perturbations, "
                      "so there are no genetic interactions to score")
-    true_means = data.condition_means(prepared.adata)
+    true_means = conditions.condition_means(prepared.adata)
     scoring = Scoring.build(prepared.split.test, true_means, parameters["gi_genes"],
                             parameters["engine"], parameters["max_subpopulation"],
                             parameters["random_state"], parameters["n_jobs"])

@@ -70,6 +70,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -80,7 +81,7 @@ from scipy.stats import beta, norm
 from helpers import reference
 from helpers.conditions import CONTROL, condition_genes, genes_of
 from helpers.graphs import go_jaccard_edges
-from helpers.runs import progress_bar
+from helpers.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -660,3 +661,61 @@ def simulate_perturb_seq(scaffold: Scaffold, config: SimulatorConfig = Simulator
     truth.uns["mean_efficiency"] = config.mean_efficiency
     truth.uns["config"] = asdict(config)
     return adata, truth
+
+
+def depth_table(adata: ad.AnnData) -> pd.DataFrame:
+    """Counts per cell of a simulated dataset beside Norman's (``reference.NORMAN_COUNTS_LAYER``):
+    one row per measure, columns ``norman`` (5,045 genes), ``norman_scaled`` (on this panel: GEARS'
+    high-mean genes carry nearly all of Norman's counts and detected genes, so depth and detected
+    genes per cell stay and the non-zero share grows) and ``simulated``. Needs the simulator's
+    ``obs['total_counts']`` and ``obs['n_genes_by_counts']``."""
+    from helpers.reference import NORMAN_COUNTS_LAYER as norman
+
+    missing = {"total_counts", "n_genes_by_counts"} - set(adata.obs)
+    if missing:
+        raise ValueError(f"obs lacks {sorted(missing)}: depth is known for simulated data only")
+    totals, detected = adata.obs["total_counts"].to_numpy(), adata.obs["n_genes_by_counts"].to_numpy()
+    rows = [("genes", norman["genes"], adata.n_vars, adata.n_vars),
+            ("median UMIs per cell", norman["median_umis_per_cell"], norman["median_umis_per_cell"], np.median(totals)),
+            ("min UMIs per cell", norman["min_umis_per_cell"], norman["min_umis_per_cell"], totals.min()),
+            ("max UMIs per cell", norman["max_umis_per_cell"], norman["max_umis_per_cell"], totals.max()),
+            ("median detected genes per cell", norman["median_detected_genes_per_cell"],
+             norman["median_detected_genes_per_cell"], np.median(detected)),
+            ("non-zero share of the matrix", norman["nonzero_share"],
+             norman["median_detected_genes_per_cell"] / adata.n_vars, detected.sum() / (adata.n_obs * adata.n_vars))]
+    return pd.DataFrame(rows, columns=["measure", "norman", "norman_scaled", "simulated"]).set_index("measure")
+
+
+# The simulator's settings that decide which kind of gene prior has signal on the default data.
+PRIOR_SIGNAL_KNOBS = {
+    "go_weight": "single effects smoothed over GO neighbours: how much GO annotation predicts an effect",
+    "go_neighbours": "GO neighbours each perturbed gene's effect is smoothed over",
+    "cluster_weight": "effects shared within Norman's GI clusters",
+    "private_weight": "each gene's own, unshared part of its effect",
+    "shared_axis_share": "share of each effect on the axes most perturbations move along",
+    "manifold_weight": "how far an effect follows the gene's place on Norman's GI map (his singles' similarity, which itself follows GO)",
+    "shuffle_manifold": "places on the map dealt out at random: singles as alike as Norman's, but not the same genes alike",
+    "coexpression_strength": "how much a regulator's own expression follows the programs it drives",
+}
+
+
+def simulator_config(seed: int, settings: Mapping[str, Any] | None = None):
+    """The simulator's configuration: its defaults with ``seed`` and ``settings`` (names of
+    ``SimulatorConfig`` fields) changed. An unknown name is an error that lists the known ones."""
+    from dataclasses import fields, replace
+
+    settings = dict(settings or {})
+    known = {f.name for f in fields(SimulatorConfig)} - {"seed"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"unknown simulator setting(s) {unknown}; SimulatorConfig defines {sorted(known)}")
+    return replace(SimulatorConfig(seed=seed), **settings)
+
+
+def simulator_fingerprint(seed: int, settings: Mapping[str, Any] | None = None) -> dict:
+    """What makes the simulated data besides the profile and the code (the data step's cache
+    key holds ``runs.code_digest`` of this module, which imports the simulator): the
+    simulator's settings."""
+    from dataclasses import asdict
+
+    return {"config": asdict(simulator_config(seed, settings))}

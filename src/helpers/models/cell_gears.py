@@ -28,7 +28,8 @@ from helpers.conditions import condition_genes
 from helpers.graphs import write_gears_go_csv
 from helpers.models.torch_runtime import resolve_device
 from helpers.models.gears_module import GearsConfig
-from helpers.runs import CachedRun, step_dir
+from helpers.runs import CachedRun
+from helpers.roots import step_dir
 from helpers.splits import SimulationSplit
 
 DATASET_NAME = "norman_helpers"

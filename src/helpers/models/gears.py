@@ -26,13 +26,16 @@ import torch
 import torch.nn as nn
 
 from helpers.conditions import CONTROL, condition_by_name, condition_genes
-from helpers.data import Prepared, load_prepared, rank_de_positions
+from helpers.data import Prepared, load_prepared
+from helpers.de_genes import rank_de_positions
 from helpers.graphs import coexpression_edges, edge_tensors
 from helpers.models.gears_module import DenseGEARS, GearsConfig, gears_loss
 from helpers.models.priors import PRIOR_TARGETS, align_embeddings
 from helpers.models.torch_runtime import available_cores, deterministic_torch, resolve_device
 from helpers.reference import aliases
-from helpers.runs import CachedRun, Profile, progress_bar, resolve_parameters
+from helpers.runs import CachedRun
+from helpers.profiles import Profile, resolve_parameters
+from helpers.progress import progress_bar
 from helpers.splits import SimulationSplit
 
 

@@ -38,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers.models.torch_runtime import deterministic_torch
-from helpers.runs import progress_bar
+from helpers.progress import progress_bar
 
 PAD, MASK, CLS = 0, 1, 2  # MASK is reserved in the vocabulary; the objective does not mask
 N_SPECIAL_TOKENS = 3
@@ -385,7 +385,7 @@ def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, step
 def save_checkpoint(model: GeneMamba, genes: list[str], path: Path | str) -> Path:
     """Write ``model`` (its config, the gene of each gene token and its weights) atomically to
     ``path``, as :func:`embedding_table` reads it."""
-    from helpers.runs import atomic_write
+    from helpers.files import atomic_write
 
     checkpoint = {"config": model.config.__dict__, "genes": list(genes), "state_dict": model.state_dict()}
     return atomic_write(Path(path), lambda p: torch.save(checkpoint, p))

@@ -228,7 +228,7 @@ class AlignedPriors:
         """Write each prior (``<name>.parquet``) and ``coverage.csv`` into ``folder``
         atomically, delete the tables of priors not given now (a prior given last time must
         not be trained on), and return the names of the files written."""
-        from helpers.runs import atomic_write, atomic_write_csv
+        from helpers.files import atomic_write, atomic_write_csv
 
         for name, table in self.tables.items():
             atomic_write(Path(folder) / f"{name}.parquet", table.to_parquet)
