@@ -230,6 +230,10 @@ def test_embedding_findings_one_line_per_prior_and_the_caveats():
     every = summary.embedding_findings(structure, coverage.assign(found=True), simulated=True)
     assert "(2 of 2 perturbed genes)." in every and "missing" not in every
     assert every.splitlines()[1].startswith("- The data are simulated:")
+    # genes Norman did not perturb have no GI-manifold cluster: the clause is left out
+    other_screen = summary.embedding_findings(structure.assign(cluster_neighbours_same=np.nan,
+                                                               cluster_chance=np.nan), coverage, False)
+    assert "GO process 50% of the time (random: 10%)." in other_screen and "Norman cluster" not in other_screen
 
 
 def test_prior_sweep_markdown_says_how_to_run_a_missing_sweep(tmp_path):

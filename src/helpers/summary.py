@@ -444,9 +444,11 @@ def embedding_findings(structure: pd.DataFrame, coverage: pd.DataFrame, simulate
             + "). Its PC1 follows mean expression with "
             f"|ρ| = {row.pc1_expression_rho:.2f}; a gene's nearest neighbours share "
             f"its GO process {row.go_neighbours_same_process:.0%} of the time "
-            f"(random: {row.go_chance:.0%}), and a perturbed gene's share its Norman "
-            f"cluster {row.cluster_neighbours_same:.0%} of the time "
-            f"(random: {row.cluster_chance:.0%}).")
+            f"(random: {row.go_chance:.0%})"
+            # Norman's GI-manifold clusters exist for his perturbed genes only
+            + ("." if pd.isna(row.cluster_neighbours_same) else
+               f", and a perturbed gene's share its Norman cluster {row.cluster_neighbours_same:.0%} "
+               f"of the time (random: {row.cluster_chance:.0%})."))
     if simulated:
         lines.append(
             "- The data are simulated: apart from the perturbed genes' GO smoothing, "
