@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.roots import results_root
+
 PREPARE_DATA = "01_prepare_data"
 TRAIN_BASELINES = "10_train_baselines"
 TRAIN_GEARS = "11_train_gears"
@@ -88,8 +90,6 @@ def folder(table: str, root: Path | None = None) -> Path:
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; the book's tables: {sorted(TABLES)}")
     if root is None:
-        from helpers.runs import results_root  # runs names the data step through this module
-
         root = results_root()
     return Path(root) / TABLES[table]
 

@@ -97,7 +97,7 @@ class SimulationSplit:
                              "n_perturbations": [len(self.test_subgroup[s]) for s in self.subgroups]})
 
     def to_json(self, path: Path) -> None:
-        from helpers.runs import atomic_write_text  # runs imports nothing from here
+        from helpers.files import atomic_write_text
 
         atomic_write_text(path, json.dumps(asdict(self), indent=1))
 
