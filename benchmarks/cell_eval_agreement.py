@@ -48,7 +48,6 @@ TOLERANCE = 1e-6
 SCORE = """
 import sys, anndata as ad
 from cell_eval import MetricsEvaluator
-from helpers import conditions
 pred, real, out, workdir = sys.argv[1:5]
 evaluator = MetricsEvaluator(adata_pred=ad.read_h5ad(pred), adata_real=ad.read_h5ad(real),
                              control_pert="ctrl", pert_col="condition", num_threads=2,

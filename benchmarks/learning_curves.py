@@ -51,7 +51,7 @@ def _load(prior: str | None, target: str):
     extra = {}
     if prior is not None:
         table = pd.read_parquet(prior if prior.endswith(".parquet")
-                                else roots.results_root() / "13_gene_embeddings" / f"{prior}.parquet")
+                                else pipeline.folder("embeddings") / f"{prior}.parquet")
         extra = prior_tensors(table, gears_data, reference.aliases(), target)
     return gears_data, split, config, extra
 

@@ -54,13 +54,13 @@ from helpers import files, pipeline, profiles, roots
 from helpers.models.registry import PRIOR_PREFIX, prior_model_name
 from helpers.reference import REPO_ROOT
 
-CHAPTERS = ("01_prepare_data", "10_train_baselines", "11_train_gears", "12_pretrain_genemamba",
-            "13_gene_embeddings", "14_train_gears_priors", "20_evaluate_perturbations")
+CHAPTERS = (pipeline.PREPARE_DATA, pipeline.TRAIN_BASELINES, pipeline.TRAIN_GEARS, pipeline.PRETRAIN_GENEMAMBA,
+            pipeline.GENE_EMBEDDINGS, pipeline.TRAIN_GEARS_PRIORS, pipeline.EVALUATE_PERTURBATIONS)
 REFERENCE = "gears"
 PRIOR_MODELS = (prior_model_name("go_svd"), prior_model_name("genemamba"))
 SUBGROUPS = ("unseen_single", "combo_seen0", "combo_seen1", "combo_seen2")
 METRICS = ("mse_de", "pearson_delta_de", "rank_all")
-PRIORS_STEP = "14_train_gears_priors"
+PRIORS_STEP = pipeline.TRAIN_GEARS_PRIORS
 
 
 def default_settings() -> dict[str, dict[str, float]]:
@@ -78,7 +78,7 @@ def go_signal(root: Path) -> float:
     01's ``similarity_statistics.csv``; Norman 0.325). NaN when chapter 01 has not run."""
     from helpers.summary import similarity_statistic
 
-    value = similarity_statistic(root / "01_prepare_data" / "similarity_statistics.csv",
+    value = similarity_statistic(pipeline.folder("prepared_data", root) / "similarity_statistics.csv",
                                  "spearman_go_jaccard", "simulated cells")
     return float("nan") if value is None else value
 
@@ -104,11 +104,11 @@ def default_prior_target(root: Path) -> str:
 def chapter_parameters(name: str, args: argparse.Namespace, overrides: dict) -> dict:
     """The parameters one chapter runs with (each name is in the chapter's parameters cell)."""
     parameters: dict = {"profile": args.profile}
-    if name == "01_prepare_data":
+    if name == pipeline.PREPARE_DATA:
         parameters["simulator_settings"] = dict(overrides)
         if args.n_high_mean_genes is not None:
             parameters["n_high_mean_genes"] = args.n_high_mean_genes
-    elif name == "11_train_gears":
+    elif name == pipeline.TRAIN_GEARS:
         parameters["seeds"] = list(args.seeds)
     elif name == PRIORS_STEP:
         parameters.update(seeds=list(args.seeds), prior_targets=[args.prior_target])
@@ -144,20 +144,20 @@ def convergence_runs(setting: str, root: Path, seeds: list[int], prior_target: s
     from helpers import convergence
 
     parts = []
-    gears_table = root / "11_train_gears" / "convergence.csv"
+    gears_table = pipeline.folder("gears_runs", root) / "convergence.csv"
     if gears_table.is_file():
         table = pd.read_csv(gears_table)
-        parts.append(table[table.seed.isin(seeds)].assign(chapter="11_train_gears"))
+        parts.append(table[table.seed.isin(seeds)].assign(chapter=pipeline.TRAIN_GEARS))
     priors_table = root / PRIORS_STEP / "convergence.csv"
     if priors_table.is_file():
         table = pd.read_csv(priors_table)
         parts.append(table[table.seed.isin(seeds) & (table.target == prior_target)].assign(chapter=PRIORS_STEP))
-    loss = root / "12_pretrain_genemamba" / "loss.csv"
+    loss = pipeline.folder("genemamba", root) / "loss.csv"
     if loss.is_file():
         held = pd.read_csv(loss).dropna(subset=["held_out_lm_loss"]).assign(model="genemamba", seed=0)
         if len(held):  # as chapter 12 reads it: one fixed set of cells, no running mean
             parts.append(convergence.convergence_table(held, ["model", "seed"], error="held_out_lm_loss",
-                                                       window=1).assign(chapter="12_pretrain_genemamba"))
+                                                       window=1).assign(chapter=pipeline.PRETRAIN_GENEMAMBA))
     if not parts:
         return pd.DataFrame()
     table = pd.concat(parts, ignore_index=True).assign(setting=setting)

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import pipeline
+
 GENES = 5045  # GEARS' processed Norman
 DEPTH = 2999.0  # median UMIs per cell of its counts layer
 MEAN_LOG_SD = 3.19  # one log-normal over 5,045 genes giving 409 detected genes at that depth (NB θ = 10)
@@ -96,9 +98,9 @@ def run_book(file: Path, work: Path, profile: str, only: list[str] | None = None
     chapter (so each chapter's peak memory is its own); returns the book's timing rows."""
     from helpers.book import toc_notebooks
 
-    chapter_parameters = {"11_train_gears": {"steps": SHORT["gears_steps"], "eval_every": SHORT["gears_eval_every"]},
-                          "12_pretrain_genemamba": {"steps": SHORT["pretrain_steps"]},
-                          "14_train_gears_priors": {"steps": SHORT["gears_steps"], "eval_every": SHORT["gears_eval_every"],
+    chapter_parameters = {pipeline.TRAIN_GEARS: {"steps": SHORT["gears_steps"], "eval_every": SHORT["gears_eval_every"]},
+                          pipeline.PRETRAIN_GENEMAMBA: {"steps": SHORT["pretrain_steps"]},
+                          pipeline.TRAIN_GEARS_PRIORS: {"steps": SHORT["gears_steps"], "eval_every": SHORT["gears_eval_every"],
                                                     "prior_targets": ["both"]}}
     env = {**os.environ, "HELPERS_RESULTS_DIR": str(work / "results")}
     rows = []
@@ -152,11 +154,11 @@ def per_step_costs(root: Path) -> dict:
     token rate; a cell at Norman's depth fills its 256-token context)."""
     import json
 
-    history = pd.read_csv(root / "11_train_gears" / "training_history.csv")
+    history = pd.read_csv(pipeline.folder("gears_runs", root) / "training_history.csv")
     last = history[history.step == history.step.max()]
     gears = float((last.seconds / SHORT["gears_eval_every"]).mean())
-    loss = pd.read_csv(root / "12_pretrain_genemamba" / "loss.csv")
-    parameters = json.loads((root / "12_pretrain_genemamba" / "run.json").read_text())["parameters"]
+    loss = pd.read_csv(pipeline.folder("genemamba", root) / "loss.csv")
+    parameters = json.loads((pipeline.folder("genemamba", root) / "run.json").read_text())["parameters"]
     context = int(parameters.get("context_length", 256))
     tokens = int(parameters.get("batch_size", 8)) * context
     mamba = float(tokens / loss.tokens_per_s.iloc[len(loss) // 2:].median())
@@ -174,12 +176,12 @@ def project(chapters: pd.DataFrame, costs: dict, profile_name: str) -> dict:
     seconds = chapters.set_index("chapter").seconds.to_dict()
     gears, seeds = costs["gears_s_per_step_3_side_by_side"], len(profile.seeds)
     extra_steps = profile.gears_steps - SHORT["gears_steps"]
-    seconds["11_train_gears"] += extra_steps * gears * max(seeds, 3) / 3
+    seconds[pipeline.TRAIN_GEARS] += extra_steps * gears * max(seeds, 3) / 3
     later = 2 * seeds - 1
-    seconds["14_train_gears_priors"] += profile.gears_steps * gears * (1 + max(later, 3) / 3) - SHORT["gears_steps"] * gears * 2
+    seconds[pipeline.TRAIN_GEARS_PRIORS] += profile.gears_steps * gears * (1 + max(later, 3) / 3) - SHORT["gears_steps"] * gears * 2
     # a BiMamba step costs in proportion to the context length (linear-time scans)
     mamba = costs["genemamba_s_per_step"] * profile.context_length / costs["genemamba_context"]
-    seconds["12_pretrain_genemamba"] += profile.pretrain_steps * mamba - SHORT["pretrain_steps"] * costs["genemamba_s_per_step"]
+    seconds[pipeline.PRETRAIN_GENEMAMBA] += profile.pretrain_steps * mamba - SHORT["pretrain_steps"] * costs["genemamba_s_per_step"]
     return {"profile": profile_name, "gears_steps": profile.gears_steps, "pretrain_steps": profile.pretrain_steps,
             "hours": round(sum(seconds.values()) / 3600, 2),
             **{f"{k[:2]}_min": round(v / 60, 1) for k, v in seconds.items()}}
@@ -209,8 +211,9 @@ def main() -> None:
     print({k: round(float(v), 4) for k, v in costs.items()})
     projections = pd.DataFrame([project(chapters, costs, name) for name in ("norman_cpu", "full")])
     print(projections.to_string(index=False))
-    print(f"peak_rss_mib_chapter_01: {chapters.set_index('chapter').peak_rss_mib['01_prepare_data']:.0f}")
-    print(f"peak_rss_mib_chapter_11: {chapters.set_index('chapter').peak_rss_mib['11_train_gears']:.0f}")
+    peak = chapters.set_index("chapter").peak_rss_mib
+    print(f"peak_rss_mib_chapter_01: {peak[pipeline.PREPARE_DATA]:.0f}")
+    print(f"peak_rss_mib_chapter_11: {peak[pipeline.TRAIN_GEARS]:.0f}")
     print(f"peak_all_processes_mib (any chapter): {chapters.peak_all_processes_mib.max():.0f}")
 
 

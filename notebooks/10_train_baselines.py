@@ -95,25 +95,24 @@ print(
 # ## 2. Fit and predict
 
 # %%
-written = []
-cached = runs.reuse_or_restart(STEP, parameters, [], force)
-for name in baselines:
-    if cached and predictions.prediction_path(name, SEED).is_file():
-        continue
-    predicted = registry.predict_baseline(name, inputs, settings.get(name))
-    written.append(
+def fit(pending):
+    """Fit every baseline; the stored prediction files are the run's results."""
+    written = [
         predictions.write_predictions(
-            name, SEED, predicted, prepared.fingerprint, {"profile": profile}
-        )
-    )
-runs.write_run_json(
-    STEP, parameters, [str(p.relative_to(roots.results_root())) for p in written]
-)
-print(
-    f"wrote {len(written)} prediction files"
-    if written
-    else "all baseline predictions reused from cache"
-)
+            name, SEED, registry.predict_baseline(name, inputs, settings.get(name)),
+            prepared.fingerprint, {"profile": profile})
+        for name in baselines
+    ]
+    paths = [str(p.relative_to(roots.results_root())) for p in written]
+    stored = pd.DataFrame({"model": baselines, "seed": SEED, "file": paths})
+    yield {"predictions.csv": stored}
+
+
+# a deleted prediction file is fitted again
+missing = any(not predictions.prediction_path(n, SEED).is_file() for n in baselines)
+job = runs.CachedRun(STEP, parameters)
+runs.reuse_or_compute(
+    [job], ["predictions.csv"], fit, force or missing, "baseline fits")
 
 # %% [markdown]
 # ## 3. A first look: predicted vs true change for one perturbation

@@ -35,7 +35,6 @@ force = False  # retrain even if a checkpoint for these parameters exists
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import Markdown, display
 
 from helpers import convergence, data, files, pipeline, plots, profiles, roots, runs
@@ -83,10 +82,7 @@ display(cells.summary)
 # ## 2. Pretrain
 
 # %%
-if runs.reuse_or_restart(STEP, parameters, ["genemamba.pt", "loss.csv"], force):
-    history = pd.read_csv(out / "loss.csv")
-    print("reused the cached checkpoint")
-else:
+def pretrain(pending):
     model = gm.GeneMamba(config, seed=seed)
     history = gm.pretrain(
         model, cells.tokens[~cells.held_out], cells.coexpressed,
@@ -94,9 +90,13 @@ else:
         infonce_weight=infonce_weight, device=str(resolve_device(device)),
         held_out=cells.tokens[cells.held_out], eval_every=eval_every,
     )
-    gm.save_checkpoint(model, genes, out / "genemamba.pt")
-    files.atomic_write_csv(history, out / "loss.csv")
-    runs.write_run_json(STEP, parameters, ["genemamba.pt", "loss.csv"])
+    yield {"genemamba.pt": gm.checkpoint(model, genes), "loss.csv": history}
+
+
+job = runs.CachedRun(STEP, parameters)
+(run,) = runs.reuse_or_compute(
+    [job], ["genemamba.pt", "loss.csv"], pretrain, force, "pretraining")
+history = run["loss.csv"]
 print(gm.loss_summary(history, config.vocab_size))
 
 # %%

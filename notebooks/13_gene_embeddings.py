@@ -46,7 +46,6 @@ STEP = pipeline.GENE_EMBEDDINGS
 profiles.get_profile(profile)
 prepared = data.load_prepared()
 out = roots.step_dir(STEP)
-runs.forget_run(STEP)  # recomputed every time (seconds); recorded again at the end
 adata = prepared.adata
 dataset_genes = adata.var["gene_name"].astype(str).tolist()
 perturbed = genes_of(adata.obs["condition"].astype(str).unique())
@@ -58,44 +57,55 @@ display(Markdown(runs.data_statement(profile)))
 
 # %% [markdown]
 # ## 1. Build the priors
+#
+# Each prior is aligned to the data's genes and read for structure (sections 3 and 4) in one
+# run, keyed on the parameters, the prepared data, the GeneMamba run and the files given.
 
 # %%
 gene2go = reference.gene2go()
-tables = {
-    "go_svd": priors.go_svd_embeddings(gene2go, vocabulary_needed, go_svd_components)
-}
-genemamba_checkpoint = pipeline.folder("genemamba") / "genemamba.pt"
-if genemamba_checkpoint.is_file():
-    tables["genemamba"] = genemamba.embedding_table(genemamba_checkpoint)
-if embedding_file is not None:
-    tables["file"] = priors.read_embedding_table(embedding_file)
-if published_genemamba is not None:
-    tables["genemamba_published"] = genemamba.published_embedding_table(
-        published_genemamba, published_id_to_symbol
-    )
-sources = {
-    "file": str(embedding_file),
-    "genemamba_published": str(published_genemamba),
-    "genemamba": str(genemamba_checkpoint),
-}
-# every prior is checked before any is written
-built = priors.align_priors(
-    tables, vocabulary_needed, reference.aliases(), perturbed, sources
-)
-written = built.write(out)  # and removes a prior given last time but not now
-genemamba_run = (
-    runs.parameters_fingerprint(pipeline.PRETRAIN_GENEMAMBA)
-    if "genemamba" in tables
-    else None
-)
-record = {
-    "data_run": prepared.fingerprint,
-    "go_svd_components": go_svd_components,
-    "embedding_file": embedding_file,
-    "published_genemamba": published_genemamba,
-    "genemamba_run": genemamba_run,
-}
-runs.write_run_json(STEP, record, written)
+processes = reference.go_terms().query("ontology == 'BP'").set_index("go_id").term
+categories = priors.go_categories(gene2go, dataset_genes, processes)
+mean_expression = pd.Series(
+    np.asarray(adata.X.mean(axis=0)).ravel(), index=adata.var_names)
+clusters = reference.single_clusters().set_index("gene").cluster
+checkpoint = pipeline.folder("genemamba") / "genemamba.pt"
+given = {"genemamba": checkpoint if checkpoint.is_file() else None,
+         "file": embedding_file, "genemamba_published": published_genemamba}
+names = ["go_svd", *(name for name, path in given.items() if path is not None)]
+
+
+def build(pending):
+    tables = {"go_svd": priors.go_svd_embeddings(
+        gene2go, vocabulary_needed, go_svd_components)}
+    if given["genemamba"] is not None:
+        tables["genemamba"] = genemamba.embedding_table(checkpoint)
+    if embedding_file is not None:
+        tables["file"] = priors.read_embedding_table(embedding_file)
+    if published_genemamba is not None:
+        tables["genemamba_published"] = genemamba.published_embedding_table(
+            published_genemamba, published_id_to_symbol)
+    # every prior is checked before any is written
+    built = priors.align_priors(tables, vocabulary_needed, reference.aliases(),
+                                perturbed, {k: str(v) for k, v in given.items()})
+    structure, neighbours = priors.prior_structure(
+        built, dataset_genes, perturbed, mean_expression, categories, clusters,
+        neighbour_genes)
+    yield {f"{name}.parquet": table for name, table in built.tables.items()} | {
+        "coverage.csv": built.coverage, "structure.csv": structure,
+        "neighbours.csv": neighbours}
+
+
+record = priors.embedding_parameters(
+    prepared.fingerprint, go_svd_components, neighbour_genes, given,
+    published_id_to_symbol)
+outputs = [f"{n}.parquet" for n in names]
+outputs += ["coverage.csv", "structure.csv", "neighbours.csv"]
+(run,) = runs.reuse_or_compute(
+    [runs.CachedRun(STEP, record)], outputs, build, force, "priors")
+priors.remove_stale(out, names)
+aligned = {n: run[f"{n}.parquet"] for n in names}
+built = priors.AlignedPriors(aligned, run["coverage.csv"])
+structure = run["structure.csv"]
 display(built.summary)
 display(Markdown(priors.go_coverage_sentence(gene2go, dataset_genes)))
 
@@ -106,7 +116,7 @@ display(Markdown(priors.go_coverage_sentence(gene2go, dataset_genes)))
 # genes, the prior's vocabulary and the perturbation targets.
 
 # %%
-for name in tables:
+for name in names:
     found = set(built.coverage.query("prior == @name and found").gene)
     sets = {"dataset genes": set(dataset_genes)}
     sets[f"{name} vocabulary (matched)"] = found
@@ -125,12 +135,6 @@ for name in tables:
 # question is whether GeneMamba, which never saw GO, does too.
 
 # %%
-processes = reference.go_terms().query("ontology == 'BP'").set_index("go_id").term
-categories = priors.go_categories(gene2go, dataset_genes, processes)
-mean_expression = pd.Series(
-    np.asarray(adata.X.mean(axis=0)).ravel(), index=adata.var_names
-)
-structure = {}  # per prior: what its vectors follow (computed findings below)
 for name, table in built.tables.items():
     known = table.loc[priors.known_genes(table, dataset_genes)]
     fig = plots.embedding_pca(
@@ -139,8 +143,7 @@ for name, table in built.tables.items():
     )
     files.atomic_savefig(fig, out / f"pca_go_{name}.png")
     plt.show()
-    structure[name] = priors.go_structure(known, mean_expression, categories)
-    rho = structure[name]["pc1_expression_rho"]
+    rho = structure.set_index("prior").at[name, "pc1_expression_rho"]
     print(f"{name}: Spearman ρ of PC1 with a gene's mean expression = {rho:.2f}")
 
 # %% [markdown]
@@ -151,8 +154,6 @@ for name, table in built.tables.items():
 # perturbed neighbours by cosine similarity.
 
 # %%
-clusters = reference.single_clusters().set_index("gene").cluster
-neighbour_tables = []
 for name, table in built.tables.items():
     known = table.loc[priors.known_genes(table, perturbed)]
     fig = plots.embedding_pca(
@@ -162,17 +163,7 @@ for name, table in built.tables.items():
     )
     files.atomic_savefig(fig, out / f"pca_{name}.png")
     plt.show()
-    neighbours, agreement = priors.cluster_structure(
-        known, clusters, neighbour_genes, name
-    )
-    neighbour_tables.append(neighbours)
-    display(neighbours)
-    structure[name].update(agreement)
-files.atomic_write_csv(
-    pd.concat(neighbour_tables, ignore_index=True), out / "neighbours.csv"
-)
-structure = pd.DataFrame([{"prior": n, **row} for n, row in structure.items()])
-files.atomic_write_csv(structure, out / "structure.csv")
+    display(run["neighbours.csv"].query("prior == @name").reset_index(drop=True))
 display(structure.round(2))
 
 # %% [markdown]

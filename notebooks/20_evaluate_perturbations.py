@@ -42,6 +42,7 @@ ceiling_seed = 0  # seed of the random halves of the noise ceiling
 calibration_baseline = "non_control_mean"
 # models to export for cell-eval, e.g. gears (into this chapter's cell_eval/)
 cell_eval_models = []
+force = False  # score again even if nothing it reads has changed
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
@@ -54,7 +55,6 @@ from helpers.summary import lens_findings
 
 STEP = pipeline.EVALUATE_PERTURBATIONS
 profiles.get_profile(profile)
-runs.forget_run(STEP)  # recorded again once every output is written
 prepared = data.load_prepared()
 split, own = prepared.split, roots.step_dir(STEP)
 stored = predictions.for_evaluation(prepared)
@@ -74,7 +74,7 @@ display(Markdown(runs.data_statement(profile)))
 record = {"profile": profile, "n_bootstrap": n_bootstrap,
           "ceiling_seed": ceiling_seed, "calibration_baseline": calibration_baseline}
 results = evaluation.evaluate(prepared, stored, n_bootstrap, ceiling_seed,
-                              calibration_baseline, record)
+                              calibration_baseline, record, force)
 per_perturbation, summary = results.per_perturbation, results.summary
 print(f"{len(per_perturbation):,} scores: "
       f"{per_perturbation.model.nunique()} models, "

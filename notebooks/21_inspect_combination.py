@@ -16,15 +16,15 @@
 profile = "default"
 combination = "ETS2+CEBPE"  # a test combination, genes in either order
 n_genes = 20  # top DE genes shown
+force = False  # make the table again even if nothing it reads has changed
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import Markdown, display
 
-from helpers import conditions, data, de_genes, files, metrics, pipeline, plots
-from helpers import predictions, profiles, roots, runs
-from helpers.conditions import CONTROL, resolve_combination
+from helpers import data, evaluation, files, pipeline, plots, predictions, profiles
+from helpers import roots, runs
+from helpers.conditions import resolve_combination
 
 STEP = pipeline.INSPECT_COMBINATION
 profiles.get_profile(profile)
@@ -38,7 +38,6 @@ if stored.empty:
         "no predictions under results/predictions; run the training chapters first"
     )
 out = roots.step_dir(f"{STEP}/{condition}")
-runs.forget_run(f"{STEP}/{condition}")  # recorded again once every output is written
 print(
     f"{condition}: test subgroup {split.subgroup_of(condition)}, "
     f"{int((adata.obs['condition'] == condition).sum())} cells"
@@ -52,50 +51,11 @@ display(Markdown(runs.data_statement(profile)))
 # ## 1. True cells and predictions as changes over control
 
 # %%
-genes = de_genes.top_de_genes(adata, condition, n_genes)
-cells = conditions.cells_by_condition(adata)
-control_mean = pd.Series(
-    metrics.mean_expression(cells[CONTROL]), index=adata.var_names
-)
-true_delta = (
-    pd.DataFrame(cells[condition], columns=adata.var_names)[genes]
-    - control_mean[genes]
-)
-predicted = pd.concat(
-    [
-        pd.DataFrame(
-            {
-                "model": model,
-                "seed": seed,
-                "gene": genes,
-                "delta": (
-                    predictions.read_predictions(model, seed).loc[condition, genes]
-                    - control_mean[genes]
-                ).to_numpy(),
-            }
-        )
-        for model, seed in stored.itertuples(index=False)
-    ],
-    ignore_index=True,
-)
-true_summary = true_delta.agg(
-    ["mean", lambda d: d.quantile(0.25), lambda d: d.quantile(0.75)]
-).T
-true_summary.columns = ["true_mean_delta", "true_q25", "true_q75"]
-table = predicted.merge(true_summary, left_on="gene", right_index=True).assign(
-    perturbation=condition
-)
-files.atomic_write_csv(table, out / "predicted_vs_true.csv")
-runs.write_run_json(
-    f"{STEP}/{condition}",
-    {
-        "profile": profile,
-        "combination": condition,
-        "n_genes": n_genes,
-        "predictions": stored.to_dict("records"),
-    },
-    ["predicted_vs_true.csv"],
-)
+record = {"profile": profile, "combination": condition, "n_genes": n_genes}
+view = evaluation.inspect_combination(
+    prepared, stored, condition, n_genes, record, force)
+true_delta, predicted, table = view.true_delta, view.predicted, view.table
+
 # %% [markdown]
 # ## 2. The picture
 #
@@ -144,8 +104,9 @@ inside = (
     .groupby("model")
     .inside.mean()
 )
-iqr = (true_summary.true_q75 - true_summary.true_q25).median()
-shift = true_summary.true_mean_delta.abs().median()
+truth = table.drop_duplicates("gene")  # per gene: its true mean and quartiles
+iqr = (truth.true_q75 - truth.true_q25).median()
+shift = truth.true_mean_delta.abs().median()
 display(
     Markdown(
         f"- On {condition}, **{best}** comes closest on its top-{n_genes} DE genes "

@@ -14,6 +14,7 @@
 profile = "default"
 reference_model = "gears"  # the model every other is compared with
 n_sd = 2.0  # a difference counts when larger than this many seed standard deviations
+force = False  # summarise again even if nothing it reads has changed
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
@@ -25,17 +26,9 @@ from helpers import summary
 
 STEP = pipeline.SUMMARISE_RESULTS
 profiles.get_profile(profile)
-runs.forget_run(STEP)  # recorded again once every output is written
 own = roots.step_dir(STEP)
-scores = pipeline.folder("metrics")
-per_perturbation = pd.read_csv(scores / "per_perturbation.csv")
-gi_dir = pipeline.folder("gi")
-magnitude_correlation = summary.read_optional(gi_dir / "magnitude_correlation.csv")
-precision = summary.read_optional(gi_dir / "precision.csv")
-if reference_model not in set(per_perturbation.model):
-    raise ValueError(
-        f"reference_model {reference_model!r} has no results; choose one of "
-        f"{sorted(set(per_perturbation.model))}")
+record = {"profile": profile, "reference_model": reference_model, "n_sd": n_sd}
+results = summary.summarise_results(reference_model, n_sd, record, force)
 
 # %% tags=["remove-input"]
 # which data this page shows, and the budget
@@ -45,9 +38,7 @@ display(Markdown(runs.data_statement(profile)))
 # ## 1. Every model, every metric
 
 # %%
-values = summary.seed_values(per_perturbation, magnitude_correlation, precision)
-table = summary.glance(values)
-files.atomic_write_csv(table, own / "glance.csv")
+table = results.glance
 display(summary.glance_display(table))
 
 # %%
@@ -59,9 +50,7 @@ plt.show()
 # ## 2. Which differences from the reference are larger than the seed spread?
 
 # %%
-comparison = summary.compare_with(table, reference_model, n_sd=n_sd)
-files.atomic_write_csv(comparison, own / "comparison.csv")
-sentences = summary.plain_words(comparison, reference_model, n_sd)
+sentences = summary.plain_words(results.comparison, reference_model, n_sd)
 display(Markdown("\n".join(f"- {sentence}" for sentence in sentences)))
 
 # %% [markdown]
@@ -74,17 +63,13 @@ display(Markdown("\n".join(f"- {sentence}" for sentence in sentences)))
 # seeds ± their standard deviation.
 
 # %%
-calibrated = pd.read_csv(scores / "calibrated.csv")
-lenses = summary.CalibratedLenses.from_scores(calibrated)
-files.atomic_write_csv(lenses.table, own / "calibrated.csv")
-runs.write_run_json(
-    STEP, {"profile": profile, "reference_model": reference_model, "n_sd": n_sd},
-    ["glance.csv", "comparison.csv", "calibrated.csv"])
+lenses = results.lenses
 shown = lenses.display()
 with pd.option_context("display.max_rows", len(shown) + 1):
     display(shown)
 
 # %%
+calibrated = pd.read_csv(pipeline.folder("metrics") / "calibrated.csv")
 fig = plots.calibrated_heatmap(calibrated, lenses.metrics)
 files.atomic_savefig(fig, own / "calibrated_lenses.png")
 plt.show()
@@ -101,7 +86,7 @@ display(Markdown("\n".join(f"- {sentence}" for sentence in findings)))
 # %%
 prepared = pipeline.folder("prepared_data")
 _, simulation = data.read_prepared(prepared, truth_only=True)
-fidelity = summary.read_optional(gi_dir / "truth_fidelity.csv")
+fidelity = summary.read_optional(pipeline.folder("gi") / "truth_fidelity.csv")
 caveats = summary.data_caveats(
     None if simulation is None else simulation.uns["config"],
     fidelity, simulator.PRIOR_SIGNAL_KNOBS)

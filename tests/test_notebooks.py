@@ -148,10 +148,22 @@ def test_a_rerun_reuses_the_data_and_exports_for_cell_eval(finished_results, tmp
     before = (out / "perturb_processed.h5ad").stat().st_mtime_ns
     book.execute("01_prepare_data", {"profile": "quick"}, executed_dir=tmp_path)
     assert (out / "perturb_processed.h5ad").stat().st_mtime_ns == before
+    scores = pipeline.folder("metrics", finished_results) / "per_perturbation.csv"
+    scored_at = scores.stat().st_mtime_ns
     book.execute("20_evaluate_perturbations", {"profile": "quick", "cell_eval_models": ["additive"]},
                  executed_dir=tmp_path)
     exported = anndata.read_h5ad(pipeline.folder("cell_eval", finished_results) / "additive" / "seed=0" / "adata_pred.h5ad")
     assert exported.obs.condition.nunique() == 108 and "ctrl" in set(exported.obs.condition)
+    assert scores.stat().st_mtime_ns == scored_at  # nothing it reads changed: the scores are read back
+    # a prediction file that changes is scored again
+    mse_before = pd.read_csv(scores).query("model == 'linear' and metric == 'mse'").value.mean()
+    linear = predictions.prediction_path("linear", 0)
+    stored = anndata.read_h5ad(linear)
+    stored.X = stored.X + 0.5
+    stored.write_h5ad(linear)
+    book.execute("20_evaluate_perturbations", {"profile": "quick"}, executed_dir=tmp_path)
+    mse_after = pd.read_csv(scores).query("model == 'linear' and metric == 'mse'").value.mean()
+    assert scores.stat().st_mtime_ns != scored_at and mse_after > mse_before + 0.1  # every gene off by 0.5
 
 
 def _repository_with_own_package(tmp_path, monkeypatch):
@@ -238,14 +250,14 @@ def test_a_code_change_reruns_exactly_the_steps_that_compute_with_it(finished_re
 
     def rerun_after(edited: str) -> bool:
         """Append a line to ``edited`` (under helpers/), rerun the baselines; did they refit?
-        (The chapter says so; refitted predictions equal to the stored ones leave the files.)"""
+        (The chapter says how many of its runs it reused.)"""
         with open(repository / "src" / "helpers" / edited, "a") as handle:
             handle.write("\nEDITED_BY_A_PULL = True\n")
         executed = book.execute("10_train_baselines", {"profile": "quick"}, executed_dir=tmp_path / "executed")
         said = "".join(output.get("text", "") for cell in nbformat.read(executed, as_version=4).cells
                        for output in cell.get("outputs", []))
-        assert ("reused from cache" in said) != ("prediction files" in said), said[-2000:]
-        return "reused from cache" not in said
+        assert "baseline fits: " in said and "reused from results/" in said, said[-2000:]
+        return "baseline fits: 0 of 1 reused" in said
 
     assert not rerun_after("gi.py")  # the baselines never import the GI code: reused
     assert not rerun_after("plots.py")  # figures are drawn again, results are not recomputed

@@ -50,6 +50,7 @@ def test_no_step_folder_or_prior_model_name_is_spelled_outside_its_registry():
     names = [s.name for s in pipeline.STEPS]
     sources = [p for p in (REPO_ROOT / "src" / "helpers").rglob("*.py")
                if p.name not in ("pipeline.py", "registry.py")] + sorted((REPO_ROOT / "notebooks").glob("*.py"))
+    sources += sorted((REPO_ROOT / "benchmarks").glob("*.py"))
     spelled = [f"{p.relative_to(REPO_ROOT)}: {text!r}" for p in sources for text in _code_strings(p)
                if any(text == n or text.startswith(f"{n}/") for n in names) or text.startswith("gears+")]
     snakefile = (REPO_ROOT / "workflow" / "Snakefile").read_text()

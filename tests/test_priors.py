@@ -170,6 +170,28 @@ def test_go_and_cluster_structure_of_clustered_vectors():
     assert empty.empty and "query_cluster" in empty  # no query in the table: an empty table, not an error
 
 
+def test_prior_structure_gives_one_row_per_prior_and_every_query_neighbour(tmp_path):
+    rng = np.random.default_rng(1)
+    clusters = pd.Series([0] * 4 + [1] * 4, index=[f"g{i}" for i in range(8)])
+    tables = {name: pd.DataFrame(rng.normal(0, 1, (8, 3)), index=clusters.index) for name in ("a", "b")}
+    aligned = priors.AlignedPriors(tables, pd.DataFrame())
+    categories = clusters.map({0: "x", 1: "y"})
+    expression = pd.Series(np.arange(8.0), index=clusters.index)
+    structure, neighbours = priors.prior_structure(aligned, list(clusters.index), ["g0", "g1", "g4", "g5"],
+                                                   expression, categories, clusters, ["g0"])
+    assert structure.prior.tolist() == ["a", "b"] and set(neighbours.prior) == {"a", "b"}
+    for name, table in tables.items():  # each row is what go_structure and cluster_structure say
+        row = structure.set_index("prior").loc[name]
+        assert row.pc1_expression_rho == priors.go_structure(table, expression, categories)["pc1_expression_rho"]
+        near, agreement = priors.cluster_structure(table.loc[["g0", "g1", "g4", "g5"]], clusters, ["g0"], name)
+        assert row.cluster_chance == agreement["cluster_chance"]
+        assert neighbours.query("prior == @name").gene.tolist() == near.gene.tolist()
+    for name in ("a", "old"):
+        (tmp_path / f"{name}.parquet").write_bytes(b"x")
+    priors.remove_stale(tmp_path, ["a"])  # a prior given last time but not now must not be trained on
+    assert [p.name for p in tmp_path.iterdir()] == ["a.parquet"]
+
+
 def _write_priors(folder, names):
     for i, name in enumerate(names):
         pd.DataFrame([[float(i + 1)]], index=["KLF1"], columns=["d"]).to_parquet(folder / f"{name}.parquet")

@@ -170,6 +170,29 @@ def test_reuse_or_compute_reads_back_what_finished_and_computes_only_the_rest(is
         runs.reuse_or_compute(jobs[:1], ["table.csv"], lambda pending: [{}], force=True)
 
 
+def test_a_step_whose_outputs_are_data_and_json_is_one_cached_run(isolated_results):
+    """The data step's kind of outputs (an AnnData, a JSON text) go through the same engine:
+    written atomically, recorded, and handed back as their paths when reused."""
+    import anndata as ad
+    import numpy as np
+
+    made = []
+
+    def compute(pending):
+        made.append(1)
+        yield {"data.h5ad": ad.AnnData(np.eye(2, dtype=np.float32)), "split.json": '{"train": ["A"]}'}
+
+    job = runs.CachedRun("94_step", {"seed": 0})
+    (first,) = runs.reuse_or_compute([job], ["data.h5ad", "split.json"], compute)
+    (again,) = runs.reuse_or_compute([job], ["data.h5ad", "split.json"], compute)
+    assert made == [1] and first == again == {"data.h5ad": isolated_results / "94_step" / "data.h5ad",
+                                               "split.json": isolated_results / "94_step" / "split.json"}
+    assert np.array_equal(ad.read_h5ad(first["data.h5ad"]).X, np.eye(2))
+    assert json.loads(first["split.json"].read_text()) == {"train": ["A"]}
+    with pytest.raises(ValueError, match="cannot write a .txt output"):
+        runs.reuse_or_compute([runs.CachedRun("93_step", {})], ["x.txt"], lambda p: [{"x.txt": "x"}])
+
+
 def test_a_code_change_invalidates_exactly_the_caches_that_depend_on_it(tmp_path, monkeypatch, isolated_results):
     """The code digest in a cache key follows the helpers modules a step computes with,
     transitively: editing one of them recomputes the step; editing a module it does not import,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from helpers import conditions, de_genes, files, lenses, metrics, roots
+from helpers import conditions, de_genes, lenses, metrics
 from helpers.conditions import CONTROL
 from helpers.progress import progress_bar
 
@@ -141,40 +141,47 @@ class EvaluationResults:
         return table.reindex(columns=list(lenses.LENSES), index=models).T
 
 
+# what chapter 20 writes into its folder (``pipeline.folder("metrics")``)
+TABLES = ("per_perturbation.csv", "summary.csv", "seed_spread.csv", "calibrated.csv",
+          "systematic_variation.csv")
+
+
 def evaluate(prepared, stored: pd.DataFrame, n_bootstrap: int, ceiling_seed: int,
-             calibration_baseline: str, record: Mapping[str, object]) -> EvaluationResults:
+             calibration_baseline: str, record: Mapping[str, object], force: bool = False) -> EvaluationResults:
     """Score every stored prediction (``stored``: model, seed) of ``prepared`` data on every test
-    perturbation, with the replicate; summarise, calibrate and write the tables, then the step's
-    ``run.json`` (``record``: the chapter's parameters)."""
+    perturbation, with the replicate; summarise and calibrate (:data:`TABLES`). A run keyed on
+    ``record`` (the chapter's parameters), the prepared data and every prediction file's digest
+    (``runs.reuse_or_compute``): unchanged inputs are read back, not scored again."""
     from helpers import pipeline, predictions, runs
 
-    adata, split = prepared.adata, prepared.split
-    evaluation = Evaluation.build(
-        conditions.cells_by_condition(adata), adata.var_names, list(split.test), list(split.train),
-        {c: split.subgroup_of(c) for c in split.test},
-        de_genes.rank_de_positions(adata),  # GEARS' mse_de genes
-        de_genes.top_de_positions(adata),  # its non-drop-out DE genes
-        ceiling_seed)
-    pairs = list(stored.itertuples(index=False))
-    scored = [evaluation.score(model, seed, predictions.read_predictions(model, seed))
-              for model, seed in progress_bar(pairs, desc="scoring", unit="model-seed")]
-    per_perturbation = pd.concat([*scored, evaluation.score_replicate()], ignore_index=True)
-    means = conditions.condition_means(adata)
-    results = EvaluationResults(
-        per_perturbation=per_perturbation, summary=metrics.summarise(per_perturbation, n_boot=n_bootstrap),
-        spread=metrics.seed_spread(per_perturbation),
-        calibrated=lenses.calibrate(per_perturbation, calibration_baseline),
-        systematic=lenses.systematic_variation(means, [c for c in means.index if c != CONTROL], CONTROL))
-    own, tables = roots.step_dir(pipeline.EVALUATE_PERTURBATIONS), pipeline.folder("metrics")
-    written = {own / "systematic_variation.csv": results.systematic,
-               tables / "per_perturbation.csv": per_perturbation, tables / "summary.csv": results.summary,
-               tables / "seed_spread.csv": results.spread, tables / "calibrated.csv": results.calibrated}
-    for path, table in written.items():
-        files.atomic_write_csv(table, path)
-    runs.write_run_json(pipeline.EVALUATE_PERTURBATIONS,
-                        {**record, "predictions": stored.to_dict("records")},
-                        [str(p.relative_to(own)) for p in written])
-    return results
+    parameters = {**record, "data_run": prepared.fingerprint, "predictions": predictions.fingerprints(stored),
+                  "code": runs.code_digest("helpers.evaluation")}
+
+    def compute(pending: list[runs.CachedRun]):
+        adata, split = prepared.adata, prepared.split
+        evaluation = Evaluation.build(
+            conditions.cells_by_condition(adata), adata.var_names, list(split.test), list(split.train),
+            {c: split.subgroup_of(c) for c in split.test},
+            de_genes.rank_de_positions(adata),  # GEARS' mse_de genes
+            de_genes.top_de_positions(adata),  # its non-drop-out DE genes
+            ceiling_seed)
+        pairs = list(stored.itertuples(index=False))
+        scored = [evaluation.score(model, seed, predictions.read_predictions(model, seed))
+                  for model, seed in progress_bar(pairs, desc="scoring", unit="model-seed")]
+        per_perturbation = pd.concat([*scored, evaluation.score_replicate()], ignore_index=True)
+        means = conditions.condition_means(adata)
+        yield {"per_perturbation.csv": per_perturbation,
+               "summary.csv": metrics.summarise(per_perturbation, n_boot=n_bootstrap),
+               "seed_spread.csv": metrics.seed_spread(per_perturbation),
+               "calibrated.csv": lenses.calibrate(per_perturbation, calibration_baseline),
+               "systematic_variation.csv": lenses.systematic_variation(
+                   means, [c for c in means.index if c != CONTROL], CONTROL)}
+
+    (run,) = runs.reuse_or_compute([runs.CachedRun(pipeline.EVALUATE_PERTURBATIONS, parameters)], list(TABLES),
+                                   compute, force, "scores")
+    return EvaluationResults(per_perturbation=run["per_perturbation.csv"], summary=run["summary.csv"],
+                             spread=run["seed_spread.csv"], calibrated=run["calibrated.csv"],
+                             systematic=run["systematic_variation.csv"])
 
 
 def export_for_cell_eval(prepared, stored: pd.DataFrame, models: list[str]) -> list:
@@ -195,3 +202,42 @@ def export_for_cell_eval(prepared, stored: pd.DataFrame, models: list[str]) -> l
         data.write_h5ad(real_cells, export / "adata_real.h5ad")
         folders.append(export)
     return folders
+
+
+@dataclass(frozen=True)
+class CombinationView:
+    """One test perturbation up close (chapter 21): its true cells' changes over control on its
+    top DE genes, every model-seed's predicted change on them, and the long table of both."""
+
+    true_delta: pd.DataFrame  # cells × genes
+    predicted: pd.DataFrame  # model, seed, gene, delta
+    table: pd.DataFrame  # predicted rows with the truth's mean and quartiles per gene
+
+
+def inspect_combination(prepared, stored: pd.DataFrame, condition: str, n_genes: int,
+                        record: Mapping[str, object], force: bool = False) -> CombinationView:
+    """``condition``'s view, its table a run keyed on ``record``, the prepared data and every
+    prediction file's digest (``runs.reuse_or_compute``, folder ``<step>/<condition>``)."""
+    from helpers import pipeline, predictions, runs
+
+    adata = prepared.adata
+    genes = de_genes.top_de_genes(adata, condition, n_genes)
+    cells = conditions.cells_by_condition(adata)
+    control = pd.Series(metrics.mean_expression(cells[CONTROL]), index=adata.var_names)[genes]
+    true_delta = pd.DataFrame(cells[condition], columns=adata.var_names)[genes] - control
+    predicted = pd.concat(
+        [pd.DataFrame({"model": model, "seed": seed, "gene": genes,
+                       "delta": (predictions.read_predictions(model, seed).loc[condition, genes] - control).to_numpy()})
+         for model, seed in stored.itertuples(index=False)], ignore_index=True)
+    parameters = {**record, "data_run": prepared.fingerprint, "predictions": predictions.fingerprints(stored),
+                  "code": runs.code_digest("helpers.evaluation")}
+
+    def compute(pending):
+        summary = true_delta.agg(["mean", lambda d: d.quantile(0.25), lambda d: d.quantile(0.75)]).T
+        summary.columns = ["true_mean_delta", "true_q25", "true_q75"]
+        yield {"predicted_vs_true.csv": predicted.merge(summary, left_on="gene", right_index=True)
+               .assign(perturbation=condition)}
+
+    job = runs.CachedRun(f"{pipeline.INSPECT_COMBINATION}/{condition}", parameters)
+    (run,) = runs.reuse_or_compute([job], ["predicted_vs_true.csv"], compute, force, "the combination's table")
+    return CombinationView(true_delta, predicted, run["predicted_vs_true.csv"])

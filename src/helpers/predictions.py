@@ -105,6 +105,15 @@ def available_predictions(data_fingerprint: str | None = None, conditions: Seque
     return pd.DataFrame(rows, columns=["model", "seed"]).sort_values(["model", "seed"], ignore_index=True)
 
 
+def fingerprints(stored: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each stored prediction (``model, seed``) with its file's SHA-256: what a step that reads
+    them keys its cache on, so a replaced file is read again."""
+    from helpers.download import file_digest
+
+    return [{"model": model, "seed": int(seed), "sha256": file_digest(prediction_path(model, seed))}
+            for model, seed in stored.itertuples(index=False)]
+
+
 def for_evaluation(prepared: Prepared) -> pd.DataFrame:
     """The model-seeds the evaluating chapters read for ``prepared`` data: the book's own made
     from it and every model trained elsewhere, checked against its test conditions and genes."""

@@ -4,7 +4,7 @@ later chapter reads (``pipeline.folder("prepared_data")``).
 
 :func:`prepare` returns a :class:`DataStep` holding every table the chapter shows; the chapter
 draws its figures from it and states :func:`findings`. The step is cached on its parameters
-(``runs.reuse_or_restart``): the data source (with the file's checksum, or the simulator's
+(``runs.reuse_or_compute``): the data source (with the file's checksum, or the simulator's
 settings), the profile's caps, the split's settings, the shipped reference files and the code.
 """
 
@@ -19,7 +19,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from helpers import data, datasets, de_genes, download, files, gi, graphs, pipeline, profiles, reference, roots, runs, simulator, splits
+from helpers import data, datasets, de_genes, download, gi, graphs, pipeline, profiles, reference, roots, runs, simulator, splits
 from helpers.conditions import CONTROL, condition_genes, condition_means, genes_of
 
 OUTPUTS = [data.DATASET_FILE, "split.json", "go_graph.csv", "split_composition.csv",
@@ -126,17 +126,30 @@ class DataStep:
 
 def prepare(parameters: dict[str, Any], simulator_settings: Mapping[str, Any], context_length: int,
             force: bool = False) -> DataStep:
-    """Run the data step (or reuse its results for these ``parameters``) and write its outputs."""
-    out = roots.step_dir(pipeline.PREPARE_DATA)
-    cached = runs.reuse_or_restart(pipeline.PREPARE_DATA, parameters, OUTPUTS, force)
-    if cached:
-        adata, truth = data.read_prepared(out)
-    else:
+    """Run the data step, or read back its results for these ``parameters`` (``runs.reuse_or_compute``:
+    the step's own folder is the run, its files the outputs)."""
+    made: list[DataStep] = []
+
+    def compute(pending: list[runs.CachedRun]):
         adata, truth = data.load_expression(
             parameters["data_source"], parameters["max_cells_per_condition"], parameters["max_control_cells"],
             parameters["n_high_mean_genes"], parameters["simulator_seed"], simulator_settings=simulator_settings)
         de_genes.add_de_genes(adata)
-    # the split is made before anything is written: data unfit for the study stop here
+        made.append(assemble(adata, truth, parameters, context_length, cached=False))
+        yield outputs(made[0])
+
+    runs.reuse_or_compute([runs.CachedRun(pipeline.PREPARE_DATA, parameters)], OUTPUTS, compute, force,
+                          "the data step")
+    if made:
+        return made[0]
+    adata, truth = data.read_prepared(roots.step_dir(pipeline.PREPARE_DATA))
+    return assemble(adata, truth, parameters, context_length, cached=True)
+
+
+def assemble(adata: ad.AnnData, truth: ad.AnnData | None, parameters: Mapping[str, Any], context_length: int,
+             cached: bool) -> DataStep:
+    """Everything the chapter shows, from the prepared data. The split is made here, before
+    anything is written: data unfit for the study stop with what to do."""
     conditions = adata.obs["condition"].astype(str).unique().tolist()
     dataset = datasets.detect(conditions)
     go_annotations = reference.gene2go()
@@ -154,8 +167,9 @@ def prepare(parameters: dict[str, Any], simulator_settings: Mapping[str, Any], c
     means = condition_means(adata)
     this_data = "simulated cells" if truth is not None else "this file's cells"
     profile_table, similarity_table, similarity_stats = similarity(means, this_data)
-    step = DataStep(
-        adata=adata, truth=truth, dataset=dataset, split=split, cached=cached, folder=out, cells=cells,
+    return DataStep(
+        adata=adata, truth=truth, dataset=dataset, split=split, cached=cached,
+        folder=roots.step_dir(pipeline.PREPARE_DATA), cells=cells,
         qc=qc_table(adata, cells), sets=split_sets(split), go_graph=go_graph,
         gene_sets={"dataset genes": dataset_genes, "perturbation targets": perturbed_genes,
                    "GO-annotated": set(graph_genes)},
@@ -165,9 +179,6 @@ def prepare(parameters: dict[str, Any], simulator_settings: Mapping[str, Any], c
                     if truth is None and "total_counts" in adata.obs else None),
         profile_table=profile_table, similarity_table=similarity_table, similarity_stats=similarity_stats,
         this_data=this_data, example=example_condition(cells))
-    if not cached:
-        write(step, parameters)
-    return step
 
 
 def cells_table(adata: ad.AnnData) -> pd.DataFrame:
@@ -246,23 +257,17 @@ def similarity(means: pd.DataFrame, this_data: str) -> tuple[pd.DataFrame, pd.Da
     return profile_table, similarity_table, stats
 
 
-def write(step: DataStep, parameters: dict[str, Any]) -> None:
-    """Write what later chapters read, then the step's ``run.json`` (last: it marks the step done)."""
-    out = step.folder
-    data.write_h5ad(step.adata, out / data.DATASET_FILE)
+def outputs(step: DataStep) -> dict[str, Any]:
+    """What later chapters read, file name → value (written by ``runs.reuse_or_compute``)."""
+    made = {data.DATASET_FILE: step.adata}
     if step.truth is not None:
-        data.write_h5ad(step.truth, out / data.TRUTH_FILE)
-    step.split.to_json(out / "split.json")
-    files.atomic_write_csv(step.go_graph, out / "go_graph.csv")
-    files.atomic_write_csv(step.split.composition(), out / "split_composition.csv")
-    files.atomic_write_csv(step.cells.sort_values("condition"), out / "cells_per_condition.csv")
-    files.atomic_write_csv(step.perturbed_table, out / "perturbed_genes.csv")
-    files.atomic_write_csv(step.profile_table, out / "profile_correlations.csv")
-    files.atomic_write_csv(step.similarity_table, out / "singles_similarity.csv")
-    files.atomic_write_csv(step.similarity_stats.reset_index().melt(id_vars="statistic", var_name="source",
-                                                                   value_name="value"),
-                          out / "similarity_statistics.csv")
-    runs.write_run_json(pipeline.PREPARE_DATA, parameters, OUTPUTS)
+        made[data.TRUTH_FILE] = step.truth
+    stats = step.similarity_stats.reset_index().melt(id_vars="statistic", var_name="source", value_name="value")
+    return made | {"split.json": step.split.json_text(), "go_graph.csv": step.go_graph,
+                   "split_composition.csv": step.split.composition(),
+                   "cells_per_condition.csv": step.cells.sort_values("condition"),
+                   "perturbed_genes.csv": step.perturbed_table, "profile_correlations.csv": step.profile_table,
+                   "singles_similarity.csv": step.similarity_table, "similarity_statistics.csv": stats}
 
 
 def recovery_sentence(r: Recovery) -> str:

@@ -192,9 +192,13 @@ def _write_output(path: Path, value: Any) -> None:
         import torch
 
         atomic_write(path, lambda tmp: torch.save(value, tmp))
+    elif path.suffix == ".h5ad":  # an AnnData
+        atomic_write(path, lambda tmp: value.write_h5ad(tmp, compression="gzip"))
+    elif path.suffix == ".json":  # text already in JSON
+        atomic_write_text(path, value)
     else:
         raise ValueError(f"{path.name}: cannot write a {path.suffix or 'suffix-less'} output "
-                         "(use .csv, .parquet or .pt)")
+                         "(use .csv, .parquet, .pt, .h5ad or .json)")
 
 
 def _read_output(path: Path) -> Any:

@@ -96,10 +96,13 @@ class SimulationSplit:
         return pd.DataFrame({"subgroup": list(self.subgroups),
                              "n_perturbations": [len(self.test_subgroup[s]) for s in self.subgroups]})
 
+    def json_text(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
     def to_json(self, path: Path) -> None:
         from helpers.files import atomic_write_text
 
-        atomic_write_text(path, json.dumps(asdict(self), indent=1))
+        atomic_write_text(path, self.json_text())
 
     @classmethod
     def from_json(cls, path: Path) -> SimulationSplit:

@@ -646,3 +646,44 @@ class CalibratedLenses:
                 f"{reference} scores below the mean-response baseline (< 0) on "
                 + (f"{len(below)} of {n} lenses: " + ", ".join(f"`{m}`" for m in below) if below
                    else f"none of the {n} lenses") + "."]
+
+
+@dataclass(frozen=True)
+class Results:
+    """What chapter 30 writes: the glance (every model on every headline column), the
+    differences from the reference, and every lens calibrated."""
+
+    glance: pd.DataFrame
+    comparison: pd.DataFrame
+    lenses: CalibratedLenses
+
+
+def summarise_results(reference: str, n_sd: float, record: Mapping[str, object],
+                      force: bool = False) -> Results:
+    """Chapter 30's tables from the evaluation's and the GI analysis's, as a run keyed on
+    ``record`` (the chapter's parameters) and every table it reads, by digest
+    (``runs.reuse_or_compute``)."""
+    from helpers import pipeline, runs
+    from helpers.download import file_digest
+
+    scores, interactions = pipeline.folder("metrics"), pipeline.folder("gi")
+    read = [scores / "per_perturbation.csv", scores / "calibrated.csv",
+            interactions / "magnitude_correlation.csv", interactions / "precision.csv"]
+    parameters = {**record, "inputs": {f"{p.parent.name}/{p.name}": file_digest(p) for p in read if p.is_file()},
+                  "code": runs.code_digest("helpers.summary")}
+
+    def compute(pending):
+        per_perturbation = pd.read_csv(read[0])
+        if reference not in set(per_perturbation.model):
+            raise ValueError(f"reference_model {reference!r} has no results; choose one of "
+                             f"{sorted(set(per_perturbation.model))}")
+        values = seed_values(per_perturbation, read_optional(read[2]), read_optional(read[3]))
+        table = glance(values)
+        yield {"glance.csv": table, "comparison.csv": compare_with(table, reference, n_sd=n_sd),
+               "calibrated.csv": CalibratedLenses.from_scores(pd.read_csv(read[1])).table}
+
+    (run,) = runs.reuse_or_compute([runs.CachedRun(pipeline.SUMMARISE_RESULTS, parameters)],
+                                   ["glance.csv", "comparison.csv", "calibrated.csv"], compute, force, "summaries")
+    calibrated = run["calibrated.csv"]
+    names = [m for m in ("mse_de", "mse", "pearson_delta", "pearson_delta_de", *LENSES) if m in set(calibrated.metric)]
+    return Results(run["glance.csv"], run["comparison.csv"], CalibratedLenses(names, calibrated))

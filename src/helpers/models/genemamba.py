@@ -382,13 +382,17 @@ def pretrain(model: GeneMamba, tokens: np.ndarray, coexpressed: np.ndarray, step
     return pd.DataFrame(rows)
 
 
+def checkpoint(model: GeneMamba, genes: list[str]) -> dict:
+    """``model`` as :func:`embedding_table` reads it back: its config, the gene of each gene token
+    and its weights (saved with ``torch.save``)."""
+    return {"config": model.config.__dict__, "genes": list(genes), "state_dict": model.state_dict()}
+
+
 def save_checkpoint(model: GeneMamba, genes: list[str], path: Path | str) -> Path:
-    """Write ``model`` (its config, the gene of each gene token and its weights) atomically to
-    ``path``, as :func:`embedding_table` reads it."""
+    """Write :func:`checkpoint` atomically to ``path``."""
     from helpers.files import atomic_write
 
-    checkpoint = {"config": model.config.__dict__, "genes": list(genes), "state_dict": model.state_dict()}
-    return atomic_write(Path(path), lambda p: torch.save(checkpoint, p))
+    return atomic_write(Path(path), lambda p: torch.save(checkpoint(model, genes), p))
 
 
 def loss_summary(history: pd.DataFrame, vocab_size: int, n: int = 10) -> str:

@@ -352,3 +352,50 @@ def target_selection(histories: pd.DataFrame, seed: int) -> pd.DataFrame:
     GEARS keeps), with the ``seed`` they trained with."""
     best = histories.groupby(["prior", "target"], as_index=False).val_mse_top20_de.min()
     return choose_prior_target(best).assign(seed=seed)
+
+
+def prior_structure(aligned: AlignedPriors, genes: Sequence[str], perturbed: Sequence[str],
+                    expression: pd.Series, categories: pd.Series, clusters: pd.Series,
+                    queries: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per prior, what its vectors follow (:func:`go_structure` over the data's ``genes`` it
+    knows, :func:`cluster_structure` over the ``perturbed`` genes it knows): one row per prior
+    (``structure.csv``), and the nearest neighbours of each of ``queries`` (``neighbours.csv``)."""
+    rows, neighbours = [], []
+    for name, table in aligned.tables.items():
+        row = {"prior": name, **go_structure(table.loc[known_genes(table, genes)], expression, categories)}
+        near, agreement = cluster_structure(table.loc[known_genes(table, perturbed)], clusters, queries, name)
+        rows.append(row | agreement)
+        neighbours.append(near)
+    return pd.DataFrame(rows), pd.concat(neighbours, ignore_index=True)
+
+
+def remove_stale(folder: Path, names: Sequence[str]) -> None:
+    """Delete the tables of priors not given now: a prior given last time must not be trained on."""
+    for stale in Path(folder).glob("*.parquet"):
+        if stale.stem not in names:
+            stale.unlink()
+
+
+def embedding_parameters(data_run: str, go_svd_components: int, neighbour_genes: Sequence[str],
+                         given: Mapping[str, Path | str | None], id_to_symbol: Path | str | None) -> dict:
+    """Chapter 13's cache key: its parameters, the prepared data, the GeneMamba run whose
+    checkpoint it reads, a digest of every file given (a file replaced under the same name is
+    read again) and the code that builds and reads the priors."""
+    from helpers import pipeline, runs
+    from helpers.download import file_digest
+
+    def digest(path: Path | str | None) -> str | None:
+        if path is None:
+            return None
+        path = Path(path)
+        found = sorted(path.rglob("*")) if path.is_dir() else [path]
+        return "".join(file_digest(f)[:16] for f in found if f.is_file())
+
+    return {"data_run": data_run, "go_svd_components": go_svd_components,
+            "neighbour_genes": list(neighbour_genes),
+            "genemamba_run": (runs.parameters_fingerprint(pipeline.PRETRAIN_GENEMAMBA)
+                              if given.get("genemamba") is not None else None),
+            **{f"{name}_path": None if path is None else str(path) for name, path in given.items() if name != "genemamba"},
+            "files": {name: digest(path) for name, path in given.items() if name != "genemamba"},
+            "id_to_symbol": digest(id_to_symbol),
+            "code": runs.code_digest("helpers.models.priors", "helpers.models.genemamba")}
