@@ -379,8 +379,8 @@ def remove_stale(folder: Path, names: Sequence[str]) -> None:
 def embedding_parameters(data_run: str, go_svd_components: int, neighbour_genes: Sequence[str],
                          given: Mapping[str, Path | str | None], id_to_symbol: Path | str | None) -> dict:
     """Chapter 13's cache key: its parameters, the prepared data, the GeneMamba run whose
-    checkpoint it reads, a digest of every file given (a file replaced under the same name is
-    read again) and the code that builds and reads the priors."""
+    checkpoint it reads, a digest of every file it reads (the checkpoint included: a file damaged
+    or replaced under the same name is read again) and the code that builds and reads the priors."""
     from helpers import pipeline, runs
     from helpers.download import file_digest
 
@@ -396,6 +396,7 @@ def embedding_parameters(data_run: str, go_svd_components: int, neighbour_genes:
             "genemamba_run": (runs.parameters_fingerprint(pipeline.PRETRAIN_GENEMAMBA)
                               if given.get("genemamba") is not None else None),
             **{f"{name}_path": None if path is None else str(path) for name, path in given.items() if name != "genemamba"},
-            "files": {name: digest(path) for name, path in given.items() if name != "genemamba"},
+            # every file read, by content: a checkpoint damaged or replaced in place is read again
+            "files": {name: digest(path) for name, path in given.items()},
             "id_to_symbol": digest(id_to_symbol),
             "code": runs.code_digest("helpers.models.priors", "helpers.models.genemamba")}
