@@ -45,8 +45,6 @@ SINGLE_GENE = Dataset(
     title="a single-gene screen in GEARS' format (such as GEARS' adamson or replogle_k562_essential)",
     cell_type=None, pairs=False, gi_reference=False, split_name="simulation_single",
     subgroups=("unseen_single",))
-DATASETS = (NORMAN, SINGLE_GENE)
-
 
 def detect(conditions: Iterable[str]) -> Dataset:
     """The data set a list of GEARS conditions belongs to: with two-gene perturbations, Norman's
@@ -54,13 +52,6 @@ def detect(conditions: Iterable[str]) -> Dataset:
     compared); with single genes only, a single-gene screen."""
     conditions = [c for c in conditions if c != CONTROL]
     return NORMAN if any(map(is_combo, conditions)) else SINGLE_GENE
-
-
-def by_name(name: str) -> Dataset:
-    for dataset in DATASETS:
-        if dataset.name == name:
-            return dataset
-    raise ValueError(f"unknown data set {name!r}; the book knows {[d.name for d in DATASETS]}")
 
 
 def needs_pairs(dataset: Dataset, question: str) -> str | None:

@@ -146,6 +146,15 @@ TABLES = ("per_perturbation.csv", "summary.csv", "seed_spread.csv", "calibrated.
           "systematic_variation.csv")
 
 
+def _key(record: Mapping[str, object], prepared, stored: pd.DataFrame) -> dict[str, object]:
+    """The cache key of a run that reads predictions: the chapter's parameters, the prepared
+    data, every prediction file's digest and this module's code."""
+    from helpers import predictions, runs
+
+    return {**record, "data_run": prepared.fingerprint, "predictions": predictions.fingerprints(stored),
+            "code": runs.code_digest("helpers.evaluation")}
+
+
 def evaluate(prepared, stored: pd.DataFrame, n_bootstrap: int, ceiling_seed: int,
              calibration_baseline: str, record: Mapping[str, object], force: bool = False) -> EvaluationResults:
     """Score every stored prediction (``stored``: model, seed) of ``prepared`` data on every test
@@ -154,8 +163,7 @@ def evaluate(prepared, stored: pd.DataFrame, n_bootstrap: int, ceiling_seed: int
     (``runs.reuse_or_compute``): unchanged inputs are read back, not scored again."""
     from helpers import pipeline, predictions, runs
 
-    parameters = {**record, "data_run": prepared.fingerprint, "predictions": predictions.fingerprints(stored),
-                  "code": runs.code_digest("helpers.evaluation")}
+    parameters = _key(record, prepared, stored)
 
     def compute(pending: list[runs.CachedRun]):
         adata, split = prepared.adata, prepared.split
@@ -229,8 +237,7 @@ def inspect_combination(prepared, stored: pd.DataFrame, condition: str, n_genes:
         [pd.DataFrame({"model": model, "seed": seed, "gene": genes,
                        "delta": (predictions.read_predictions(model, seed).loc[condition, genes] - control).to_numpy()})
          for model, seed in stored.itertuples(index=False)], ignore_index=True)
-    parameters = {**record, "data_run": prepared.fingerprint, "predictions": predictions.fingerprints(stored),
-                  "code": runs.code_digest("helpers.evaluation")}
+    parameters = _key(record, prepared, stored)
 
     def compute(pending):
         summary = true_delta.agg(["mean", lambda d: d.quantile(0.25), lambda d: d.quantile(0.75)]).T

@@ -388,13 +388,6 @@ def checkpoint(model: GeneMamba, genes: list[str]) -> dict:
     return {"config": model.config.__dict__, "genes": list(genes), "state_dict": model.state_dict()}
 
 
-def save_checkpoint(model: GeneMamba, genes: list[str], path: Path | str) -> Path:
-    """Write :func:`checkpoint` atomically to ``path``."""
-    from helpers.files import atomic_write
-
-    return atomic_write(Path(path), lambda p: torch.save(checkpoint(model, genes), p))
-
-
 def loss_summary(history: pd.DataFrame, vocab_size: int, n: int = 10) -> str:
     """Two lines on a pretraining run (:func:`pretrain`'s table): the median throughput, and the
     next-token and InfoNCE losses of the first and last ``n`` steps beside the uniform guess

@@ -224,20 +224,6 @@ class AlignedPriors:
             genes=("gene", "size"), found=("found", "sum"), found_via_alias=("via_alias", "sum"),
             perturbed_found=("perturbed", lambda p: int((p & coverage.loc[p.index, "found"]).sum())))
 
-    def write(self, folder: Path) -> list[str]:
-        """Write each prior (``<name>.parquet``) and ``coverage.csv`` into ``folder``
-        atomically, delete the tables of priors not given now (a prior given last time must
-        not be trained on), and return the names of the files written."""
-        from helpers.files import atomic_write, atomic_write_csv
-
-        for name, table in self.tables.items():
-            atomic_write(Path(folder) / f"{name}.parquet", table.to_parquet)
-        for stale in Path(folder).glob("*.parquet"):
-            if stale.stem not in self.tables:
-                stale.unlink()
-        atomic_write_csv(self.coverage, Path(folder) / "coverage.csv")
-        return [f"{name}.parquet" for name in self.tables] + ["coverage.csv"]
-
 
 def align_priors(tables: Mapping[str, pd.DataFrame], genes: Sequence[str], aliases: pd.DataFrame,
                  perturbed: Sequence[str], sources: Mapping[str, str] | None = None) -> AlignedPriors:
