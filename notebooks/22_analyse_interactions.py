@@ -48,7 +48,6 @@ from helpers.models import registry
 
 STEP = pipeline.ANALYSE_INTERACTIONS
 profiles.get_profile(profile)
-runs.forget_run(STEP)  # recorded again once every output is written
 prepared = data.load_prepared()
 true_means = conditions.condition_means(prepared.adata)
 scorer = scoring.Scoring.build(prepared.split.test, true_means, gi_genes, engine,
@@ -56,7 +55,7 @@ scorer = scoring.Scoring.build(prepared.split.test, true_means, gi_genes, engine
 stored = predictions.for_evaluation(prepared)
 stored = stored[stored.model.map(registry.scores_interactions)]
 verified = gi.verified_pairs(reference.gi_types())
-out = roots.step_dir(STEP)  # the figures (tables: scoring.write_tables)
+out = roots.step_dir(STEP)  # the figures (tables: scorer.analyse)
 print(f"{len(scorer.pairs)} test pairs scored on {len(scorer.genes):,} genes; "
       f"{len(stored)} model-seeds; engine {engine}")
 
@@ -71,7 +70,6 @@ display(Markdown(runs.data_statement(profile)))
 
 # %%
 scored = scorer.score_all(prepared, stored, true_means, force)
-written = scoring.write_tables(scored.tables())
 display(Markdown(summary.true_magnitudes_sentence(scored.truth)))
 
 # %% [markdown]
@@ -88,8 +86,10 @@ display(Markdown(summary.true_magnitudes_sentence(scored.truth)))
 
 # %%
 scored = scorer.with_noise_free_truth(scored, prepared, force)  # simulated data only
-fidelity = gi.fidelity_to_norman(scored.truths, reference.gi_fits())
-written += scoring.write_tables({"truth_fidelity.csv": fidelity.table})
+# every table of this chapter, computed or read back (a run keyed on its inputs)
+analysis = scorer.analyse(scored, prepared, stored, top_k, {"profile": profile},
+                          force)
+fidelity = analysis.fidelity
 fig = plots.magnitudes_vs_norman(fidelity.magnitudes, fidelity.table)
 files.atomic_savefig(fig, out / "truth_fidelity.png")
 plt.show()
@@ -103,8 +103,7 @@ display(Markdown(summary.truth_fidelity_sentence(fidelity.table)))
 # seed-averaged magnitudes. The table below gives r per seed.
 
 # %%
-correlations = gi.magnitude_correlations(scored.truths, scored.predicted)
-written += scoring.write_tables(correlations.tables())
+correlations = analysis.correlations
 fig = plots.magnitude_scatters(scored.magnitude, correlations.pooled)
 files.atomic_savefig(fig, out / "magnitude_scatter.png")
 plt.show()
@@ -118,8 +117,7 @@ display(correlations.overview().round(3))
 # a verified pair outside the test set can never be found.
 
 # %%
-top = gi.top_pair_lists(scored.scores, scored.truth, verified, top_k)
-written += scoring.write_tables(top.tables())
+top = analysis.top
 display(top.precision_overview().round(2))  # means over seeds
 
 # %%
@@ -139,8 +137,7 @@ print(summary.verified_base_rate_sentence(top.scored, verified, top.base_rate))
 # recover from the true cells).
 
 # %%
-types = gi.type_precision_table(scored.scores, verified)
-written += scoring.write_tables({"gi_types.csv": types})
+types = analysis.types
 display(types.groupby(["model", "type"])[["n_called", "precision"]].mean()
         .unstack("type").round(2))
 # %% [markdown]
@@ -158,8 +155,7 @@ display(types.groupby(["model", "type"])[["n_called", "precision"]].mean()
 # keeps the book's one definition of a GI.)
 
 # %%
-detection = gi.detection(scored.truths, scored.predicted, scorer.pairs)
-written += scoring.write_tables(detection.tables())
+detection = analysis.detection
 for source in scored.truths:
     fig = plots.detection_curves(*detection.of(source),
                                  title=f"GI detection against the {source} truth")
@@ -167,10 +163,6 @@ for source in scored.truths:
     plt.show()
 display(detection.overview().round(2))
 
-# %%
-record = {**scorer.settings(), "pairs": scorer.pairs, "profile": profile,
-          "top_k": top_k, "predictions": stored.to_dict("records")}
-runs.write_run_json(STEP, record, written)
 # %% [markdown]
 # ## What we found
 #

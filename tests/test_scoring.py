@@ -1,13 +1,14 @@
 """The GI scores of one build (helpers.scoring): the truth and every model-seed, cached, and
 where chapter 22 writes its tables."""
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import gi, pipeline, roots, scoring
+from helpers import gi, pipeline, predictions, reference, roots, scoring
 
 
 def _build(rng, noise_free: bool):
@@ -47,11 +48,69 @@ def test_score_all_scores_the_truths_on_every_pair_and_the_build_on_the_test_pai
                                       scored.truths["cells"].drop(columns="model"))
 
 
-def test_write_tables_writes_into_the_gi_folder_and_lists_them_as_run_json_does():
-    table = pd.DataFrame({"model": ["gears"], "r": [0.5]})
-    written = scoring.write_tables({"magnitude_correlation.csv": table, "precision.csv": table})
-    assert written == ["magnitude_correlation.csv", "precision.csv"]  # the gi tables are in its own folder
-    for name in written:
-        path = roots.step_dir(scoring.STEP) / name
-        pd.testing.assert_frame_equal(pd.read_csv(path), table)
-        assert path.resolve().parent == pipeline.folder("gi").resolve()
+def _norman_build(rng):
+    """Four pairs Norman fitted, each the sum of its singles weighted by his own coefficients
+    (so their true magnitudes are his); the first two are the test pairs."""
+    fits = reference.gi_fits().head(4)
+    genes = [f"g{i}" for i in range(60)]
+    singles = {g: rng.normal(0, 1, len(genes)) for g in set(fits.gene_a) | set(fits.gene_b)}
+    rows = {"ctrl": np.zeros(len(genes)), **{f"{g}+ctrl": d for g, d in singles.items()}}
+    for fit in fits.itertuples():
+        rows[fit.condition] = fit.c_a * singles[fit.gene_a] + fit.c_b * singles[fit.gene_b]
+    means = 5 + pd.DataFrame(rows, index=genes).T
+    pairs = fits.condition.tolist()
+    split = SimpleNamespace(subgroup_of=lambda c: "combo_seen2")
+    prepared = SimpleNamespace(fingerprint="data", truth=SimpleNamespace(to_df=lambda: means), split=split)
+    additive = means.copy()  # a model that adds the singles: magnitude sqrt(2) on every pair
+    for fit in fits.itertuples():
+        additive.loc[fit.condition] = rows[f"{fit.gene_a}+ctrl"] + rows[f"{fit.gene_b}+ctrl"] + 5
+    return scoring.Scoring(genes, pairs[:2], pairs), prepared, means, additive, fits
+
+
+def _analyse(scorer, prepared, means, top_k=2):
+    stored = pd.DataFrame({"model": ["additive"], "seed": [0]})
+    scored = scorer.with_noise_free_truth(scorer.score_all(prepared, stored, means), prepared)
+    return scorer.analyse(scored, prepared, stored, top_k, {"profile": "quick"})
+
+
+def test_analyse_writes_every_table_into_the_chapters_folder_and_reads_them_back_unchanged(capsys):
+    scorer, prepared, means, additive, fits = _norman_build(np.random.default_rng(0))
+    predictions.write_predictions("additive", 0, additive, "data")
+    computed = _analyse(scorer, prepared, means)
+    assert "GI tables: 0 of 1 reused" in capsys.readouterr().out
+    files = scoring.InteractionAnalysis.files(["cells", "noise-free"], 2)
+    record = json.loads((roots.step_dir(scoring.STEP) / "run.json").read_text())
+    assert sorted(files) == record["outputs"]
+    for name in files:  # the chapter's tables, in its own folder
+        assert (pipeline.folder("gi") / name).is_file()
+    # the truth's magnitudes are Norman's: fidelity r 1, slope 1, on all four pairs
+    fidelity = computed.fidelity.row("cells")
+    assert fidelity.n == 4 and fidelity.r == pytest.approx(1, abs=1e-4)
+    assert fidelity.slope == pytest.approx(1, abs=1e-3)
+    assert len(computed.fidelity.magnitudes) == 8  # two truths × four pairs
+    magnitude = computed.scored.predicted.magnitude
+    assert magnitude.tolist() == pytest.approx([np.sqrt(2)] * 2, abs=1e-6)
+    assert computed.correlations.pooled.set_index("model").loc["additive", "n"] == 2
+    assert set(computed.correlations.per_seed) == {"cells", "noise-free"}
+
+    reused = _analyse(scorer, prepared, means)
+    assert "GI tables: 1 of 1 reused" in capsys.readouterr().out
+    # what is read back is what the gi functions compute from the scores
+    scored, verified = reused.scored, gi.verified_pairs(reference.gi_types())
+    direct = {"types": (gi.type_precision_table(scored.scores, verified), reused.types),
+              "fidelity": (gi.fidelity_to_norman(scored.truths, fits).table, reused.fidelity.table),
+              "detection": (gi.detection(scored.truths, scored.predicted, scorer.pairs).summary,
+                            reused.detection.summary),
+              "top": (gi.top_pair_lists(scored.scores, scored.truth, verified, 2).top, reused.top.top)}
+    for source, table in gi.magnitude_correlations(scored.truths, scored.predicted).per_seed.items():
+        direct[source] = (table, reused.correlations.per_seed[source])
+    for name, (expected, read_back) in direct.items():
+        pd.testing.assert_frame_equal(read_back, expected.reset_index(drop=True), check_dtype=False, obj=name)
+    assert reused.top.base_rate == computed.top.base_rate and reused.top.true_top == computed.top.true_top
+
+    predictions.write_predictions("additive", 0, additive * 1.01, "data")  # a replaced file
+    _analyse(scorer, prepared, means)
+    assert "GI tables: 0 of 1 reused" in capsys.readouterr().out
+    _analyse(scorer, prepared, means, top_k=1)  # another parameter
+    assert "GI tables: 0 of 1 reused" in capsys.readouterr().out
+    assert (pipeline.folder("gi") / "top1.csv").is_file()

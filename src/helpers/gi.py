@@ -543,13 +543,22 @@ class TruthFidelity:
         return self.table.set_index("source").loc[source]
 
 
+def _by_source(truths: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat([table.assign(source=source) for source, table in truths.items()],
+                     ignore_index=True)
+
+
+def fidelity_points(truths: Mapping[str, pd.DataFrame], fits: pd.DataFrame) -> pd.DataFrame:
+    """:attr:`TruthFidelity.magnitudes`: each truth's scores of the pairs Norman fitted, with
+    ``source`` and Norman's magnitude ``norman``."""
+    magnitudes = _by_source(truths)
+    magnitudes["norman"] = magnitudes.perturbation.map(pair_key).map(norman_magnitudes(fits))
+    return magnitudes.dropna(subset=["norman"])
+
+
 def fidelity_to_norman(truths: Mapping[str, pd.DataFrame], fits: pd.DataFrame) -> TruthFidelity:
     """Every truth's magnitudes against Norman's fits (``reference.gi_fits``), order-free."""
-    magnitudes = pd.concat([table.assign(source=source) for source, table in truths.items()],
-                           ignore_index=True)
-    table = truth_fidelity(magnitudes, fits)
-    magnitudes["norman"] = magnitudes.perturbation.map(pair_key).map(norman_magnitudes(fits))
-    return TruthFidelity(table, magnitudes.dropna(subset=["norman"]))
+    return TruthFidelity(truth_fidelity(_by_source(truths), fits), fidelity_points(truths, fits))
 
 
 @dataclass(frozen=True)
@@ -570,18 +579,30 @@ class MagnitudeCorrelations:
         return {TRUTH_LABELS.get(source, source): table for source, table in self.per_seed.items()}
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """File name → table: ``magnitude_correlation.csv`` against the first truth, then
-        ``magnitude_correlation_<source>.csv`` against each other."""
-        first = next(iter(self.per_seed))
-        return {"magnitude_correlation.csv" if source == first
-                else f"magnitude_correlation_{source_slug(source)}.csv": table
-                for source, table in self.per_seed.items()}
+        """File name → table (:func:`magnitude_correlation_files`)."""
+        return {name: self.per_seed[source]
+                for source, name in magnitude_correlation_files(list(self.per_seed)).items()}
 
     def overview(self) -> pd.DataFrame:
         """Mean and SD of r over seeds, and the number of seeds, per model and truth."""
         return pd.concat({label: table.groupby("model").agg(
             r_mean=("r", "mean"), r_sd=("r", "std"), seeds=("r", "size"))
             for label, table in self.labelled().items()}, axis=1)
+
+
+def magnitude_correlation_files(sources: Sequence[str]) -> dict[str, str]:
+    """Truth source → the file of the correlations against it: ``magnitude_correlation.csv``
+    for the first, ``magnitude_correlation_<source>.csv`` for each other."""
+    return {source: "magnitude_correlation.csv" if i == 0
+            else f"magnitude_correlation_{source_slug(source)}.csv" for i, source in enumerate(sources)}
+
+
+def pooled_magnitude_correlation(truth: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
+    """:attr:`MagnitudeCorrelations.pooled`: each model's seed-averaged magnitudes against
+    ``truth``'s."""
+    seed_mean = predicted.groupby(["model", "perturbation"], as_index=False).magnitude.mean()
+    return pd.DataFrame([{"model": model, **magnitude_correlation(truth, group)}
+                         for model, group in seed_mean.groupby("model")])
 
 
 def magnitude_correlations(truths: Mapping[str, pd.DataFrame],
@@ -592,11 +613,7 @@ def magnitude_correlations(truths: Mapping[str, pd.DataFrame],
         {"model": model, "seed": seed, **magnitude_correlation(truth, group)}
         for (model, seed), group in predicted.groupby(["model", "seed"])])
         for source, truth in truths.items()}
-    seed_mean = predicted.groupby(["model", "perturbation"], as_index=False).magnitude.mean()
-    first = next(iter(truths.values()))
-    pooled = pd.DataFrame([{"model": model, **magnitude_correlation(first, group)}
-                           for model, group in seed_mean.groupby("model")])
-    return MagnitudeCorrelations(per_seed, pooled)
+    return MagnitudeCorrelations(per_seed, pooled_magnitude_correlation(next(iter(truths.values())), predicted))
 
 
 @dataclass(frozen=True)
@@ -644,14 +661,21 @@ def top_pair_lists(scores: pd.DataFrame, truth: pd.DataFrame, verified: Mapping[
     magnitude``), checked against Norman's ``verified`` pairs and the ``truth``'s own lists."""
     top = _per_model_seed(scores, lambda group: top_pair_table(group, truth, verified, k))
     precision = _per_model_seed(top, lambda group: precision_table(group, ks=(10, k)))
+    top = top.rename(columns={"in_true_top": f"in_true_top{k}"})[
+        ["model", "seed", "kind", "rank", "perturbation", "verified", f"in_true_top{k}"]]
+    precision = precision[["model", "seed", "kind", "reference", "k", "precision"]]
+    return top_pairs_of(k, top, precision, truth, verified)
+
+
+def top_pairs_of(k: int, top: pd.DataFrame, precision: pd.DataFrame, truth: pd.DataFrame,
+                 verified: Mapping[str, set[str]]) -> TopPairs:
+    """:class:`TopPairs` from its tables (``top<k>.csv``, ``precision.csv``), the truth's
+    scores and Norman's ``verified`` pairs."""
     scored = set(map(pair_key, truth.perturbation))
     true_top = {kind: set(group.perturbation.map(pair_key))
                 for kind, group in top_pairs(truth, k).groupby("kind")}
     base_rate = {kind: len(verified[kind] & scored) / len(scored)
                  for kind in ("synergy", "suppressor")}
-    top = top.rename(columns={"in_true_top": f"in_true_top{k}"})[
-        ["model", "seed", "kind", "rank", "perturbation", "verified", f"in_true_top{k}"]]
-    precision = precision[["model", "seed", "kind", "reference", "k", "precision"]]
     return TopPairs(k, top, precision, scored, true_top, base_rate)
 
 

@@ -21,12 +21,11 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from helpers import conditions, files, gi, pipeline, predictions, profiles, reference, roots, runs
+from helpers import conditions, gi, pipeline, predictions, profiles, reference, roots, runs
 from helpers.conditions import CONTROL, is_combo
 
 if TYPE_CHECKING:
@@ -133,6 +132,43 @@ class Scoring:
         noise_free = self.scores([run], force, "noise-free truth")[0]
         return replace(scored, truths={**scored.truths, "noise-free": noise_free})
 
+    def analyse(self, scored: InteractionScores, prepared: Prepared, stored: pd.DataFrame,
+                top_k: int, record: Mapping[str, object], force: bool = False) -> InteractionAnalysis:
+        """Chapter 22's tables from ``scored`` (:meth:`score_all`, maybe
+        :meth:`with_noise_free_truth`) of ``stored``'s model-seeds: a run in chapter 22's own
+        folder (``runs.reuse_or_compute``) keyed on ``record`` (the chapter's parameters), the
+        scoring settings, the prepared data, every prediction file's digest, the shipped
+        reference files and this module's code, so unchanged inputs are read back."""
+        fits, verified = reference.gi_fits(), gi.verified_pairs(reference.gi_types())
+        sources = list(scored.truths)
+        key = {**record, **self.settings(), "pairs": self.pairs, "truth_pairs": self.truth_pairs,
+               "truths": sources, "top_k": top_k, "data_run": prepared.fingerprint,
+               "predictions": predictions.fingerprints(stored),
+               "reference": reference.reference_digest(), "code": runs.code_digest("helpers.scoring")}
+
+        def compute(pending: list[runs.CachedRun]) -> Iterator[dict[str, pd.DataFrame]]:
+            predicted = scored.predicted
+            yield {**scored.tables(),
+                   "truth_fidelity.csv": gi.fidelity_to_norman(scored.truths, fits).table,
+                   **gi.magnitude_correlations(scored.truths, predicted).tables(),
+                   **gi.top_pair_lists(scored.scores, scored.truth, verified, top_k).tables(),
+                   "gi_types.csv": gi.type_precision_table(scored.scores, verified),
+                   **gi.detection(scored.truths, predicted, self.pairs).tables()}
+
+        (tables,) = runs.reuse_or_compute([runs.CachedRun(STEP, key)],
+                                          InteractionAnalysis.files(sources, top_k), compute, force, "GI tables")
+        correlation_files = gi.magnitude_correlation_files(sources)
+        return InteractionAnalysis(
+            scored,
+            gi.TruthFidelity(tables["truth_fidelity.csv"], gi.fidelity_points(scored.truths, fits)),
+            gi.MagnitudeCorrelations(
+                {source: tables[name] for source, name in correlation_files.items()},
+                gi.pooled_magnitude_correlation(scored.truths[sources[0]], scored.predicted)),
+            gi.top_pairs_of(top_k, tables[f"top{top_k}.csv"], tables["precision.csv"],
+                            scored.truth, verified),
+            tables["gi_types.csv"],
+            gi.Detection(tables["detection_curves.csv"], tables["detection.csv"]))
+
 
 @dataclass(frozen=True)
 class InteractionScores:
@@ -168,13 +204,25 @@ class InteractionScores:
         return {"magnitude.csv": self.magnitude}
 
 
-def write_tables(tables: Mapping[str, pd.DataFrame]) -> list[str]:
-    """Write each table (file name → table) into the ``gi`` folder; returns their paths as
-    chapter 22's ``run.json`` lists them (relative to its own folder)."""
-    folder, own = pipeline.folder("gi"), roots.step_dir(STEP)
-    for name, table in tables.items():
-        files.atomic_write_csv(table, folder / name)
-    return [Path(os.path.relpath(folder / name, own)).as_posix() for name in tables]
+@dataclass(frozen=True)
+class InteractionAnalysis:
+    """What chapter 22 shows of one build's scores (:meth:`Scoring.analyse`); its tables are
+    those of :attr:`files`, read back from chapter 22's folder."""
+
+    scored: InteractionScores
+    fidelity: gi.TruthFidelity  # each truth's magnitudes against Norman's fits
+    correlations: gi.MagnitudeCorrelations  # predicted against true magnitudes
+    top: gi.TopPairs  # each model-seed's top synergistic and suppressive pairs
+    types: pd.DataFrame  # precision of each interaction type's calls (gi_types.csv)
+    detection: gi.Detection  # each model-seed ranking each truth's interacting pairs
+
+    @staticmethod
+    def files(sources: list[str], top_k: int) -> list[str]:
+        """The tables, for truth ``sources`` (``cells``, maybe ``noise-free``) and lists of
+        ``top_k`` pairs."""
+        return ["magnitude.csv", "truth_fidelity.csv", *gi.magnitude_correlation_files(sources).values(),
+                f"top{top_k}.csv", "precision.csv", "gi_types.csv", "detection.csv",
+                "detection_curves.csv"]
 
 
 # what a score is computed with unless a chapter or job says otherwise (chapter 22's parameters):
