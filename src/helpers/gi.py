@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import dcor
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import TheilSenRegressor
 
 from helpers.conditions import CONTROL, condition_genes, is_combo, single_changes
 from helpers.progress import progress_bar
@@ -51,11 +50,14 @@ def spatial_median(points: np.ndarray, max_iter: int = 1000, tol: float = 1e-3) 
         diff = points - current
         distance = np.sqrt((diff**2).sum(axis=1))
         away = distance >= eps
-        at_a_point = int(away.sum() < len(points))  # Vardi–Zhang: the iterate sits on a data point
-        inverse = 1.0 / distance[away, None]
-        pull = np.linalg.norm((diff[away] * inverse).sum(axis=0))
+        at_a_point = int(not away.all())  # Vardi–Zhang: the iterate sits on a data point
+        near = points
+        if at_a_point:  # leave that point out (otherwise no copies: this loop is chapter 22's time)
+            diff, distance, near = diff[away], distance[away], points[away]
+        inverse = 1.0 / distance[:, None]
+        pull = np.linalg.norm((diff * inverse).sum(axis=0))
         if pull > eps:
-            target = (points[away] * inverse).sum(axis=0) / inverse.sum()
+            target = (near * inverse).sum(axis=0) / inverse.sum()
         else:
             target, pull = 1.0, 1.0
         updated = max(0.0, 1.0 - at_a_point / pull) * target + min(1.0, at_a_point / pull) * current
@@ -131,6 +133,8 @@ def gi_scores(delta_a: np.ndarray, delta_b: np.ndarray, delta_ab: np.ndarray,
         raise ValueError(f"engine must be one of {GI_ENGINES}, got {engine!r}")
     singles = np.column_stack([delta_a, delta_b])
     if engine == "sklearn":
+        from sklearn.linear_model import TheilSenRegressor  # only this engine needs scikit-learn
+
         model = TheilSenRegressor(fit_intercept=False, max_subpopulation=max_subpopulation, max_iter=1000,
                                   random_state=random_state).fit(singles, delta_ab)
         c1, c2 = (float(c) for c in model.coef_)
