@@ -32,13 +32,11 @@ from typing import Any
 import jupytext
 import nbformat
 import pandas as pd
-import papermill
 import yaml
 
 from helpers import pipeline
 from helpers.datasets import of_prepared
 from helpers.reference import REPO_ROOT
-from helpers.models.torch_runtime import thread_environment
 from helpers.profiles import PROFILES
 from helpers.progress import PROGRESS_FILE_VARIABLE
 from helpers.files import atomic_path, atomic_write_csv
@@ -93,6 +91,12 @@ def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise ValueError(f"{source.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
+    # here, not at the top: the Snakefile imports this module on every job's start and needs
+    # neither torch nor papermill
+    import papermill
+
+    from helpers.models.torch_runtime import thread_environment
+
     executed_dir.mkdir(parents=True, exist_ok=True)
     output = executed_dir / f"{name}.ipynb"
     with tempfile.TemporaryDirectory() as tmp, _environment(thread_environment()):

@@ -9,7 +9,6 @@ import warnings
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scanpy as sc
 
 from helpers.conditions import CONTROL, condition_by_name, condition_means
 
@@ -33,6 +32,8 @@ def add_de_genes(adata: ad.AnnData) -> None:
     Matches ``gears.data_utils.get_DE_genes`` + ``get_dropout_non_zero_genes``; keys are
     ``condition_name`` and gene entries are ``var_names``.
     """
+    import scanpy as sc  # here, not at the top: every chapter that reads DE genes would pay its import
+
     add_condition_fields(adata)
     ranked: dict[str, list[str]] = {}
     for cell_type in adata.obs["cell_type"].cat.categories:
