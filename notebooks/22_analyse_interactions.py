@@ -43,7 +43,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from helpers import conditions, data, files, gi, pipeline, plots, predictions
-from helpers import profiles, reference, roots, runs, scoring, summary
+from helpers import profiles, roots, runs, scoring, summary
 from helpers.models import registry
 
 STEP = pipeline.ANALYSE_INTERACTIONS
@@ -54,7 +54,6 @@ scorer = scoring.Scoring.build(prepared.split.test, true_means, gi_genes, engine
                                max_subpopulation, random_state, n_jobs)
 stored = predictions.for_evaluation(prepared)
 stored = stored[stored.model.map(registry.scores_interactions)]
-verified = gi.verified_pairs(reference.gi_types())
 out = roots.step_dir(STEP)  # the figures (tables: scorer.analyse)
 print(f"{len(scorer.pairs)} test pairs scored on {len(scorer.genes):,} genes; "
       f"{len(stored)} model-seeds; engine {engine}")
@@ -123,10 +122,11 @@ display(top.precision_overview().round(2))  # means over seeds
 # %%
 tops = top.first_seed_tops()
 tops = {model: tops[model] for model in plots.ordered_models(tops)}
-fig = plots.gi_venns(tops, verified, top.true_top, top.scored)
+fig = plots.gi_venns(tops, top.verified, top.true_top, top.scored)
 files.atomic_savefig(fig, out / "top_pairs_venn.png")
 plt.show()
-print(summary.verified_base_rate_sentence(top.scored, verified, top.base_rate))
+print(summary.verified_base_rate_sentence(top.scored, top.verified,
+                                           top.base_rate))
 
 # %% [markdown]
 # ## 4. Interaction types by GEARS' thresholds

@@ -634,6 +634,7 @@ class TopPairs:
         true_top: kind → the truth's own top-``k`` pairs, order-free.
         base_rate: kind → the share of :attr:`scored` that Norman verified as that kind (the
             precision of a random list).
+        verified: Norman's verified pairs by kind (:func:`verified_pairs`), order-free.
     """
 
     k: int
@@ -642,6 +643,7 @@ class TopPairs:
     scored: set[str]
     true_top: dict[str, set[str]]
     base_rate: dict[str, float]
+    verified: Mapping[str, set[str]]
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {f"top{self.k}.csv": self.top, "precision.csv": self.precision}
@@ -680,7 +682,7 @@ def top_pairs_of(k: int, top: pd.DataFrame, precision: pd.DataFrame, truth: pd.D
                 for kind, group in top_pairs(truth, k).groupby("kind")}
     base_rate = {kind: len(verified[kind] & scored) / len(scored)
                  for kind in ("synergy", "suppressor")}
-    return TopPairs(k, top, precision, scored, true_top, base_rate)
+    return TopPairs(k, top, precision, scored, true_top, base_rate, verified)
 
 
 def type_precision_table(scores: pd.DataFrame, verified: Mapping[str, set[str]]) -> pd.DataFrame:

@@ -144,7 +144,8 @@ class Scoring:
         key = {**record, **self.settings(), "pairs": self.pairs, "truth_pairs": self.truth_pairs,
                "truths": sources, "top_k": top_k, "data_run": prepared.fingerprint,
                "predictions": predictions.fingerprints(stored),
-               "reference": reference.reference_digest(), "code": runs.code_digest("helpers.scoring")}
+               "reference": reference.reference_digest(),
+               "analysis_code": runs.code_digest("helpers.scoring")}  # beside the scores' "code"
 
         def compute(pending: list[runs.CachedRun]) -> Iterator[dict[str, pd.DataFrame]]:
             predicted = scored.predicted
