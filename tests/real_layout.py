@@ -111,18 +111,22 @@ def _gears_layout(conditions: list[str], symbols: list[str], cells_per_condition
     return adata
 
 
+def real_layout_paths(directory: Path) -> tuple[Path, Path]:
+    """Where :func:`write_real_layout` puts the h5ad and the zip under ``directory``."""
+    return Path(directory) / "norman" / "perturb_processed.h5ad", Path(directory) / "norman.zip"
+
+
 def write_real_layout(directory: Path, **options) -> tuple[Path, Path]:
     """Write the stand-in as ``<directory>/norman/perturb_processed.h5ad`` and as a
     ``norman.zip`` holding Dataverse's member names (``norman/go.csv`` and the h5ad). Returns
     (h5ad path, zip path)."""
     adata = real_layout_adata(**options)
-    h5ad_path = Path(directory) / "norman" / "perturb_processed.h5ad"
+    h5ad_path, zip_path = real_layout_paths(directory)
     h5ad_path.parent.mkdir(parents=True, exist_ok=True)
     adata.write_h5ad(h5ad_path)
     go_csv = h5ad_path.parent / "go.csv"
     pd.DataFrame({"source": ["KLF1", "CEBPE"], "target": ["CEBPE", "KLF1"], "importance": [0.2, 0.2]}
                  ).to_csv(go_csv, index=False)
-    zip_path = Path(directory) / "norman.zip"
     with zipfile.ZipFile(zip_path, "w") as archive:
         archive.write(go_csv, "norman/go.csv")
         archive.write(h5ad_path, "norman/perturb_processed.h5ad")

@@ -141,6 +141,7 @@ def test_verified_pairs_are_order_free_unions_of_norman_labels():
 
 
 @pytest.mark.slow
+@pytest.mark.long(1)
 def test_true_magnitudes_track_norman_at_the_default_cell_counts():
     """At Norman's cell counts (every condition, 91,205 cells) the GI truth recovers Norman's
     magnitudes: exactly from the noise-free means, shrunk but ranked from the cells. A simulator

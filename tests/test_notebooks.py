@@ -15,9 +15,29 @@ def test_toc_lists_the_data_chapter_first():
 
 
 def test_every_notebook_has_literal_defaults_and_a_profile():
+    """Read from the text, the parameters are those of the cell jupytext (and so papermill) tags;
+    a second tagged cell is refused."""
+    import ast
+
+    import jupytext
+
     for name in book.toc_notebooks():
-        parameters = book.notebook_parameters(book.NOTEBOOK_DIR / f"{name}.py")
+        source = book.NOTEBOOK_DIR / f"{name}.py"
+        parameters = book.notebook_parameters(source)
         assert parameters["profile"] == "default", name
+        tagged = [c for c in jupytext.read(source).cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, name
+        names = [t.id for node in ast.parse(tagged[0].source).body if isinstance(node, ast.Assign)
+                 for t in node.targets]
+        assert list(parameters) == names and len(names) >= 2, name
+
+
+def test_a_second_parameters_cell_is_refused(tmp_path):
+    source = book.NOTEBOOK_DIR / "10_train_baselines.py"
+    twice = tmp_path / "twice.py"
+    twice.write_text(source.read_text() + '\n# %% tags=["parameters"]\nseed = 1\n')
+    with pytest.raises(ValueError, match="exactly one cell tagged 'parameters', found 2"):
+        book.notebook_parameters(twice)
 
 
 CODE_WIDTH = 85  # characters; _static/custom.css sizes code so that this fits the page
@@ -184,6 +204,7 @@ def _repository_with_own_package(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.long(1)
 def test_a_new_model_and_one_trained_elsewhere_reach_every_table(finished_results, tmp_path, monkeypatch):
     """A toy model in one file plus one registration, and a prediction file dropped into the
     documented folder, are scored by evaluation (20), drawn by the combination chapter (21),
@@ -266,6 +287,7 @@ def test_a_code_change_reruns_exactly_the_steps_that_compute_with_it(finished_re
 
 
 @pytest.mark.slow
+@pytest.mark.long(1.5)
 def test_interrupted_book_resumes_and_a_changed_parameter_reruns_only_its_dependents(finished_results, tmp_path):
     results, executed = finished_results, tmp_path / "executed"
 

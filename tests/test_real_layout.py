@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from helpers import book, data, download, pipeline, roots, splits
-from real_layout import NON_GO_SYMBOLS, write_real_layout
+from conftest import built_once
+from real_layout import NON_GO_SYMBOLS, real_layout_paths, write_real_layout
 
 
 def _digests(root: Path, skip: str | None = None) -> dict[str, str]:
@@ -23,25 +24,29 @@ def _digests(root: Path, skip: str | None = None) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file() and (skip is None or skip not in p.parts)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def real_file(tmp_path_factory) -> tuple[Path, Path]:
-    return write_real_layout(tmp_path_factory.mktemp("norman"))
+    folder = built_once(tmp_path_factory, "real_layout", write_real_layout)
+    return real_layout_paths(folder)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def real_book(quick_book, real_file, tmp_path_factory):
-    """The quick book run by ``python -m helpers.book --data <file>`` into a results folder that
-    already holds the simulated quick book's results; returns (base, real root, digests of the
-    simulated results before the run)."""
-    base = tmp_path_factory.mktemp("shared") / "results"
-    shutil.copytree(quick_book / "results", base)
-    before = _digests(base)
+    """The quick book run by ``python -m helpers.book --data <file>`` (once for the session) into
+    a results folder that already held the simulated quick book's results; returns (base, real
+    root, digests of the simulated results before the run: the quick book's own)."""
+    def build(folder: Path) -> None:
+        shutil.copytree(quick_book / "results", folder / "results")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HELPERS_RESULTS_DIR", str(folder / "results"))
+            assert book.main(["--profile", "quick", "--data", str(real_file[0])],
+                             executed_dir=folder / "executed") == 0
+
+    base = built_once(tmp_path_factory, "real_book", build) / "results"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HELPERS_RESULTS_DIR", str(base))
-        assert book.main(["--profile", "quick", "--data", str(real_file[0])],
-                         executed_dir=tmp_path_factory.mktemp("executed")) == 0
         root = roots.results_root_for(str(real_file[0]))
-    return base, root, before
+    return base, root, _digests(quick_book / "results")
 
 
 def test_the_real_layout_loads_with_symbols_as_the_gene_axis(real_file):
@@ -67,6 +72,7 @@ def test_duplicate_symbols_are_made_unique_with_their_ids():
 
 
 @pytest.mark.slow
+@pytest.mark.long(3)
 def test_every_chapter_runs_on_the_real_layout(real_book, real_file):
     _, root, _ = real_book
     prepared = ad.read_h5ad(root / pipeline.PREPARE_DATA / data.DATASET_FILE)

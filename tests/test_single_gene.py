@@ -81,6 +81,7 @@ def _page_text(path: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.long(3)
 def test_make_book_runs_on_a_single_gene_screen(single_gene_file, tmp_path):
     """What `make book DATA=<file> PROFILE=quick` runs (the workflow, then the HTML), in a
     folder of its own: every chapter's page renders, the results go to the file's own root."""

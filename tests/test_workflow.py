@@ -95,14 +95,16 @@ def _overlap(log: Path) -> int:
 
 
 @pytest.mark.slow
-def test_quick_book_on_a_simulated_cluster_matches_the_local_run(quick_book, tmp_path):
+@pytest.mark.long(5)
+def test_quick_book_on_a_simulated_cluster_matches_the_local_run(request, tmp_path):
     """The quick book through snakemake's cluster-generic executor, whose submit command starts
     every job as a separate process (tests/local_cluster_submit.sh), with every run fanned out:
     several jobs run at once, and every table equals the plain local run's (the quick_book
     fixture), wall-clock columns aside. This is also the book's reproducibility check: a second
     clean run with the same parameters gives identical numbers (seeds are the only source of
     randomness). Both runs use the same threads per process: numbers can differ in their last
-    bits between thread counts."""
+    bits between thread counts. The local run is asked for only once this one has finished, so
+    that two test processes can build both at the same time."""
     from helpers.models.torch_runtime import available_cores
 
     results, executed, log = tmp_path / "results", tmp_path / "executed", tmp_path / "submitted.log"
@@ -127,7 +129,7 @@ def test_quick_book_on_a_simulated_cluster_matches_the_local_run(quick_book, tmp
     assert sorted(p.stem for p in executed.glob("*.ipynb")) == sorted(book.toc_notebooks())
     assert _overlap(log) >= 2, log.read_text()
 
-    first = quick_book / "results"
+    first = request.getfixturevalue("quick_book") / "results"
     tables = sorted(p.relative_to(first) for p in first.glob("*/*.csv") if "run" not in p.name)
     assert len(tables) > 5
     for table in tables:

@@ -21,6 +21,7 @@ import argparse
 import ast
 import contextlib
 import os
+import re
 import resource
 import sys
 import tempfile
@@ -29,8 +30,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jupytext
-import nbformat
 import pandas as pd
 import yaml
 
@@ -67,13 +66,23 @@ def toc_notebooks(toc_path: Path = REPO_ROOT / "_toc.yml") -> list[str]:
     return files
 
 
+# a py:percent cell marker tagged 'parameters', e.g. `# %% tags=["parameters"]`
+_PARAMETERS_MARKER = re.compile(r'^# %%.*\btags=\[[^\]]*"parameters"')
+
+
 def notebook_parameters(source: Path) -> dict[str, Any]:
-    """Names and defaults of the ``parameters`` cell of a py:percent notebook."""
-    notebook = jupytext.read(source)
-    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise ValueError(f"{source}: expected exactly one cell tagged 'parameters', found {len(cells)}")
-    tree = ast.parse(cells[0].source)
+    """Names and defaults of the ``parameters`` cell of a py:percent notebook.
+
+    Read from the text (the lines between the tagged cell marker and the next ``# %%``), not
+    through jupytext, whose import takes seconds: the Snakefile calls this on every job's start.
+    """
+    lines = Path(source).read_text().splitlines()
+    markers = [i for i, line in enumerate(lines) if line.startswith("# %%")]
+    tagged = [i for i in markers if _PARAMETERS_MARKER.match(lines[i])]
+    if len(tagged) != 1:
+        raise ValueError(f"{source}: expected exactly one cell tagged 'parameters', found {len(tagged)}")
+    end = next((i for i in markers if i > tagged[0]), len(lines))
+    tree = ast.parse("\n".join(lines[tagged[0] + 1:end]))
     return {target.id: ast.literal_eval(node.value) for node in tree.body
             if isinstance(node, ast.Assign) for target in node.targets if isinstance(target, ast.Name)}
 
@@ -92,7 +101,8 @@ def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED
     if unknown:
         raise ValueError(f"{source.name}: unknown parameter(s) {unknown}; it takes {sorted(known)}")
     # here, not at the top: the Snakefile imports this module on every job's start and needs
-    # neither torch nor papermill
+    # neither torch, papermill nor jupytext
+    import jupytext
     import papermill
 
     from helpers.models.torch_runtime import thread_environment
@@ -124,6 +134,8 @@ def _without_pairs(notebook: Any, question: str) -> Any:
     """The page of a chapter whose question needs two-gene perturbations, on data that has none:
     its title and introduction, its parameters, and one computed sentence saying why nothing
     follows (no traceback, no empty figure)."""
+    import nbformat
+
     title = next(c for c in notebook.cells if c.cell_type == "markdown")
     parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
     sentence = nbformat.v4.new_code_cell(
