@@ -186,6 +186,39 @@ def test_a_rerun_reuses_the_data_and_exports_for_cell_eval(finished_results, tmp
     assert scores.stat().st_mtime_ns != scored_at and mse_after > mse_before + 0.1  # every gene off by 0.5
 
 
+@pytest.mark.slow
+@pytest.mark.long(1)
+def test_the_prior_target_benchmark_trains_the_candidates_and_the_chapter_can_too(finished_results, tmp_path):
+    """``benchmarks/prior_target.py`` on the quick book's results: the three candidates on one
+    seed, each with its best validation error and plateau verdict, the lowest one chosen (the
+    chapter's own choice on those runs); chapter 14 given the candidates reuses those runs."""
+    import importlib.util
+
+    from helpers.models.priors import PRIOR_TARGETS
+    from helpers.reference import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("prior_target", REPO_ROOT / "benchmarks" / "prior_target.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    assert benchmark.main(["--profile", "quick", "--seeds", "2", "--root", str(finished_results),
+                           "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "prior_target_selection.csv")
+    assert sorted(table.target) == sorted(PRIOR_TARGETS) and set(table.seed) == {2}
+    assert table.chosen.sum() == 1 and table.val_mse_top20_de.notna().all()
+    assert table.loc[table.chosen, "val_mse_top20_de"].item() == table.val_mse_top20_de.min()
+    assert table.converged.dtype == bool
+    about = json.loads((tmp_path / "prior_target_selection.json").read_text())
+    assert about["profile"] == "quick" and about["seeds"] == [2] and len(about["data_run"]) == 16
+    # the chapter asked for the same candidates on the same seed trains nothing new
+    trained = {p: p.stat().st_mtime_ns for p in (finished_results / "14_train_gears_priors").rglob("history.csv")}
+    book.execute("14_train_gears_priors", {"profile": "quick", "prior_targets": list(PRIOR_TARGETS),
+                                           "selection_seed": 2, "seeds": [2], "prior_names": ["genemamba"]},
+                 executed_dir=tmp_path)
+    assert {p: p.stat().st_mtime_ns for p in trained} == trained
+    chosen = pd.read_csv(finished_results / "14_train_gears_priors" / "prior_target_selection.csv")
+    assert chosen.query("chosen").target.item() == table.query("chosen").target.item()
+
+
 def _repository_with_own_package(tmp_path, monkeypatch):
     """A copy of the repository whose ``src/`` a test may edit (the rest linked), imported by
     every kernel the test starts (``PYTHONPATH``)."""

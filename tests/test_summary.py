@@ -303,3 +303,40 @@ def test_the_glance_shows_mean_and_seed_sd_per_model(tmp_path):
     assert list(shown.columns) == ["additive", "gears", "noise_ceiling"]  # the registry's order
     assert shown.loc[label].tolist() == ["0.800", "0.500 ± 0.020", "0.100"]
     assert summary.read_optional(tmp_path / "absent.csv") is None
+
+
+def test_prior_target_findings_name_the_pick_each_seeds_own_and_whether_the_seeds_decide_it():
+    """Three seeds where `perturbation` has the lowest mean but one seed prefers `both`, as in
+    the default data's benchmark: the pick, every mean ± SD, the per-seed winners and the paired
+    differences (mean ± SD) are computed, and "no candidate is ahead" only when each paired
+    difference is within its SD."""
+    values = {"gene": [0.70, 0.69, 0.71], "perturbation": [0.65, 0.70, 0.69], "both": [0.69, 0.68, 0.72]}
+    table = pd.DataFrame([{"prior": "genemamba", "target": t, "seed": s, "val_mse_top20_de": v[i],
+                           "chosen": False, "converged": not (t == "gene" and s == 2)}
+                          for t, v in values.items() for i, s in enumerate([1, 2, 3])])
+    about = {"profile": "default", "commit": "b36b61d0123"}
+    text = summary.prior_target_findings(table, about)
+    assert text.startswith("Every prior enters GEARS' **perturbation** embedding")
+    assert "over 3 seeds of the default profile's data, with genemamba's prior" in text
+    assert "commit `b36b61d`" in text
+    assert "`perturbation` 0.680 ± 0.026; `both` 0.697 ± 0.021; `gene` 0.700 ± 0.010" in text
+    assert "Seed by seed the lowest was `perturbation` on 2, `both` on 1." in text
+    assert "`both` − `perturbation` = +0.017 ± 0.032; `gene` − `perturbation` = +0.020 ± 0.030" in text
+    assert "no candidate is ahead of another by more than the seed-to-seed spread" in text
+    assert "8 of 9 candidate runs reached their plateau" in text
+    clear = table.assign(val_mse_top20_de=table.val_mse_top20_de + (table.target == "gene") * 0.2)
+    assert "the difference from `gene` exceeds its seed spread" in summary.prior_target_findings(clear, about)
+
+
+def test_benchmarked_targets_are_read_checked_and_their_absence_says_what_to_run(tmp_path):
+    from helpers.models import priors
+
+    table, about = priors.benchmarked_targets()  # the shipped benchmark
+    assert sorted(set(table.target)) == sorted(priors.PRIOR_TARGETS) and table.seed.nunique() >= 2
+    assert about["profile"] == "default" and table.groupby("seed").chosen.sum().eq(1).all()
+    with pytest.raises(FileNotFoundError, match="run `python benchmarks/prior_target.py`, or give "
+                                                "chapter 14 prior_targets"):
+        priors.benchmarked_targets(tmp_path / "prior_target_selection.csv")
+    table.drop(columns="converged").to_csv(tmp_path / "broken.csv", index=False)
+    with pytest.raises(ValueError, match=r"broken.csv: missing column\(s\) \['converged'\]"):
+        priors.benchmarked_targets(tmp_path / "broken.csv")

@@ -31,9 +31,9 @@ def _job_counts(output: str) -> dict[str, int]:
 
 @pytest.mark.parametrize("profile", ["default", "full"])
 def test_dry_run_lists_a_job_per_chapter_and_per_run(profile, tmp_path):
-    """Locally one job per chapter; fanned out (a cluster), one more per GEARS seed, one that
-    chooses where priors enter, one per prior × seed, and one per model-seed's GI scores (and
-    the truth's)."""
+    """Locally one job per chapter; fanned out (a cluster), one more per GEARS seed, one per
+    prior × seed, and one per model-seed's GI scores (and the truth's); no job trains a run the
+    book does not use (where priors enter is read from benchmarks/prior_target.py's table)."""
     from helpers.models import registry
 
     environment = {**os.environ, "HELPERS_RESULTS_DIR": str(tmp_path / "results")}
@@ -44,7 +44,7 @@ def test_dry_run_lists_a_job_per_chapter_and_per_run(profile, tmp_path):
     scored = len(baselines) - 1 + 3 * len(seeds)
     for fan_out, expected in [
         ("false", {"chapter": chapters, "all": 1}),
-        ("true", {"chapter": chapters, "gears": len(seeds), "gears_prior_choice": 1,
+        ("true", {"chapter": chapters, "gears": len(seeds),
                   "gears_prior": 2 * len(seeds), "gi_truth": 1, "gi_model": scored, "all": 1}),
     ]:
         result = subprocess.run(
@@ -57,7 +57,7 @@ def test_dry_run_lists_a_job_per_chapter_and_per_run(profile, tmp_path):
 
 def test_gears_settings_reach_every_gears_job_and_no_other(tmp_path):
     """One configuration path: `--config gears_config=...` reaches chapters 11 and 14 and each of
-    their fanned-out GEARS jobs (the selection of where priors enter too), and nothing else."""
+    their fanned-out GEARS jobs, and nothing else."""
     environment = {**os.environ, "HELPERS_RESULTS_DIR": str(tmp_path / "results")}
     result = subprocess.run(
         [SNAKEMAKE, "--snakefile", SNAKEFILE, "--directory", str(tmp_path), "--dry-run", "--printshellcmds",
@@ -67,7 +67,7 @@ def test_gears_settings_reach_every_gears_job_and_no_other(tmp_path):
     commands = [line for line in result.stdout.splitlines() if "-m helpers." in line]
     given = [c for c in commands if "-p gears_config \"{'hidden_size': 16}\"" in c]
     training = [c for c in commands if "--only 11_train_gears" in c or "--only 14_train_gears_priors" in c]
-    assert len(training) == 2 + 1 + 1 + 2 * 1  # the two chapters, a GEARS seed, the choice, each prior
+    assert len(training) == 2 + 1 + 2 * 1  # the two chapters, a GEARS seed, each prior
     assert sorted(given) == sorted(training)
 
 
@@ -121,7 +121,7 @@ def test_quick_book_on_a_simulated_cluster_matches_the_local_run(request, tmp_pa
         capture_output=True, text=True, env=environment)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = _job_counts(result.stderr + result.stdout)
-    assert counts["gears"] == 1 and counts["gears_prior"] == 2 and counts["gears_prior_choice"] == 1
+    assert counts["gears"] == 1 and counts["gears_prior"] == 2 and "gears_prior_choice" not in counts
     from helpers.models import registry
 
     baselines = registry.registered("baseline")

@@ -255,6 +255,34 @@ def prior_target_comparison(choice: pd.DataFrame) -> Figure:
     return fig
 
 
+def prior_target_evidence(table: pd.DataFrame) -> Figure:
+    """Validation top-20-DE MSE per target (x) and seed (grey points, one line per seed), the
+    seed mean in black with ±1 SD, the lowest mean ringed: ``table`` has ``target, seed,
+    val_mse_top20_de`` (``benchmarks/prior_target.py``)."""
+    targets = [t for t in ("gene", "perturbation", "both") if t in set(table.target)]
+    by_seed = table.pivot_table(index="seed", columns="target", values="val_mse_top20_de")[targets]
+    x = np.arange(len(targets))
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    for seed, row in by_seed.iterrows():
+        ax.plot(x, row.to_numpy(), color="0.6", marker="o", markersize=4, linewidth=0.8, zorder=2)
+        ax.annotate(f"seed {seed}", (x[-1], row.iloc[-1]), xytext=(6, 0), textcoords="offset points",
+                    fontsize=7, color="0.4", va="center")
+    mean, sd = by_seed.mean(), by_seed.std()
+    ax.errorbar(x + 0.12, mean, yerr=sd, fmt="o", color="black", capsize=3, zorder=3, label="mean ± SD")
+    best = int(np.argmin(mean.to_numpy()))
+    ax.scatter([x[best] + 0.12], [mean.iloc[best]], facecolor="none", edgecolor="black", s=160,
+               linewidth=1.5, zorder=4)
+    ax.set_xticks(x, targets)
+    ax.set_xlim(-0.4, len(targets) - 0.3)
+    ax.set_xlabel("where the prior enters GEARS")
+    ax.set_ylabel("validation MSE, top-20 DE genes")
+    ax.set_title("Lowest seed mean ringed: the entry point", fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
 def combination_boxplot(true_delta: pd.DataFrame, predicted: pd.DataFrame, title: str = "") -> Figure:
     """Per gene (x, in the order of ``true_delta``'s columns), the change over control of the
     true cells (purple boxes, cells × genes) and each model's predicted change (one marker per

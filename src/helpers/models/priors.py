@@ -8,6 +8,7 @@ into GEARS); genes the table lacks get zeros and are counted.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from helpers.reference import REPO_ROOT
+
 PRIOR_TARGETS = ("gene", "perturbation", "both")
+# the evidence for where priors enter, decided once on several seeds (benchmarks/prior_target.py)
+TARGET_BENCHMARK = REPO_ROOT / "benchmarks" / "prior_target_selection.csv"
 
 
 class EmbeddingFileError(ValueError):
@@ -296,14 +301,15 @@ class PriorSet:
     digests: dict[str, str]  # the same → SHA-256 of its file (part of a run's cache key)
 
 
-def load_priors(folder: Path, names: Sequence[str] | None, targets: Sequence[str],
+def load_priors(folder: Path, names: Sequence[str] | None, targets: Sequence[str] | None,
                 selection_prior: str) -> PriorSet:
     """The priors of ``folder`` (``<name>.parquet``, written by the embeddings chapter) that a
     chapter asked for (``names``; ``None``: all), checked with the candidate ``targets`` (a
-    non-empty list drawn from :data:`PRIOR_TARGETS`). The ``selection_prior`` compares the
-    targets when it was built (it need not be among ``names``), else the first of ``names``."""
-    unknown = sorted(set(targets) - set(PRIOR_TARGETS))
-    if unknown or not targets:
+    non-empty list drawn from :data:`PRIOR_TARGETS`, or None: where :data:`TARGET_BENCHMARK`
+    chose). The ``selection_prior`` compares the targets when it was built (it need not be among
+    ``names``), else the first of ``names``."""
+    unknown = sorted(set(targets or ()) - set(PRIOR_TARGETS))
+    if unknown or (targets is not None and not targets):
         raise ValueError(f"prior_targets must be a non-empty list drawn from {PRIOR_TARGETS}, "
                          f"got {targets!r}")
     available = sorted(p.stem for p in Path(folder).glob("*.parquet"))
@@ -330,6 +336,22 @@ def prior_coverage(table: pd.DataFrame, genes: Sequence[str], graph_nodes: Seque
         counts[f"{what}_with_vector"] = int(found.reindex(report.matched_as.dropna()).sum())
         counts[what] = len(wanted)
     return counts
+
+
+def benchmarked_targets(path: Path | None = None) -> tuple[pd.DataFrame, dict]:
+    """The evidence for where priors enter (``benchmarks/prior_target.py``'s table and its
+    ``.json``: profile, seeds, data fingerprint, commit), checked; ``path`` defaults to
+    :data:`TARGET_BENCHMARK`."""
+    path = TARGET_BENCHMARK if path is None else Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run `python benchmarks/prior_target.py`, or "
+                                "give chapter 14 prior_targets (e.g. ['gene', 'perturbation', 'both'])")
+    table = pd.read_csv(path)
+    missing = sorted({"prior", "target", "seed", "val_mse_top20_de", "chosen", "converged"} - set(table))
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; rerun benchmarks/prior_target.py")
+    choose_prior_target(table)  # unknown targets fail here, naming them
+    return table, json.loads(path.with_suffix(".json").read_text())
 
 
 def target_selection(histories: pd.DataFrame, seed: int) -> pd.DataFrame:
