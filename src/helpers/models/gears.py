@@ -6,6 +6,7 @@ seeds, devices and the training loop of cell-gears 0.1.2's ``GEARS.train``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import multiprocessing
@@ -368,6 +369,17 @@ def _train_run(data: GearsData, split: SimulationSplit, config: GearsConfig, bud
     return train_gears(data, split, config, budget, run.seed, device, progress=progress, on_step=on_step, **priors)
 
 
+@contextlib.contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """PyTorch's intra-op threads set to ``count`` for the block, restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfig, budget: TrainingBudget,
                      gears_runs: list[GearsRun], device: str = "auto", workers: int | None = None,
                      progress: bool = True) -> list[tuple[DenseGEARS, pd.DataFrame]]:
@@ -381,14 +393,19 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
     second as one run on every core, the operating system shares the cores between more runs than
     cores without idle gaps (3 runs on 2 cores take ~1.5 runs' time, not 2), and a
     single-threaded run never spins OpenMP threads against a busy machine. On a GPU, or with one
-    worker, the runs train one after another in this process. Numbers can differ in the last bits between
-    thread counts (BLAS blocking), so a machine with another core count gives other last digits.
+    worker, the runs train one after another in this process, on the CPU on one thread. Numbers
+    can differ in the last bits between thread counts (BLAS blocking): a run trained alone gives
+    the numbers it gives beside other runs on a machine with no more cores than runs (one thread
+    each), so a chapter's runs side by side and one job per run on a cluster agree to the bit; a
+    machine with more cores than runs gives other last digits.
     """
     torch_device = resolve_device(device)
     cores = available_cores()
     workers = min(len(gears_runs), 4 * cores if workers is None else workers) if torch_device.type == "cpu" else 1
     if workers <= 1:
-        return [_train_run(data, split, config, budget, run, str(torch_device), progress) for run in gears_runs]
+        with _threads(1 if torch_device.type == "cpu" else torch.get_num_threads()):
+            return [_train_run(data, split, config, budget, run, str(torch_device), progress)
+                    for run in gears_runs]
     context = multiprocessing.get_context("spawn")  # never fork a process whose OpenMP pool has started
     with tempfile.TemporaryDirectory() as scratch, context.Manager() as manager, \
             progress_bar(None, progress, total=budget.steps * len(gears_runs), unit="step", mininterval=2,
