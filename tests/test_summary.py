@@ -323,7 +323,10 @@ def test_prior_target_findings_name_the_pick_each_seeds_own_and_whether_the_seed
     assert "Seed by seed the lowest was `perturbation` on 2, `both` on 1." in text
     assert "`both` − `perturbation` = +0.017 ± 0.032; `gene` − `perturbation` = +0.020 ± 0.030" in text
     assert "no candidate is ahead of another by more than the seed-to-seed spread" in text
-    assert "8 of 9 candidate runs reached their plateau" in text
+    assert "8 of 9 candidate runs reached their plateau. The benchmark ran on simulated data;" in text
+    one_seed = summary.prior_target_findings(table[table.seed == 1], about)
+    assert "`perturbation` 0.650 ± nan" not in one_seed and "over 1 seeds" not in one_seed
+    assert "one seed gives no spread to judge these differences by" in one_seed
     clear = table.assign(val_mse_top20_de=table.val_mse_top20_de + (table.target == "gene") * 0.2)
     assert "the difference from `gene` exceeds its seed spread" in summary.prior_target_findings(clear, about)
 

@@ -428,33 +428,42 @@ def prior_target_findings(table: pd.DataFrame, about: Mapping[str, object]) -> s
     target, seed, val_mse_top20_de, chosen, converged``: one row per seed × candidate) and its
     ``about`` (``profile``, ``commit``): each target's validation MSE over the seeds, which one
     each seed alone would have picked, and the paired seed-by-seed differences from the pick
-    (ahead "beyond the seed spread" when the mean difference exceeds its SD)."""
+    (ahead "beyond the seed spread" when the mean difference exceeds its SD; with one seed there
+    is no spread to judge by, and the sentence says so)."""
     from helpers.models.priors import choose_prior_target
+    from helpers.profiles import get_profile
 
     choice = choose_prior_target(table)
     picked = choice[choice.chosen].iloc[0]
     by_seed = table.pivot_table(index="seed", columns="target", values="val_mse_top20_de")
     stats = by_seed.agg(["mean", "std"]).T.sort_values("mean")
-    means = "; ".join(f"`{t}` {r['mean']:.3f} ± {r['std']:.3f}" for t, r in stats.iterrows())
+    means = "; ".join(f"`{t}` {r['mean']:.3f}" + (f" ± {r['std']:.3f}" if len(by_seed) > 1 else "")
+                      for t, r in stats.iterrows())
     winners = by_seed.idxmin(axis=1).value_counts()
     per_seed = ", ".join(f"`{t}` on {n}" for t, n in winners.items())
     differences, beyond = [], []
     for target in stats.index.drop(picked.target):
         paired = by_seed[target] - by_seed[picked.target]
-        differences.append(f"`{target}` − `{picked.target}` = {paired.mean():+.3f} ± {paired.std():.3f}")
+        spread = f" ± {paired.std():.3f}" if len(by_seed) > 1 else ""
+        differences.append(f"`{target}` − `{picked.target}` = {paired.mean():+.3f}{spread}")
         if abs(paired.mean()) > paired.std():
             beyond.append(target)
     verdict = ("no candidate is ahead of another by more than the seed-to-seed spread of their "
                "difference: the entry point is a convention the evidence allows, not a finding"
                if not beyond else
                f"the difference from {', '.join(f'`{t}`' for t in beyond)} exceeds its seed spread")
+    if len(by_seed) < 2:
+        verdict = "one seed gives no spread to judge these differences by"
     converged = int(table.converged.sum())
+    seeds = f"{len(by_seed)} seed" + ("s" if len(by_seed) > 1 else "")
+    data = get_profile(str(about.get("profile"))).data_source
+    data = "simulated data" if data == "simulated" else f"the data `{data}`"
     return (f"Every prior enters GEARS' **{picked.target}** embedding: the lowest mean validation "
-            f"MSE on the top-20 DE genes over {len(by_seed)} seeds of the {about.get('profile')} "
+            f"MSE on the top-20 DE genes over {seeds} of the {about.get('profile')} "
             f"profile's data, with {picked.prior}'s prior (`benchmarks/prior_target.py`, commit "
             f"`{str(about.get('commit'))[:7]}`): {means}. Seed by seed the lowest was {per_seed}. "
             f"Paired by seed, {'; '.join(differences)}: {verdict}. {converged} of {len(table)} "
-            "candidate runs reached their plateau. The benchmark ran on simulated data; on other "
+            f"candidate runs reached their plateau. The benchmark ran on {data}; on other "
             "data the chapter's `prior_targets` parameter trains the candidates and picks on "
             "validation instead.")
 
