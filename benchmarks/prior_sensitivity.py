@@ -7,7 +7,7 @@ single effects is a setting of the simulated data, not a fact about Norman's scr
 benchmark sweeps it. For each setting it simulates the data with those ``simulator_settings`` and runs
 the book's chapters 01, 10, 11, 12, 13, 14 and 20 into a results root of its own (the executed
 notebooks beside them, not in ``book/executed``), on seeds 1 and 2, with every prior entering
-GEARS where the default book chose (chapter 14 with that one target: no candidate selection).
+GEARS where the book's do (``benchmarks/prior_target.py``'s pick; chapter 14 with that one target).
 It then reads back chapter 20's per-perturbation metrics and reports each prior's gain over
 GEARS per test subgroup and metric (``helpers.summary.prior_gains``: per perturbation, the
 seed mean of GEARS + prior minus that of GEARS, signed so that positive = better; the mean over
@@ -81,24 +81,6 @@ def go_signal(root: Path) -> float:
     value = similarity_statistic(pipeline.folder("prepared_data", root) / "similarity_statistics.csv",
                                  "spearman_go_jaccard", "simulated cells")
     return float("nan") if value is None else value
-
-
-def default_prior_target(root: Path) -> str:
-    """Where the default book's priors entered GEARS (chapter 14's ``run.json``, else its
-    ``prior_target_selection.csv``); ``"gene"`` when neither records it."""
-    step = root / PRIORS_STEP
-    record = step / "run.json"
-    if record.is_file():
-        chosen = json.loads(record.read_text()).get("parameters", {}).get("chosen_target")
-        if chosen:
-            return str(chosen)
-    selection = step / "prior_target_selection.csv"
-    if selection.is_file():
-        table = pd.read_csv(selection)
-        chosen = table[table.chosen.astype(bool)] if "chosen" in table else table.iloc[:0]
-        if len(chosen) == 1:
-            return str(chosen.target.item())
-    return "gene"
 
 
 def chapter_parameters(name: str, args: argparse.Namespace, overrides: dict) -> dict:
@@ -271,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="default", choices=simulated)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--prior-target", default=None,
-                        help="where every prior enters GEARS (default: where the default book's "
-                             "chapter 14 chose, else 'gene')")
+                        help="where every prior enters GEARS (default: where the book's priors enter, "
+                             "benchmarks/prior_target_selection.csv)")
     parser.add_argument("--n-high-mean-genes", type=int, default=None,
                         help="simulated genes besides the perturbed ones (default: the profile's)")
     parser.add_argument("--root", type=Path, default=roots.results_root() / "benchmarks" / "prior_sensitivity",
@@ -285,9 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples over perturbations")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.prior_target is None:
-        args.prior_target = default_prior_target(roots.results_root())
-    from helpers.models.priors import PRIOR_TARGETS
+    from helpers.models.priors import PRIOR_TARGETS, benchmarked_targets, choose_prior_target
+
+    if args.prior_target is None:  # where the book's priors enter (benchmarks/prior_target.py)
+        choice = choose_prior_target(benchmarked_targets()[0])
+        args.prior_target = str(choice.query("chosen").target.item())
 
     if args.prior_target not in PRIOR_TARGETS:
         parser.error(f"--prior-target must be one of {list(PRIOR_TARGETS)}, got {args.prior_target!r}")

@@ -347,8 +347,8 @@ _WORKER: dict = {}  # what each worker process trains on, set once by _start_wor
 
 
 def _start_worker(data: GearsData, expression_file: str, split: SimulationSplit, config: GearsConfig,
-                  budget: TrainingBudget, threads: int, queue) -> None:
-    torch.set_num_threads(threads)
+                  budget: TrainingBudget, queue) -> None:
+    torch.set_num_threads(1)  # every CPU run trains on one thread (train_gears_runs)
     # the training cells' matrix is mapped from the file the parent wrote, not sent to each worker:
     # the workers share its pages (copy-on-write), and nothing is pickled three times
     data = dataclasses.replace(data, X=np.load(expression_file, mmap_mode="c"))
@@ -387,23 +387,22 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
     in order.
 
     On a CPU every run gets its own process (``workers``: default one per run, at most four per
-    available core), each with ``cores // workers`` threads (one when there are more runs than
-    cores): GEARS' many small operations scale poorly over threads (a step took 0.15 s on one
+    available core) and trains on one thread, whether beside other runs or alone in this
+    process: GEARS' many small operations scale poorly over threads (a step took 0.15 s on one
     thread and 0.09–0.14 s on two, 2 cores), so runs side by side train at least as many steps per
     second as one run on every core, the operating system shares the cores between more runs than
     cores without idle gaps (3 runs on 2 cores take ~1.5 runs' time, not 2), and a
-    single-threaded run never spins OpenMP threads against a busy machine. On a GPU, or with one
-    worker, the runs train one after another in this process, on the CPU on one thread. Numbers
-    can differ in the last bits between thread counts (BLAS blocking): a run trained alone gives
-    the numbers it gives beside other runs on a machine with no more cores than runs (one thread
-    each), so a chapter's runs side by side and one job per run on a cluster agree to the bit; a
-    machine with more cores than runs gives other last digits.
+    single-threaded run never spins OpenMP threads against a busy machine. Numbers can differ in
+    the last bits between thread counts (BLAS blocking); with one thread always, a run gives the
+    same numbers however runs are grouped (a chapter's runs side by side, one job per run on a
+    cluster) and on any core count. On a GPU, or with one worker, the runs train one after another
+    in this process.
     """
     torch_device = resolve_device(device)
     cores = available_cores()
     workers = min(len(gears_runs), 4 * cores if workers is None else workers) if torch_device.type == "cpu" else 1
     if workers <= 1:
-        with _threads(1 if torch_device.type == "cpu" else torch.get_num_threads()):
+        with _threads(1) if torch_device.type == "cpu" else contextlib.nullcontext():
             return [_train_run(data, split, config, budget, run, str(torch_device), progress)
                     for run in gears_runs]
     context = multiprocessing.get_context("spawn")  # never fork a process whose OpenMP pool has started
@@ -416,7 +415,7 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
         view = dataclasses.replace(data, X=np.empty((0, data.X.shape[1]), data.X.dtype))
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                  initargs=(view, str(expression_file), split, config, budget,
-                                           max(1, cores // workers), queue)) as pool:
+                                           queue)) as pool:
             futures = [pool.submit(_train_in_worker, run) for run in gears_runs]
             while not all(f.done() for f in futures):
                 try:
