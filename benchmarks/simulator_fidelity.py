@@ -10,12 +10,14 @@ simulator settings asked, and reports beside Norman's own numbers, all measured 
   its Spearman with the two genes' GO Jaccard, its medians within and across Norman's
   GI-manifold cluster labels, and the Kolmogorov–Smirnov distance of its whole distribution
   from Norman's (these calibrate the shared axes);
-- GI fidelity (``helpers.gi.truth_fidelity``): magnitudes scored from the cells and from the
+- GI fidelity (``helpers.gi.truth_fidelity``): magnitudes scored from the cells (on GEARS'
+  scale and, as Norman scored his, on his: ``helpers.gi.norman_scale_means``) and from the
   noise-free expected means against Norman's fits (r, slope), their median and share above
-  GEARS' synergy threshold of 1.15 (these calibrate ``interaction_scale``).
+  GEARS' synergy threshold of 1.15 (the cells on Norman's scale calibrate ``interaction_scale``
+  and ``interaction_offset``).
 
     python benchmarks/simulator_fidelity.py                                  # the default settings
-    python benchmarks/simulator_fidelity.py --set interaction_scale=1.0,1.3,1.6  # a grid
+    python benchmarks/simulator_fidelity.py --set interaction_scale=1.15,1.3 --set interaction_offset=0,0.15  # a grid
     python benchmarks/simulator_fidelity.py --singles-only --set cluster_weight=1,2,3 \\
         --set shared_axis_share=0.5,0.7                                       # similarity only
 
@@ -76,8 +78,11 @@ def measure(config, singles_only: bool = False) -> dict:
     if singles_only:
         return row
     correlations = gi.profile_correlations(means, pairs, genes).groupby("measure").value.median()
-    scores = pd.concat([gi.interaction_scores(source_means, pairs, genes, n_jobs=2).assign(source=source)
-                        for source, source_means in (("cells", means), ("noise-free", truth.to_df()))])
+    normans_scale = gi.norman_scale_means(adata)  # the cells measured as Norman measured his
+    scores = pd.concat([gi.interaction_scores(source_means, pairs, source_genes, n_jobs=2).assign(source=source)
+                        for source, source_means, source_genes in (
+                            ("cells", means, genes), ("noise-free", truth.to_df(), genes),
+                            ("cells_norman_scale", normans_scale, list(normans_scale.columns)))])
     fidelity = gi.truth_fidelity(scores, fits).set_index("source")
     norman_magnitude = gi.norman_magnitudes(fits)
     row.update({"corr_sum_cells": round(float(correlations["corr_sum"]), 3),

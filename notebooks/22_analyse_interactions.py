@@ -72,19 +72,24 @@ scored = scorer.score_all(prepared, stored, true_means, force)
 display(Markdown(summary.true_magnitudes_sentence(scored.truth)))
 
 # %% [markdown]
-# ### Can the truth carry the analysis? Two truths beside Norman's fits
+# ### Can the truth carry the analysis? The truth beside Norman's fits
 #
 # The truth above is scored from the cells, as a real analysis must: each condition's mean over
-# its cells, at the screen's cell counts and depth. On simulated data the simulator also saved
-# each condition's *noise-free* expected mean, whose pairs were set on this scored scale from
-# Norman's own coefficients and fit quality. Over every pair Norman fitted, we compare the
-# magnitudes each truth gives with Norman's sqrt(c1² + c2²): the noise-free truth shows what the
-# simulator was given, the cells what survives sampling noise. Noise in the singles' changes
-# biases a Theil–Sen fit towards zero (errors in the predictors), so the cells' magnitudes are
-# shrunk; a model is compared with the cells' truth (as on real data) and, below, with both.
+# its cells, at the screen's cell counts and depth. Over every pair Norman fitted, we compare the
+# magnitudes it gives with Norman's sqrt(c1² + c2²). Norman did not fit on GEARS' scale: he
+# z-scored each gene against the control cells and kept the genes above 0.5 UMI per cell. Noise
+# in the singles' changes biases a Theil–Sen fit towards zero (errors in the predictors), far
+# more on GEARS' scale, where the many weakly expressed genes are mostly counting noise. So
+# where each cell's UMI total is known the cells are also measured on his scale: that view,
+# not GEARS', is the one to hold against his estimates. On simulated data the simulator also
+# saved each condition's *noise-free* expected mean, whose pairs were set on GEARS' scale so
+# that the cells, measured as Norman measured his, give magnitudes that distribute as his: the
+# noise-free truth lies further out than his estimates, by the shrinkage his own noise caused.
+# A model is compared with the cells' truth (as on real data) and, below, with the noise-free one.
 
 # %%
 scored = scorer.with_noise_free_truth(scored, prepared, force)  # simulated data only
+scored = scorer.with_normans_scale(scored, prepared, force)  # UMI totals known
 # every table of this chapter, computed or read back (a run keyed on its inputs)
 analysis = scorer.analyse(scored, prepared, stored, top_k, {"profile": profile},
                           force)

@@ -145,9 +145,10 @@ def test_quick_book_runs_end_to_end(quick_book, tmp_path, monkeypatch):
     top = pd.read_csv(pipeline.folder("gi", first) / "top20.csv")
     assert top.columns.tolist() == ["model", "seed", "kind", "rank", "perturbation", "verified", "in_true_top20"]
     fidelity = pd.read_csv(pipeline.folder("gi", first) / "truth_fidelity.csv")
-    assert fidelity.columns.tolist() == ["source", "r", "slope", "n", "agreement"]
-    assert fidelity.source.tolist() == ["cells", "noise-free"] and fidelity.n.gt(100).all()
-    assert fidelity[["r", "slope", "agreement"]].notna().all().all()
+    assert fidelity.columns.tolist() == ["source", "r", "slope", "n", "agreement", "median", "above",
+                                         "norman_median", "norman_above"]
+    assert fidelity.source.tolist() == ["cells", "cells, Norman's scale", "noise-free"]
+    assert fidelity.n.gt(100).all() and fidelity.notna().all().all()
     assert top.groupby(["model", "seed", "kind"]).size().eq(20).all()
     detection = pd.read_csv(pipeline.folder("gi", first) / "detection.csv")
     assert detection.columns.tolist() == ["truth", "model", "seed", "kind", "average_precision", "base_rate",

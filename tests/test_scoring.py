@@ -48,6 +48,31 @@ def test_score_all_scores_the_truths_on_every_pair_and_the_build_on_the_test_pai
                                       scored.truths["cells"].drop(columns="model"))
 
 
+def test_the_cells_go_on_normans_scale_only_where_their_umi_totals_are_known():
+    import anndata as ad
+
+    scorer, prepared, means = _build(np.random.default_rng(0), noise_free=True)
+    rng = np.random.default_rng(1)
+    conditions = [c for c in means.index for _ in range(30)]
+    # UMIs linear in the means (Norman's scale is linear): 30 a gene, each change 6 UMIs per unit
+    counts = rng.poisson(np.maximum(30 + 6 * (means.loc[conditions].to_numpy() - 5), 1))
+    totals = counts.sum(axis=1)
+    cells = pd.DataFrame({"condition": conditions, "total_counts": totals})
+    adata = ad.AnnData(np.log1p(counts / totals[:, None] * 1e4), obs=cells,
+                       var=pd.DataFrame(index=means.columns))
+    scored = scorer.with_noise_free_truth(scorer.score_all(prepared, pd.DataFrame({"model": [], "seed": []}),
+                                                           means), prepared)
+    without_totals = SimpleNamespace(**vars(prepared), adata=ad.AnnData(adata.X, obs=cells[["condition"]]))
+    assert scorer.with_normans_scale(scored, without_totals) is scored
+    on_his = scorer.with_normans_scale(scored, SimpleNamespace(**vars(prepared), adata=adata))
+    assert list(on_his.truths) == ["cells", "noise-free"]  # models are never scored against it
+    assert list(on_his.fidelity_truths) == ["cells", gi.NORMAN_SCALE_SOURCE, "noise-free"]
+    table = on_his.normans_scale.set_index("perturbation")
+    assert table.index.tolist() == ["A+B", "C+D", "E+F"]
+    # z-scores are a per-gene rescaling of the changes: the pairs' magnitudes come through
+    assert table.magnitude.tolist() == pytest.approx([np.sqrt(2), 1.5 * np.sqrt(2), 0.5 * np.sqrt(2)], rel=0.25)
+
+
 def _norman_build(rng):
     """Four pairs Norman fitted, each the sum of its singles weighted by his own coefficients
     (so their true magnitudes are his); the first two are the test pairs."""

@@ -258,14 +258,20 @@ def test_chapter_22_sentences_on_the_truth_and_the_verified_pairs():
     assert summary.true_magnitudes_sentence(truth) == (
         "True magnitudes (from the cells): median 1.00, range 0.80–1.50; 2 of 5 test pairs above "
         "GEARS' synergy threshold 1.15, 2 below the suppressor threshold 1.0.")
-    fidelity = pd.DataFrame({"source": ["cells", "noise-free"], "r": [0.812, 0.97],
-                             "slope": [0.534, 0.99], "n": [120, 120], "agreement": [0.8, 0.95]})
+    fidelity = pd.DataFrame({"source": ["cells", "cells, Norman's scale", "noise-free"],
+                             "r": [0.812, 0.92, 0.97], "slope": [0.534, 0.93, 1.2], "n": [120] * 3,
+                             "agreement": [0.8, 0.94, 0.78], "median": [0.8, 1.08, 1.17],
+                             "above": [0.1, 0.34, 0.54], "norman_median": [1.02] * 3,
+                             "norman_above": [0.32] * 3})
     sentence = summary.truth_fidelity_sentence(fidelity)
     assert sentence == (
         "From the cells, true magnitudes track Norman's with r = 0.81 and slope 0.53 over 120 "
-        "pairs; GEARS' synergy threshold makes Norman's call on 80% of them. The noise-free "
-        "truth gives r = 0.97, slope 0.99, agreement 95%.")
-    assert summary.truth_fidelity_sentence(fidelity.iloc[:1]) == sentence.split(" The noise")[0]
+        "pairs, median 0.80 with 10% above GEARS' synergy threshold 1.15 (Norman's own: median "
+        "1.02, 32%); the threshold makes Norman's call on 80% of them. Measured as Norman measured "
+        "his (z-scores over the genes above 0.5 UMI per cell), the cells give r = 0.92, slope 0.93, "
+        "median 1.08, 34% above 1.15, agreement 94%. The noise-free truth gives r = 0.97, slope "
+        "1.20, median 1.17, 54% above 1.15, agreement 78%.")
+    assert summary.truth_fidelity_sentence(fidelity.iloc[:1]) == sentence.split(" Measured as")[0]
     verified = {"synergy": {"A+B", "C+D", "X+Y"}, "suppressor": {"E+F"}}
     assert summary.verified_base_rate_sentence({"A+B", "C+D", "E+F", "G+H"}, verified,
                                                {"synergy": 0.5, "suppressor": 0.25}) == (

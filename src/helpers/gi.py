@@ -27,6 +27,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dcor
 import numpy as np
@@ -34,6 +35,9 @@ import pandas as pd
 
 from helpers.conditions import CONTROL, condition_genes, is_combo, single_changes
 from helpers.progress import progress_bar
+
+if TYPE_CHECKING:
+    import anndata as ad
 
 
 GI_ENGINES = ("fast", "sklearn")
@@ -154,6 +158,57 @@ def gi_scores(delta_a: np.ndarray, delta_b: np.ndarray, delta_ab: np.ndarray,
         "equality_of_contribution": equality,
         "dominance": dominance,
     }
+
+
+# Norman et al. fitted their GI model on another scale than GEARS' (Perturbseq_GI,
+# GI_model_fits.ipynb): each cell's UMIs scaled to the control cells' median total, each gene
+# z-scored against the control cells, the condition's mean z-score, over the genes with a mean
+# above 0.5 raw UMI per cell that no guide targets. Standardised genes weigh alike, and weakly
+# expressed genes, whose changes are mostly counting noise, are left out: the noise in the
+# singles pulls his Theil–Sen coefficients towards zero far less than on GEARS' scale
+# (log-normalised means over all 2,967 high-mean genes).
+NORMAN_MIN_MEAN_UMIS = 0.5
+
+
+def norman_scale_means(adata: ad.AnnData, min_mean_umis: float = NORMAN_MIN_MEAN_UMIS) -> pd.DataFrame:
+    """Condition means on Norman's GI scale (conditions × genes; ``ctrl`` ≈ 0): the mean over a
+    condition's cells of each gene's z-score against the control cells, from UMIs scaled to the
+    control cells' median total, over the genes whose mean raw UMIs per cell exceed
+    ``min_mean_umis`` and that are not a perturbation's target.
+
+    ``adata`` is in GEARS' layout (``X`` = log1p of counts normalised to a common total, as the
+    simulator and GEARS write it) with each cell's raw total in ``obs['total_counts']``: the raw
+    counts are ``expm1(X)`` rescaled to it. Genes without spread in the control cells are left
+    out (no z-score)."""
+    import scipy.sparse as sp
+
+    from helpers.conditions import genes_of
+
+    if "total_counts" not in adata.obs:
+        raise ValueError("Norman's GI scale needs each cell's raw UMI total in obs['total_counts'] "
+                         "(the simulated data has it; a file without it cannot be put on his scale)")
+    counts = sp.csr_matrix(adata.X, dtype=np.float64)
+    counts.data = np.expm1(counts.data)
+    normalised_total = np.asarray(counts.sum(axis=1)).ravel()
+    raw_total = adata.obs["total_counts"].to_numpy(np.float64)
+    condition = adata.obs["condition"].astype(str).to_numpy()
+    is_control = condition == CONTROL
+    raw_mean = np.asarray((sp.diags(raw_total / np.maximum(normalised_total, 1e-12)) @ counts).mean(axis=0)).ravel()
+    # every cell at the control cells' median total (a common scale drops out of a z-score)
+    scaled = sp.diags(np.median(raw_total[is_control]) / np.maximum(normalised_total, 1e-12)) @ counts
+    targets = set(genes_of(pd.Series(np.unique(condition))))
+    control = scaled[is_control]
+    control_mean = np.asarray(control.mean(axis=0)).ravel()
+    control_sd = np.sqrt(np.maximum(np.asarray(control.multiply(control).mean(axis=0)).ravel()
+                                    - control_mean**2, 0.0) * is_control.sum() / max(is_control.sum() - 1, 1))
+    keep = (raw_mean > min_mean_umis) & (control_sd > 0) & ~adata.var_names.isin(list(targets))
+    codes = pd.Categorical(condition)
+    indicator = sp.csr_matrix((np.ones(len(condition)), (codes.codes, np.arange(len(condition)))),
+                              shape=(len(codes.categories), len(condition)))
+    sums = np.asarray((indicator @ scaled[:, keep]).todense())
+    means = sums / np.asarray(indicator.sum(axis=1))
+    return pd.DataFrame((means - control_mean[keep]) / control_sd[keep],
+                        index=codes.categories.astype(str), columns=adata.var_names[keep])
 
 
 def precision_at_k(ranked: list[str], relevant: set[str], k: int) -> float:
@@ -429,9 +484,10 @@ def truth_fidelity(scores: pd.DataFrame, fits: pd.DataFrame, threshold: float | 
     ``scores``: ``source, perturbation, magnitude`` (e.g. sources ``cells`` and ``noise-free``);
     ``fits``: Norman's Theil–Sen fits (``condition, c_a, c_b``, as ``reference.gi_fits``), matched
     order-free. Per source: Pearson ``r`` and least-squares ``slope`` (with intercept) of the
-    scored magnitude on Norman's sqrt(c_a² + c_b²), ``n`` pairs, and ``agreement``: the share of
+    scored magnitude on Norman's sqrt(c_a² + c_b²), ``n`` pairs, ``agreement``: the share of
     pairs on which GEARS' synergy threshold (magnitude > ``threshold``, default 1.15) makes the
-    same call on both.
+    same call on both, the ``median`` magnitude and the share ``above`` the threshold, and the
+    same two of Norman's own magnitudes on those pairs (``norman_median``, ``norman_above``).
     """
     if threshold is None:
         threshold = GI_THRESHOLDS["synergy"][2]
@@ -445,7 +501,9 @@ def truth_fidelity(scores: pd.DataFrame, fits: pd.DataFrame, threshold: float | 
             raise ValueError(f"source {source!r} shares only {len(shared)} pairs with Norman's fits")
         slope, _ = np.polyfit(x, y, 1)
         rows.append({"source": source, "r": float(np.corrcoef(x, y)[0, 1]), "slope": float(slope),
-                     "n": len(shared), "agreement": float(np.mean((x > threshold) == (y > threshold)))})
+                     "n": len(shared), "agreement": float(np.mean((x > threshold) == (y > threshold))),
+                     "median": float(np.median(y)), "above": float(np.mean(y > threshold)),
+                     "norman_median": float(np.median(x)), "norman_above": float(np.mean(x > threshold))})
     return pd.DataFrame(rows)
 
 
@@ -514,6 +572,8 @@ def gi_detection(truth: pd.DataFrame, predicted: pd.DataFrame) -> tuple[pd.DataF
 # (``cells``: scored from the cells' means; ``noise-free``: the simulator's expected means) to
 # its scores; ``predicted`` holds every model-seed's scores on the test pairs (``model, seed``).
 TRUTH_LABELS = {"cells": "truth from cells", "noise-free": "noise-free truth"}
+# the cells' truth measured as Norman measured his (:func:`norman_scale_means`): beside his fits only
+NORMAN_SCALE_SOURCE = "cells, Norman's scale"
 
 
 def source_slug(source: str) -> str:

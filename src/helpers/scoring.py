@@ -29,6 +29,8 @@ from helpers import conditions, gi, pipeline, predictions, profiles, reference, 
 from helpers.conditions import CONTROL, is_combo
 
 if TYPE_CHECKING:
+    import anndata as ad
+
     from helpers.data import Prepared
 
 STEP = pipeline.ANALYSE_INTERACTIONS
@@ -132,6 +134,24 @@ class Scoring:
         noise_free = self.scores([run], force, "noise-free truth")[0]
         return replace(scored, truths={**scored.truths, "noise-free": noise_free})
 
+    def on_normans_scale(self, adata: ad.AnnData, data_fingerprint: str) -> tuple[Scoring, runs.CachedRun]:
+        """The cells' truth measured as Norman measured his (:func:`helpers.gi.norman_scale_means`:
+        z-scores over the genes above 0.5 UMI per cell), on every pair of :attr:`truth_pairs`:
+        the scoring over those genes and its run."""
+        means = gi.norman_scale_means(adata)
+        scoring = replace(self, genes=list(means.columns))
+        return scoring, scoring._run("truth_norman_scale", 0, data_fingerprint, means, self.truth_pairs)
+
+    def with_normans_scale(self, scored: InteractionScores, prepared: Prepared,
+                           force: bool = False) -> InteractionScores:
+        """``scored`` with the cells' truth on Norman's own scale beside it (for the truth's
+        fidelity to his fits only: a model predicts means, not cells to z-score); unchanged where
+        the cells' UMI totals are unknown (``obs['total_counts']``, which simulated data has)."""
+        if "total_counts" not in prepared.adata.obs:
+            return scored
+        scoring, run = self.on_normans_scale(prepared.adata, prepared.fingerprint)
+        return replace(scored, normans_scale=scoring.scores([run], force, "truth on Norman's scale")[0])
+
     def analyse(self, scored: InteractionScores, prepared: Prepared, stored: pd.DataFrame,
                 top_k: int, record: Mapping[str, object], force: bool = False) -> InteractionAnalysis:
         """Chapter 22's tables from ``scored`` (:meth:`score_all`, maybe
@@ -142,7 +162,7 @@ class Scoring:
         fits, verified = reference.gi_fits(), gi.verified_pairs(reference.gi_types())
         sources = list(scored.truths)
         key = {**record, **self.settings(), "pairs": self.pairs, "truth_pairs": self.truth_pairs,
-               "truths": sources, "top_k": top_k, "data_run": prepared.fingerprint,
+               "truths": sources, "fidelity_truths": list(scored.fidelity_truths), "top_k": top_k, "data_run": prepared.fingerprint,
                "predictions": predictions.fingerprints(stored),
                "reference": reference.reference_digest(),
                "analysis_code": runs.code_digest("helpers.scoring")}  # beside the scores' "code"
@@ -150,7 +170,7 @@ class Scoring:
         def compute(pending: list[runs.CachedRun]) -> Iterator[dict[str, pd.DataFrame]]:
             predicted = scored.predicted
             yield {**scored.tables(),
-                   "truth_fidelity.csv": gi.fidelity_to_norman(scored.truths, fits).table,
+                   "truth_fidelity.csv": gi.fidelity_to_norman(scored.fidelity_truths, fits).table,
                    **gi.magnitude_correlations(scored.truths, predicted).tables(),
                    **gi.top_pair_lists(scored.scores, scored.truth, verified, top_k).tables(),
                    "gi_types.csv": gi.type_precision_table(scored.scores, verified),
@@ -161,7 +181,7 @@ class Scoring:
         correlation_files = gi.magnitude_correlation_files(sources)
         return InteractionAnalysis(
             scored,
-            gi.TruthFidelity(tables["truth_fidelity.csv"], gi.fidelity_points(scored.truths, fits)),
+            gi.TruthFidelity(tables["truth_fidelity.csv"], gi.fidelity_points(scored.fidelity_truths, fits)),
             gi.MagnitudeCorrelations(
                 {source: tables[name] for source, name in correlation_files.items()},
                 gi.pooled_magnitude_correlation(scored.truths[sources[0]], scored.predicted)),
@@ -181,10 +201,22 @@ class InteractionScores:
         truths: each truth's source (``cells``; ``noise-free`` on simulated data once
             :meth:`Scoring.with_noise_free_truth` added it) → its scores of the test pairs and
             of every pair Norman fitted.
+        normans_scale: the cells' truth on Norman's own scale (``normans_scale`` of
+            :meth:`Scoring.with_normans_scale`), for the truth's fidelity only.
     """
 
     scores: pd.DataFrame
     truths: dict[str, pd.DataFrame]
+    normans_scale: pd.DataFrame | None = None
+
+    @property
+    def fidelity_truths(self) -> dict[str, pd.DataFrame]:
+        """The truths whose magnitudes are set beside Norman's fits: :attr:`truths` and, where
+        :meth:`Scoring.with_normans_scale` added it, the cells' truth on his scale."""
+        if self.normans_scale is None:
+            return dict(self.truths)
+        cells, *others = self.truths.items()  # the cells' two views side by side
+        return dict([cells, (gi.NORMAN_SCALE_SOURCE, self.normans_scale), *others])
 
     @property
     def truth(self) -> pd.DataFrame:
@@ -270,7 +302,11 @@ def main(argv: list[str] | None = None) -> int:
                                           "truth_noise_free"))
     else:
         jobs = [scoring.model_run(args.model, args.seed, true_means)]
-    for run, table in zip(jobs, scoring.scores(jobs, parameters["force"])):
+    scored = list(zip(jobs, scoring.scores(jobs, parameters["force"])))
+    if args.truth and "total_counts" in prepared.adata.obs:
+        normans, run = scoring.on_normans_scale(prepared.adata, prepared.fingerprint)
+        scored += zip([run], normans.scores([run], parameters["force"]))
+    for run, table in scored:
         print(f"{run.name}: {len(table)} pairs scored, median magnitude "
               f"{table.magnitude.median():.3f}")
     return 0

@@ -520,16 +520,26 @@ def true_magnitudes_sentence(truth: pd.DataFrame) -> str:
 
 
 def truth_fidelity_sentence(fidelity: pd.DataFrame) -> str:
-    """How the cells' truth (and the noise-free one, where ``fidelity`` has it) tracks Norman's
-    fits: rows of ``truth_fidelity.csv``."""
+    """How the cells' truth (and, where ``fidelity`` has them, the cells measured on Norman's
+    scale and the noise-free truth) tracks Norman's fits: rows of ``truth_fidelity.csv``."""
+    from helpers.gi import NORMAN_SCALE_SOURCE
+
     rows = fidelity.set_index("source")
     cells = rows.loc["cells"]
     sentence = (f"From the cells, true magnitudes track Norman's with r = {cells.r:.2f} "
-                f"and slope {cells.slope:.2f} over {int(cells.n)} pairs; GEARS' "
-                f"synergy threshold makes Norman's call on {cells.agreement:.0%} of them.")
+                f"and slope {cells.slope:.2f} over {int(cells.n)} pairs, median {cells['median']:.2f} "
+                f"with {cells.above:.0%} above GEARS' synergy threshold 1.15 (Norman's own: median "
+                f"{cells.norman_median:.2f}, {cells.norman_above:.0%}); the threshold makes "
+                f"Norman's call on {cells.agreement:.0%} of them.")
+    if NORMAN_SCALE_SOURCE in rows.index:
+        row = rows.loc[NORMAN_SCALE_SOURCE]
+        sentence += (f" Measured as Norman measured his (z-scores over the genes above 0.5 UMI per "
+                     f"cell), the cells give r = {row.r:.2f}, slope {row.slope:.2f}, median "
+                     f"{row['median']:.2f}, {row.above:.0%} above 1.15, agreement {row.agreement:.0%}.")
     if "noise-free" in rows.index:
-        sentence += (" The noise-free truth gives r = {r:.2f}, slope {slope:.2f}, "
-                     "agreement {agreement:.0%}.".format(**rows.loc["noise-free"]))
+        row = rows.loc["noise-free"]
+        sentence += (f" The noise-free truth gives r = {row.r:.2f}, slope {row.slope:.2f}, median "
+                     f"{row['median']:.2f}, {row.above:.0%} above 1.15, agreement {row.agreement:.0%}.")
     return sentence
 
 
