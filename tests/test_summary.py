@@ -335,6 +335,11 @@ def test_prior_target_findings_name_the_pick_each_seeds_own_and_whether_the_seed
     assert "one seed gives no spread to judge these differences by" in one_seed
     clear = table.assign(val_mse_top20_de=table.val_mse_top20_de + (table.target == "gene") * 0.2)
     assert "the difference from `gene` exceeds its seed spread" in summary.prior_target_findings(clear, about)
+    # evidence from other data is flagged, the same data is not
+    about["data_run"] = "bcc1f0d47cb8723b"
+    assert summary.prior_target_findings(table, about, "bcc1f0d47cb8723b") == text
+    stale = summary.prior_target_findings(table, about, "0123456789abcdef")
+    assert stale.startswith(text) and "data step `0123456789abcdef`, the benchmark's `bcc1f0d47cb8723b`" in stale
 
 
 def test_benchmarked_targets_are_read_checked_and_their_absence_says_what_to_run(tmp_path):

@@ -423,13 +423,15 @@ def prior_sweep_markdown(sweep: Path, similarity: Path, root: Path) -> str:
     return prior_sweep_findings(pd.read_csv(sweep), norman_go_spearman=norman_go)
 
 
-def prior_target_findings(table: pd.DataFrame, about: Mapping[str, object]) -> str:
+def prior_target_findings(table: pd.DataFrame, about: Mapping[str, object],
+                          data_run: str | None = None) -> str:
     """Where the priors enter and why, from ``benchmarks/prior_target.py``'s ``table`` (``prior,
     target, seed, val_mse_top20_de, chosen, converged``: one row per seed × candidate) and its
-    ``about`` (``profile``, ``commit``): each target's validation MSE over the seeds, which one
-    each seed alone would have picked, and the paired seed-by-seed differences from the pick
-    (ahead "beyond the seed spread" when the mean difference exceeds its SD; with one seed there
-    is no spread to judge by, and the sentence says so)."""
+    ``about`` (``profile``, ``commit``, ``data_run``): each target's validation MSE over the
+    seeds, which one each seed alone would have picked, and the paired seed-by-seed differences
+    from the pick (ahead "beyond the seed spread" when the mean difference exceeds its SD; with
+    one seed there is no spread to judge by, and the sentence says so). Given this build's
+    ``data_run`` (the data step's fingerprint), says so when the benchmark ran on other data."""
     from helpers.models.priors import choose_prior_target
     from helpers.profiles import get_profile
 
@@ -465,7 +467,15 @@ def prior_target_findings(table: pd.DataFrame, about: Mapping[str, object]) -> s
             f"Paired by seed, {'; '.join(differences)}: {verdict}. {converged} of {len(table)} "
             f"candidate runs reached their plateau. The benchmark ran on {data}; on other "
             "data the chapter's `prior_targets` parameter trains the candidates and picks on "
-            "validation instead.")
+            "validation instead." + _other_data_warning(about, data_run))
+
+
+def _other_data_warning(about: Mapping[str, object], data_run: str | None) -> str:
+    if data_run is None or about.get("data_run") == data_run:
+        return ""
+    return (f" **This build's data are not the data the benchmark ran on** (data step "
+            f"`{data_run}`, the benchmark's `{about.get('data_run')}`: another simulator, "
+            "profile or code): rerun `python benchmarks/prior_target.py` for evidence about them.")
 
 
 def embedding_findings(structure: pd.DataFrame, coverage: pd.DataFrame, simulated: bool) -> str:
