@@ -51,6 +51,10 @@ def test_data_caveats_are_built_from_the_settings_and_the_fidelity():
     assert "r = 0.62" in simulated[1] and "125 pairs" in simulated[1] and "r = 1.00" in simulated[2]
     real = summary.data_caveats(None, fidelity.iloc[:1], simulator.PRIOR_SIGNAL_KNOBS)
     assert real[0].startswith("The data are a real screen") and len(real) == 2
+    on_his = pd.concat([fidelity.iloc[:1], fidelity.iloc[:1].assign(source="cells, Norman's scale", r=0.92,
+                                                                     slope=0.93)])
+    with_his = summary.data_caveats(config, on_his, simulator.PRIOR_SIGNAL_KNOBS)
+    assert len(with_his) == 3 and "r = 0.92 (slope 0.93)" in with_his[2]
 
 
 def test_best_per_lens_knows_which_way_is_better():

@@ -156,6 +156,12 @@ def data_caveats(simulator_config: Mapping[str, object] | None, fidelity: pd.Dat
             sentences.append(
                 f"The GI truth scored from the cells tracks Norman's own magnitudes with r = {cells.r:.2f} "
                 f"(slope {cells.slope:.2f}, {int(cells.n)} pairs): GI verdicts against it are bounded by that.")
+        if gi.NORMAN_SCALE_SOURCE in rows.index:
+            his = rows.loc[gi.NORMAN_SCALE_SOURCE]
+            sentences.append(
+                f"Measured as Norman measured his (z-scores over the genes above 0.5 UMI per cell), "
+                f"the cells give r = {his.r:.2f} (slope {his.slope:.2f}): the cells' truth above is "
+                "shrunk by GEARS' scale, which scores every model too.")
         if "noise-free" in rows.index:
             clean = rows.loc["noise-free"]
             sentences.append(f"The noise-free truth gives r = {clean.r:.2f} (slope {clean.slope:.2f}).")
