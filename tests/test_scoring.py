@@ -71,6 +71,10 @@ def test_the_cells_go_on_normans_scale_only_where_their_umi_totals_are_known():
     assert table.index.tolist() == ["A+B", "C+D", "E+F"]
     # z-scores are a per-gene rescaling of the changes: the pairs' magnitudes come through
     assert table.magnitude.tolist() == pytest.approx([np.sqrt(2), 1.5 * np.sqrt(2), 0.5 * np.sqrt(2)], rel=0.25)
+    shallow = ad.AnnData(np.log1p(counts[:, :15] / totals[:, None] * 1e4), obs=cells,
+                         var=pd.DataFrame(index=means.columns[:15]))
+    with pytest.warns(UserWarning, match="only 15 genes are above 0.5 UMI"):
+        assert scorer.with_normans_scale(scored, SimpleNamespace(**vars(prepared), adata=shallow)) is scored
 
 
 def _norman_build(rng):

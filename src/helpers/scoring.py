@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from typing import TYPE_CHECKING
@@ -134,11 +135,17 @@ class Scoring:
         noise_free = self.scores([run], force, "noise-free truth")[0]
         return replace(scored, truths={**scored.truths, "noise-free": noise_free})
 
-    def on_normans_scale(self, adata: ad.AnnData, data_fingerprint: str) -> tuple[Scoring, runs.CachedRun]:
+    def on_normans_scale(self, adata: ad.AnnData,
+                         data_fingerprint: str) -> tuple[Scoring, runs.CachedRun] | None:
         """The cells' truth measured as Norman measured his (:func:`helpers.gi.norman_scale_means`:
         z-scores over the genes above 0.5 UMI per cell), on every pair of :attr:`truth_pairs`:
-        the scoring over those genes and its run."""
+        the scoring over those genes and its run; None, with a warning, where fewer than 20
+        genes pass his bar (too shallow or too small a panel to fit on)."""
         means = gi.norman_scale_means(adata)
+        if means.shape[1] < 20:
+            warnings.warn(f"only {means.shape[1]} genes are above {gi.NORMAN_MIN_MEAN_UMIS} UMI per cell: "
+                          "the cells are not scored on Norman's scale", stacklevel=2)
+            return None
         scoring = replace(self, genes=list(means.columns))
         return scoring, scoring._run("truth_norman_scale", 0, data_fingerprint, means, self.truth_pairs)
 
@@ -147,9 +154,11 @@ class Scoring:
         """``scored`` with the cells' truth on Norman's own scale beside it (for the truth's
         fidelity to his fits only: a model predicts means, not cells to z-score); unchanged where
         the cells' UMI totals are unknown (``obs['total_counts']``, which simulated data has)."""
-        if "total_counts" not in prepared.adata.obs:
+        on_his = self.on_normans_scale(prepared.adata, prepared.fingerprint) \
+            if "total_counts" in prepared.adata.obs else None
+        if on_his is None:
             return scored
-        scoring, run = self.on_normans_scale(prepared.adata, prepared.fingerprint)
+        scoring, run = on_his
         return replace(scored, normans_scale=scoring.scores([run], force, "truth on Norman's scale")[0])
 
     def analyse(self, scored: InteractionScores, prepared: Prepared, stored: pd.DataFrame,
@@ -303,8 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         jobs = [scoring.model_run(args.model, args.seed, true_means)]
     scored = list(zip(jobs, scoring.scores(jobs, parameters["force"])))
-    if args.truth and "total_counts" in prepared.adata.obs:
-        normans, run = scoring.on_normans_scale(prepared.adata, prepared.fingerprint)
+    on_his = scoring.on_normans_scale(prepared.adata, prepared.fingerprint) \
+        if args.truth and "total_counts" in prepared.adata.obs else None
+    if on_his is not None:
+        normans, run = on_his
         scored += zip([run], normans.scores([run], parameters["force"]))
     for run, table in scored:
         print(f"{run.name}: {len(table)} pairs scored, median magnitude "
