@@ -57,8 +57,12 @@ def test_same_seed_same_data_and_new_seed_new_data():
 def test_truth_carries_norman_fits_and_gears_labels(quick_screen):
     _, _, truth = quick_screen
     fits = reference.gi_fits().set_index("condition")
-    assert truth.obs.loc["AHR+FEV", "c_a"] == pytest.approx(fits.loc["AHR+FEV", "c_a"])
-    assert truth.obs.loc["AHR+FEV", "c_b"] == pytest.approx(fits.loc["AHR+FEV", "c_b"])
+    # Norman's direction, his magnitude spread as the default sets it (κ·M − o)
+    config = simulator.SimulatorConfig()
+    c_a, c_b = fits.loc["AHR+FEV", "c_a"], fits.loc["AHR+FEV", "c_b"]
+    spread = config.interaction_scale * np.hypot(c_a, c_b) - config.interaction_offset
+    assert truth.obs.loc["AHR+FEV", "c_a"] == pytest.approx(c_a * spread / np.hypot(c_a, c_b))
+    assert truth.obs.loc["AHR+FEV", "c_b"] == pytest.approx(c_b * spread / np.hypot(c_a, c_b))
     no_fit = "BAK1+KLF1" if "BAK1+KLF1" in truth.obs.index else "KLF1+BAK1"
     assert (truth.obs.loc[no_fit, "c_a"], truth.obs.loc[no_fit, "c_b"]) == (1.0, 1.0)
     assert truth.obs.neomorphic.sum() == 13  # GEARS labels 13 pairs neomorphic
@@ -93,12 +97,14 @@ def test_known_coefficients_are_recovered_from_cells():
                                    combo_corr_fit={"CEBPE+KLF1": 1.0})
     config = simulator.SimulatorConfig(seed=2, effect_strength_log_sd=0.0,
                                        effect_strength_log_mean=float(np.log(2.0)))
-    adata, _ = simulator.simulate_perturb_seq(scaffold, config, progress=False)
+    adata, truth = simulator.simulate_perturb_seq(scaffold, config, progress=False)
+    given = truth.obs.loc["CEBPE+KLF1", ["c_a", "c_b"]].to_numpy(float)  # (1.94, 0.61): spread
+    assert given == pytest.approx(simulator.true_coefficients(scaffold, config, "CEBPE+KLF1"))
     means = conditions.condition_means(adata)
     delta = means - means.loc["ctrl"]
     X = np.c_[delta.loc["CEBPE+ctrl"], delta.loc["KLF1+ctrl"]]
     fitted, *_ = np.linalg.lstsq(X, delta.loc["CEBPE+KLF1"].to_numpy(), rcond=None)
-    assert fitted == pytest.approx([c_a, c_b], abs=0.1)
+    assert fitted == pytest.approx(given, abs=0.1)
 
 
 def test_cells_average_to_the_noise_free_truth():
