@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from helpers import book, runs
 
     start = time.perf_counter()
+    commit = runs.git_commit()  # before this run's own table makes the working tree differ
     with tempfile.TemporaryDirectory() as executed, book._environment({"HELPERS_RESULTS_DIR": str(args.root)}):
         # as `make book` runs them, so that a book's results root is reused as it stands
         only = [part for name in READS for part in ("--only", name)]
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     files.atomic_write_csv(table, args.out / "prior_target_selection.csv")
     about = {"profile": args.profile, "seeds": args.seeds, "prior": args.prior, "data_run": data_run,
-             "commit": runs.git_commit(), "minutes": round((time.perf_counter() - start) / 60, 1)}
+             "commit": commit, "minutes": round((time.perf_counter() - start) / 60, 1)}
     files.atomic_write_text(args.out / "prior_target_selection.json", json.dumps(about, indent=2) + "\n")
     summary = table.groupby("target").val_mse_top20_de.agg(["mean", "std"]).round(4)
     print(summary.to_string())
