@@ -180,9 +180,10 @@ def norman_scale_means(adata: ad.AnnData, min_mean_umis: float = NORMAN_MIN_MEAN
     simulator and GEARS write it) with each cell's raw total in ``obs['total_counts']``: the raw
     counts are ``expm1(X)`` rescaled to it. Genes without spread in the control cells are left
     out (no z-score)."""
+    import anndata as ad
     import scipy.sparse as sp
 
-    from helpers.conditions import genes_of
+    from helpers.conditions import condition_means, genes_of
 
     if "total_counts" not in adata.obs:
         raise ValueError("Norman's GI scale needs each cell's raw UMI total in obs['total_counts'] "
@@ -202,13 +203,9 @@ def norman_scale_means(adata: ad.AnnData, min_mean_umis: float = NORMAN_MIN_MEAN
     control_sd = np.sqrt(np.maximum(np.asarray(control.multiply(control).mean(axis=0)).ravel()
                                     - control_mean**2, 0.0) * is_control.sum() / max(is_control.sum() - 1, 1))
     keep = (raw_mean > min_mean_umis) & (control_sd > 0) & ~adata.var_names.isin(list(targets))
-    codes = pd.Categorical(condition)
-    indicator = sp.csr_matrix((np.ones(len(condition)), (codes.codes, np.arange(len(condition)))),
-                              shape=(len(codes.categories), len(condition)))
-    sums = np.asarray((indicator @ scaled[:, keep]).todense())
-    means = sums / np.asarray(indicator.sum(axis=1))
-    return pd.DataFrame((means - control_mean[keep]) / control_sd[keep],
-                        index=codes.categories.astype(str), columns=adata.var_names[keep])
+    kept = ad.AnnData(sp.csr_matrix(scaled[:, keep]), obs=adata.obs[["condition"]],
+                      var=pd.DataFrame(index=adata.var_names[keep]))
+    return (condition_means(kept) - control_mean[keep]) / control_sd[keep]
 
 
 def precision_at_k(ranked: list[str], relevant: set[str], k: int) -> float:
