@@ -73,8 +73,33 @@ def test_the_cells_go_on_normans_scale_only_where_their_umi_totals_are_known():
     assert table.magnitude.tolist() == pytest.approx([np.sqrt(2), 1.5 * np.sqrt(2), 0.5 * np.sqrt(2)], rel=0.25)
     shallow = ad.AnnData(np.log1p(counts[:, :15] / totals[:, None] * 1e4), obs=cells,
                          var=pd.DataFrame(index=means.columns[:15]))
-    with pytest.warns(UserWarning, match="only 15 genes are above 0.5 UMI"):
-        assert scorer.with_normans_scale(scored, SimpleNamespace(**vars(prepared), adata=shallow)) is scored
+    shallow_data = SimpleNamespace(**{**vars(prepared), "fingerprint": "shallow"}, adata=shallow)
+    for _ in range(2):  # computed, then read back: the same answer
+        with pytest.warns(UserWarning, match="fewer than 20 genes are above 0.5 UMI"):
+            assert scorer.with_normans_scale(scored, shallow_data) is scored
+
+
+def test_normans_scale_is_computed_only_when_its_scores_are_not_cached(monkeypatch):
+    import anndata as ad
+
+    scorer, prepared, means = _build(np.random.default_rng(0), noise_free=False)
+    conditions = [c for c in means.index for _ in range(30)]
+    counts = np.random.default_rng(1).poisson(np.maximum(30 + 6 * (means.loc[conditions].to_numpy() - 5), 1))
+    totals = counts.sum(axis=1)
+    adata = ad.AnnData(np.log1p(counts / totals[:, None] * 1e4),
+                       obs=pd.DataFrame({"condition": conditions, "total_counts": totals}),
+                       var=pd.DataFrame(index=means.columns))
+    calls = []
+    real = gi.norman_scale_means
+    monkeypatch.setattr(gi, "norman_scale_means", lambda data: calls.append(1) or real(data))
+    scored = scorer.score_all(prepared, pd.DataFrame({"model": [], "seed": []}), means)
+    first = scorer.with_normans_scale(scored, SimpleNamespace(**vars(prepared), adata=adata))
+    again = scorer.with_normans_scale(scored, SimpleNamespace(**vars(prepared), adata=adata))
+    assert len(calls) == 1  # the second call reads the scores back without the ~10 s of means
+    pd.testing.assert_frame_equal(again.normans_scale, first.normans_scale, check_dtype=False)
+    other = SimpleNamespace(**{**vars(prepared), "fingerprint": "other data"}, adata=adata)
+    scorer.with_normans_scale(scored, other)
+    assert len(calls) == 2  # other data: scored anew
 
 
 def _norman_build(rng):

@@ -36,15 +36,17 @@ if TYPE_CHECKING:
 
 STEP = pipeline.ANALYSE_INTERACTIONS
 SCORES = "scores.csv"
+MIN_GI_GENES = 20  # fewer genes than this give no stable Theil-Sen fit of two coefficients
+NORMAN_SCALE_MODEL = "truth_norman_scale"
 
 
 def gi_genes_in(true_means: pd.DataFrame, gi_genes: list[str] | None = None) -> list[str]:
     """The genes GI is scored on: GEARS' high-mean genes (or ``gi_genes``) that are in the data."""
     genes = [g for g in (reference.high_mean_genes() if gi_genes is None else gi_genes)
              if g in true_means.columns]
-    if len(genes) < 20:
+    if len(genes) < MIN_GI_GENES:
         raise ValueError(f"only {len(genes)} GI genes are in the data; "
-                         "pass gi_genes with at least 20 of its genes")
+                         f"pass gi_genes with at least {MIN_GI_GENES} of its genes")
     return genes
 
 
@@ -101,7 +103,14 @@ class Scoring:
         """``compute`` for :func:`helpers.runs.reuse_or_compute`."""
         for run in pending:
             means, pairs, labels = run.task
-            scores = gi.interaction_scores(means, pairs, self.genes, self.engine,
+            genes = self.genes
+            if callable(means):  # Norman's scale: its genes are those his bar keeps
+                means = means()
+                genes = list(means.columns)
+                if len(genes) < MIN_GI_GENES:  # nothing to fit on: no pairs scored
+                    yield {SCORES: pd.DataFrame(columns=["perturbation", *gi.SCORE_COLUMNS, *labels])}
+                    continue
+            scores = gi.interaction_scores(means, pairs, genes, self.engine,
                                            self.max_subpopulation, self.random_state,
                                            self.n_jobs, progress=True)
             yield {SCORES: scores.assign(**labels)}
@@ -135,31 +144,33 @@ class Scoring:
         noise_free = self.scores([run], force, "noise-free truth")[0]
         return replace(scored, truths={**scored.truths, "noise-free": noise_free})
 
-    def on_normans_scale(self, adata: ad.AnnData,
-                         data_fingerprint: str) -> tuple[Scoring, runs.CachedRun] | None:
+    def normans_scale_run(self, adata: ad.AnnData, data_fingerprint: str) -> runs.CachedRun:
         """The cells' truth measured as Norman measured his (:func:`helpers.gi.norman_scale_means`:
-        z-scores over the genes above 0.5 UMI per cell), on every pair of :attr:`truth_pairs`:
-        the scoring over those genes and its run; None, with a warning, where fewer than 20
-        genes pass his bar (too shallow or too small a panel to fit on)."""
-        means = gi.norman_scale_means(adata)
-        if means.shape[1] < 20:
-            warnings.warn(f"only {means.shape[1]} genes are above {gi.NORMAN_MIN_MEAN_UMIS} UMI per cell: "
-                          "the cells are not scored on Norman's scale", stacklevel=2)
-            return None
-        scoring = replace(self, genes=list(means.columns))
-        return scoring, scoring._run("truth_norman_scale", 0, data_fingerprint, means, self.truth_pairs)
+        z-scores over the genes above 0.5 UMI per cell), on every pair of :attr:`truth_pairs`.
+        Its genes follow from the data and his bar, so the run is keyed on those, and the means
+        (about 10 s on the full panel) are computed only when the scores are (:meth:`compute`)."""
+        key = {**self.settings(), "genes": f"above {gi.NORMAN_MIN_MEAN_UMIS} UMI per cell, untargeted",
+               "pairs": self.truth_pairs, "source": data_fingerprint}
+        return runs.CachedRun(f"{STEP}/scores/{NORMAN_SCALE_MODEL}/seed=0", key,
+                              (lambda: gi.norman_scale_means(adata), self.truth_pairs,
+                               {"model": NORMAN_SCALE_MODEL, "seed": 0}))
 
     def with_normans_scale(self, scored: InteractionScores, prepared: Prepared,
                            force: bool = False) -> InteractionScores:
         """``scored`` with the cells' truth on Norman's own scale beside it (for the truth's
         fidelity to his fits only: a model predicts means, not cells to z-score); unchanged where
-        the cells' UMI totals are unknown (``obs['total_counts']``, which simulated data has)."""
-        on_his = self.on_normans_scale(prepared.adata, prepared.fingerprint) \
-            if "total_counts" in prepared.adata.obs else None
-        if on_his is None:
+        the cells' UMI totals are unknown (``obs['total_counts']``, which simulated data has) and,
+        with a warning, where fewer than 20 genes pass his bar (too shallow or too small a panel
+        to fit on)."""
+        if "total_counts" not in prepared.adata.obs:
             return scored
-        scoring, run = on_his
-        return replace(scored, normans_scale=scoring.scores([run], force, "truth on Norman's scale")[0])
+        run = self.normans_scale_run(prepared.adata, prepared.fingerprint)
+        on_his = self.scores([run], force, "truth on Norman's scale")[0]
+        if on_his.empty:
+            warnings.warn(f"fewer than {MIN_GI_GENES} genes are above {gi.NORMAN_MIN_MEAN_UMIS} UMI per "
+                          "cell: the cells are not scored on Norman's scale", stacklevel=2)
+            return scored
+        return replace(scored, normans_scale=on_his)
 
     def analyse(self, scored: InteractionScores, prepared: Prepared, stored: pd.DataFrame,
                 top_k: int, record: Mapping[str, object], force: bool = False) -> InteractionAnalysis:
@@ -312,11 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         jobs = [scoring.model_run(args.model, args.seed, true_means)]
     scored = list(zip(jobs, scoring.scores(jobs, parameters["force"])))
-    on_his = scoring.on_normans_scale(prepared.adata, prepared.fingerprint) \
-        if args.truth and "total_counts" in prepared.adata.obs else None
-    if on_his is not None:
-        normans, run = on_his
-        scored += zip([run], normans.scores([run], parameters["force"]))
+    if args.truth and "total_counts" in prepared.adata.obs:
+        run = scoring.normans_scale_run(prepared.adata, prepared.fingerprint)
+        scored += zip([run], scoring.scores([run], parameters["force"], "truth on Norman's scale"))
     for run, table in scored:
         print(f"{run.name}: {len(table)} pairs scored, median magnitude "
               f"{table.magnitude.median():.3f}")
