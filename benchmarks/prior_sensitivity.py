@@ -180,6 +180,9 @@ def gains_for_setting(setting: str, overrides: dict, root: Path, args: argparse.
     gains["profile"] = args.profile
     gains["seeds"] = " ".join(map(str, args.seeds))
     gains["prior_target"] = args.prior_target
+    # the genes simulated besides the perturbed ones (empty: the profile's full panel)
+    gains["n_high_mean_genes"] = (args.n_high_mean_genes if args.n_high_mean_genes is not None
+                                  else profiles.get_profile(args.profile).n_high_mean_genes)
     return gains
 
 

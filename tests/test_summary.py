@@ -177,6 +177,29 @@ def test_prior_sweep_findings_reads_the_intervals_and_places_the_default():
     text = summary.prior_sweep_findings(tiny)
     assert "`strong` +0.0012 [+0.0008, +0.0016]" in text
     assert "Profile `quick`, seeds 1 2, every prior entering GEARS' `both` embedding." in text
+    assert "Simulated on" not in text and "plateau" not in text  # neither recorded
+
+
+def test_prior_sweep_findings_name_the_panel_the_runs_at_plateau_and_judge_the_builds_own_data():
+    table = _sweep_table().assign(
+        spearman_go_jaccard=lambda t: t.setting.map({"none": 0.0, "default": 0.19, "strong": 0.4}),
+        n_high_mean_genes=1000, runs_converged=True)
+    first, *_, last = summary.prior_sweep_findings(table, norman_go_spearman=0.325).split("\n\n")
+    assert first.endswith("Simulated on 1,000 high-mean genes besides the perturbed ones. "
+                          "Every run behind these gains reached its plateau.")
+    assert "the default is not close to his screen" in last  # the sweep's own default: 0.19
+    # the build's own data (the full panel) sit at Norman's: that is what the reader is told
+    ours = summary.prior_sweep_findings(table, norman_go_spearman=0.325, build_go_spearman=0.33)
+    assert ("This build's singles follow their genes' GO similarity with Spearman 0.33 (the sweep's "
+            "`default` data: 0.19, on 1,000 high-mean genes besides the perturbed ones, where each "
+            "pair's correlation is noisier), Norman's with 0.33: the default is close to his screen") in ours
+    near = summary.prior_sweep_findings(table, norman_go_spearman=0.325, build_go_spearman=0.2)
+    assert "Spearman 0.20, Norman's" in near and "not close" in near  # within 0.05 of the sweep's: no aside
+    lagging = table.assign(runs_converged=table.model.eq("gears+genemamba") | table.setting.ne("strong"),
+                           n_high_mean_genes=np.nan)
+    first = summary.prior_sweep_findings(lagging).split("\n\n")[0]
+    assert first.endswith("Simulated on the full gene panel. Not every run behind these gains reached "
+                          "its plateau (`strong` gears+go_svd): those gains are provisional.")
 
 
 def test_similarity_statistic_reads_one_source_or_none(tmp_path):
@@ -255,6 +278,11 @@ def test_prior_sweep_markdown_says_how_to_run_a_missing_sweep(tmp_path):
                   "value": [0.325]}).to_csv(statistics, index=False)
     assert summary.prior_sweep_markdown(sweep, statistics, tmp_path) == \
         summary.prior_sweep_findings(_sweep_table(), norman_go_spearman=0.325)
+    for source in ("simulated cells", "this file's cells"):  # the build's own data, either kind
+        pd.DataFrame({"statistic": ["spearman_go_jaccard"] * 2, "source": ["Norman's screen", source],
+                      "value": [0.325, 0.31]}).to_csv(statistics, index=False)
+        assert summary.prior_sweep_markdown(sweep, statistics, tmp_path) == \
+            summary.prior_sweep_findings(_sweep_table(), norman_go_spearman=0.325, build_go_spearman=0.31)
 
 
 def test_chapter_22_sentences_on_the_truth_and_the_verified_pairs():

@@ -313,6 +313,15 @@ def _setting_label(setting: str, overrides: str | None, go_spearman: float | Non
     return f"`{setting}` ({values})"
 
 
+def _sweep_panel(table: pd.DataFrame) -> str | None:
+    """The genes the sweep simulated (``n_high_mean_genes``: besides the perturbed ones; empty =
+    the profile's full panel), as words; None when not recorded."""
+    if "n_high_mean_genes" not in table or not len(table):
+        return None
+    n = table.n_high_mean_genes.iloc[0]
+    return "the full gene panel" if pd.isna(n) else f"{int(n):,} high-mean genes besides the perturbed ones"
+
+
 def similarity_statistic(path: Path, statistic: str, source: str) -> float | None:
     """One of the singles' similarity statistics chapter 01 wrote (``similarity_statistics.csv``:
     ``statistic, source, value``) for one source; None when the file, or that row, is absent
@@ -329,7 +338,8 @@ def similarity_statistic(path: Path, statistic: str, source: str) -> float | Non
 def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
                          subgroups: Sequence[str] = ("unseen_single", "combo_seen0"),
                          metric: str = "mse_de", reference: str = "gears",
-                         norman_go_spearman: float | None = None) -> str:
+                         norman_go_spearman: float | None = None,
+                         build_go_spearman: float | None = None) -> str:
     """Markdown sentences from the prior-sensitivity sweep (``benchmarks/prior_sensitivity.py``).
 
     ``table`` has one row per ``setting``, ``model``, ``subgroup`` and ``metric`` with the gain
@@ -338,9 +348,13 @@ def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
     how far its singles' similarity follows GO); settings are read in the table's order.
     For each prior model and each of ``subgroups``: its gain with the 95% interval at every
     setting, the settings whose interval excludes zero, and where ``default_setting`` sits among
-    the settings; then the caveat that the GO signal is the simulator's and, given
+    the settings; whether every run behind the gains reached its plateau (``runs_converged``,
+    when recorded); then the caveat that the GO signal is the simulator's and, given
     ``norman_go_spearman`` (the same statistic on Norman's screen), where the default's data sit
-    against his and what a reader may and may not take from them.
+    against his and what a reader may and may not take from them. ``build_go_spearman`` is the
+    statistic on this build's own data: the sweep may run on a smaller panel
+    (``n_high_mean_genes``), whose noisier pair correlations rank GO similarity less clearly, so
+    the build's own value, when given, is the one set against Norman's.
     """
     part = table[table.metric == metric]
     settings = list(dict.fromkeys(table.setting))
@@ -360,6 +374,15 @@ def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
     if run is not None and {"profile", "seeds", "prior_target"} <= set(table.columns):
         lines[0] += (f" Profile `{run.profile}`, seeds {run.seeds}, every prior entering GEARS' "
                      f"`{run.prior_target}` embedding.")
+    panel = _sweep_panel(table)
+    if panel:
+        lines[0] += f" Simulated on {panel}."
+    if "runs_converged" in table and len(table):
+        behind = table.drop_duplicates(["setting", "model"])
+        short = [f"`{r.setting}` {r.model}" for r in behind.itertuples() if not bool(r.runs_converged)]
+        lines[0] += (" Every run behind these gains reached its plateau." if not short else
+                     f" Not every run behind these gains reached its plateau ({', '.join(short)}): "
+                     "those gains are provisional.")
     for model in dict.fromkeys(part.model):
         for subgroup in subgroups:
             rows = part[(part.model == model) & (part.subgroup == subgroup)].set_index("setting")
@@ -400,12 +423,20 @@ def prior_sweep_findings(table: pd.DataFrame, default_setting: str = "default",
         "single-gene effect is a setting of the simulator (`go_weight`, and whether genes keep their "
         "places on Norman's GI map), so the sweep shows how the "
         "priors' verdict moves with that setting, not how much GO predicts on Norman's real screen.")
-    ours = signal.get(default_setting)
+    swept = signal.get(default_setting)
+    ours = build_go_spearman if build_go_spearman is not None else swept
     if norman_go_spearman is not None and ours is not None and not pd.isna(ours):
         close = abs(ours - norman_go_spearman) <= 0.05
+        if build_go_spearman is None:
+            whose = f"The default's singles follow their genes' GO similarity with Spearman {ours:.2f}"
+        else:
+            whose = f"This build's singles follow their genes' GO similarity with Spearman {ours:.2f}"
+            if swept is not None and not pd.isna(swept) and abs(swept - ours) > 0.05:
+                whose += (f" (the sweep's `{default_setting}` data: {swept:.2f}"
+                          + (f", on {panel}, where each pair's correlation is noisier" if panel else "")
+                          + ")")
         lines[-1] += (
-            f" The default's singles follow their genes' GO similarity with Spearman {ours:.2f}, "
-            f"Norman's with {norman_go_spearman:.2f}: the default is "
+            f" {whose}, Norman's with {norman_go_spearman:.2f}: the default is "
             + ("close to" if close else "not close to")
             + " his screen on that axis. A reader may take from the default how these priors fare "
             + ("when annotations predict effects about as far as they do in his screen"
@@ -426,7 +457,11 @@ def prior_sweep_markdown(sweep: Path, similarity: Path, root: Path) -> str:
                 f"`{sweep.relative_to(root)}`); `python benchmarks/prior_sensitivity.py` runs it "
                 "(about an hour at 1,000 genes on 2 cores).")
     norman_go = similarity_statistic(similarity, "spearman_go_jaccard", "Norman's screen")
-    return prior_sweep_findings(pd.read_csv(sweep), norman_go_spearman=norman_go)
+    build_go = next((value for source in ("simulated cells", "this file's cells")
+                     if (value := similarity_statistic(similarity, "spearman_go_jaccard", source)) is not None),
+                    None)
+    return prior_sweep_findings(pd.read_csv(sweep), norman_go_spearman=norman_go,
+                                build_go_spearman=build_go)
 
 
 def prior_target_findings(table: pd.DataFrame, about: Mapping[str, object],
