@@ -31,9 +31,9 @@ the genes' GO Jaccard (Norman's screen: 0.325), reported beside the gains. Write
 and metric) and
 ``benchmarks/prior_sensitivity.png``; chapter 14 shows the computed statement and the figure.
 
-Time: each setting recomputes everything from its own data. Measured 2026-12-05 on a 2-core
-Intel Xeon (AVX-512) with ``--n-high-mean-genes 1000 --seeds 1 2``: 16–20 min a setting on an idle
-machine (28 min with tests beside it), about an hour for the three (``benchmarks/RESULTS.md``);
+Time: each setting recomputes everything from its own data. Measured 2026-12-06 on a 2-core
+Intel Xeon (AVX-512) with ``--n-high-mean-genes 1000 --seeds 1 2``: 17–31 min a setting on an idle
+machine (48 min with tests beside it), about 1.5 hours for the three (``benchmarks/RESULTS.md``);
 at the full panel expect about twice that. The quick profile took 2 min 45 s for one setting.
 ``--summarise`` reads the finished settings back in under a minute, and a rerun reuses every
 finished step (the chapters' caches key on parameters and code).

@@ -267,7 +267,7 @@ def test_prior_sweep_markdown_says_how_to_run_a_missing_sweep(tmp_path):
     sweep = tmp_path / "benchmarks" / "prior_sensitivity.csv"
     missing = summary.prior_sweep_markdown(sweep, tmp_path / "none.csv", tmp_path)
     assert missing == ("The GO-signal sweep has not been run (no `benchmarks/prior_sensitivity.csv`); "
-                       "`python benchmarks/prior_sensitivity.py` runs it (about an hour at 1,000 genes "
+                       "`python benchmarks/prior_sensitivity.py` runs it (about 1.5 hours at 1,000 genes "
                        "on 2 cores).")
     sweep.parent.mkdir()
     _sweep_table().to_csv(sweep, index=False)

@@ -455,7 +455,7 @@ def prior_sweep_markdown(sweep: Path, similarity: Path, root: Path) -> str:
     if not sweep.is_file():
         return ("The GO-signal sweep has not been run (no "
                 f"`{sweep.relative_to(root)}`); `python benchmarks/prior_sensitivity.py` runs it "
-                "(about an hour at 1,000 genes on 2 cores).")
+                "(about 1.5 hours at 1,000 genes on 2 cores).")
     norman_go = similarity_statistic(similarity, "spearman_go_jaccard", "Norman's screen")
     build_go = next((value for source in ("simulated cells", "this file's cells")
                      if (value := similarity_statistic(similarity, "spearman_go_jaccard", source)) is not None),
