@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import dcor
 import numpy as np
 import pandas as pd
 
@@ -103,6 +102,9 @@ def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
     ``x``'s distance matrix is double-centred (``mean(A·B) = mean(A·D_y)`` when ``A`` is), and
     ``y``'s distance variance comes from dcor's O(n log n) univariate algorithm.
     """
+    import dcor  # here, not at the top: dcor compiles its numba kernels on import (~4 s), which
+    # every process that imports helpers.gi without scoring a pair would pay
+
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     y = np.asarray(y, dtype=np.float64).ravel()
     if x.shape[1] == 1:
@@ -130,6 +132,8 @@ def gi_scores(delta_a: np.ndarray, delta_b: np.ndarray, delta_ab: np.ndarray,
               max_subpopulation: int = 100_000, random_state: int = 1000,
               engine: str = "fast") -> dict[str, float]:
     """GI scores of one pair from its genes' changes over control (one value per gene)."""
+    import dcor  # as in distance_correlation: compiled on import, so imported where used
+
     delta_a, delta_b, delta_ab = (np.asarray(v, dtype=np.float64).ravel() for v in (delta_a, delta_b, delta_ab))
     if not len(delta_a) == len(delta_b) == len(delta_ab):
         raise ValueError("the three change vectors must cover the same genes")

@@ -14,7 +14,9 @@ In training mode the decoder over the B × G rows (``bn_pert_base`` → ``recove
 (:mod:`helpers.models.gears_decoder`); ``use_fused_decoder = False`` selects the reference
 branch, one PyTorch operation after another, that ``tests/test_gears_decoder.py`` compares it
 with. The SGConvs propagate with their normalised graph precomputed as a sparse matrix
-(:func:`_propagation_matrix`), and the GO-graph one only to the nodes a batch perturbs.
+(:func:`_propagation_matrix`), and the GO-graph one only to the nodes a batch perturbs. Neither
+needs PyTorch Geometric (:class:`SGConv` and :func:`gcn_normalised` repeat its arithmetic, a test
+checks them against it): importing it costs ~1.6 s in every process that trains or predicts.
 
 Glossary (code → paper / cell-gears):
 
@@ -33,6 +35,7 @@ sees ``emb_pos`` through the SGConv's linear map alone (its graph has only self-
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -41,8 +44,6 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch_geometric.nn import SGConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from helpers.models.gears_decoder import Workspace, fused_decoder
 
@@ -188,15 +189,68 @@ def _broadcast_batch_norm(bn: nn.BatchNorm1d, variants: torch.Tensor, which: tor
     return rows.add_((per_cell * scale)[:, None, :])  # in place: one (B, G, H) buffer, not two
 
 
+def gcn_normalised(edge_index: torch.Tensor, edge_weight: torch.Tensor,
+                   n_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PyG 2.8's ``gcn_norm`` (``add_self_loops=True``, ``improved=False``, flow source → target),
+    operation for operation, so the weights are the same to the bit: every node gets a self-loop
+    of weight 1 (a node that has one keeps its weight), then w_ij / sqrt(deg_i deg_j) with the
+    degrees summed over each edge's target."""
+    is_loop = edge_index[0] == edge_index[1]
+    loop_weight = edge_weight.new_full((n_nodes,), 1.0)
+    loop_weight[edge_index[0][is_loop]] = edge_weight[is_loop]
+    loops = torch.arange(n_nodes, device=edge_index.device).view(1, -1).repeat(2, 1)
+    index = torch.cat([edge_index[:, ~is_loop], loops], dim=1)
+    weight = torch.cat([edge_weight[~is_loop], loop_weight])
+    source, target = index[0], index[1]
+    inv_sqrt = weight.new_zeros(n_nodes).scatter_add_(0, target, weight).pow_(-0.5)
+    inv_sqrt.masked_fill_(inv_sqrt == float("inf"), 0)
+    return index, inv_sqrt[source] * weight * inv_sqrt[target]
+
+
 def _propagation_matrix(edge_index: torch.Tensor, edge_weight: torch.Tensor, n_nodes: int) -> torch.Tensor:
     """SGConv's (K = 1) propagation Â = D^-1/2 (A + I) D^-1/2 as a sparse (n, n) matrix, so that
     ``SGConv(x) == lin(Â @ x)``. PyG recomputes this normalisation of the fixed graph in every
     forward and propagates by gather/scatter; one sparse product is ~3× faster on the CPU."""
-    index, weight = gcn_norm(edge_index.long(), edge_weight.float(), n_nodes, improved=False,
-                             add_self_loops=True, flow="source_to_target")
+    index, weight = gcn_normalised(edge_index.long(), edge_weight.float(), n_nodes)
     # source_to_target: row i (target) sums the messages of its sources j
     return torch.sparse_coo_tensor(index.flip(0), weight, (n_nodes, n_nodes),
                                    check_invariants=True).coalesce()
+
+
+class _Linear(nn.Module):
+    """``y = x Wᵀ + b`` with PyG's initialisation (:class:`SGConv`); ``nn.Linear`` would draw
+    its own initial weights first and so shift every later draw of the seed."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+
+    def reset_parameters(self) -> None:
+        """PyG's ``Linear.reset_parameters``: Kaiming-uniform weights (fan = inputs, a = √5) and
+        uniform biases in ±1/√inputs, each bound computed as PyG computes it."""
+        a = math.sqrt(5)
+        bound = math.sqrt(6 / ((1 + a**2) * self.in_features))
+        self.weight.data.uniform_(-bound, bound)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.bias.data.uniform_(-bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class SGConv(nn.Module):
+    """The parameters of PyG's ``SGConv(in, out, K=1)``: its linear map ``lin`` (the propagation
+    is :func:`_propagation_matrix`, applied by :class:`DenseGEARS`). Initialised as PyG does it,
+    twice (PyG's ``Linear`` initialises itself, then ``SGConv`` resets it), so a seed gives
+    cell-gears' initial weights and the same draws for every parameter created after it."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.lin = _Linear(in_channels, out_channels)
+        self.lin.reset_parameters()
+        self.lin.reset_parameters()
 
 
 def _renormed_table(embedding: nn.Embedding) -> torch.Tensor:
@@ -243,8 +297,8 @@ class DenseGEARS(nn.Module):
         self.emb_trans_v2 = MLP([h, h, h])
         self.pert_fuse = MLP([h, h, h])
         self.emb_pos = nn.Embedding(num_genes, h, max_norm=True)
-        self.layers_emb_pos = nn.ModuleList(SGConv(h, h, 1) for _ in range(num_gene_gnn_layers))
-        self.sim_layers = nn.ModuleList(SGConv(h, h, 1) for _ in range(num_go_gnn_layers))
+        self.layers_emb_pos = nn.ModuleList(SGConv(h, h) for _ in range(num_gene_gnn_layers))
+        self.sim_layers = nn.ModuleList(SGConv(h, h) for _ in range(num_go_gnn_layers))
         self.recovery_w = MLP([h, 2 * h, h])
         self.indv_w1 = nn.Parameter(torch.empty(num_genes, h, 1))
         self.indv_b1 = nn.Parameter(torch.empty(num_genes, 1))
