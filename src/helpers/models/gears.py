@@ -380,6 +380,12 @@ def _threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+# a worker process takes ~3 s to start (it imports torch and this engine; ~6 s for two side by
+# side, against ~1 s to train both quick-profile runs in this process): a run shorter than this
+# trains one after another here, with the same numbers (one thread either way)
+SIDE_BY_SIDE_MIN_STEPS = 100
+
+
 def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfig, budget: TrainingBudget,
                      gears_runs: list[GearsRun], device: str = "auto", workers: int | None = None,
                      progress: bool = True) -> list[tuple[DenseGEARS, pd.DataFrame]]:
@@ -387,7 +393,8 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
     in order.
 
     On a CPU every run gets its own process (``workers``: default one per run, at most four per
-    available core) and trains on one thread, whether beside other runs or alone in this
+    available core; runs shorter than :data:`SIDE_BY_SIDE_MIN_STEPS` all in this process) and
+    trains on one thread, whether beside other runs or alone in this
     process: GEARS' many small operations scale poorly over threads (a step took 0.15 s on one
     thread and 0.09–0.14 s on two, 2 cores), so runs side by side train at least as many steps per
     second as one run on every core, the operating system shares the cores between more runs than
@@ -400,7 +407,9 @@ def train_gears_runs(data: GearsData, split: SimulationSplit, config: GearsConfi
     """
     torch_device = resolve_device(device)
     cores = available_cores()
-    workers = min(len(gears_runs), 4 * cores if workers is None else workers) if torch_device.type == "cpu" else 1
+    if workers is None:  # short runs (tests, the quick profile) are not worth a process each
+        workers = 1 if budget.steps < SIDE_BY_SIDE_MIN_STEPS else 4 * cores
+    workers = min(len(gears_runs), workers) if torch_device.type == "cpu" else 1
     if workers <= 1:
         with _threads(1) if torch_device.type == "cpu" else contextlib.nullcontext():
             return [_train_run(data, split, config, budget, run, str(torch_device), progress)
