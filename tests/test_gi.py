@@ -204,6 +204,22 @@ def test_distance_correlation_equals_the_dcor_package(singles):
     assert gi.distance_correlation(np.c_[a, b], np.zeros(500)) == 0.0
 
 
+@pytest.mark.parametrize("n", [2, 3, 7, 64, 1001])
+def test_univariate_distance_covariance_equals_the_dcor_package(n):
+    """The O(n log² n) distance covariance (the merge levels: sizes that are and are not powers
+    of two, ties in both samples) and the O(n log n) variance agree with dcor's."""
+    import dcor
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=n)
+    y = x**2 + rng.normal(size=n)
+    tied_x, tied_y = np.round(x, 1), np.round(y)
+    for a, b in ((x, y), (tied_x, tied_y), (y, x), (x, -x)):
+        expected = dcor.distance_covariance_sqr(a, b)
+        assert gi._distance_covariance_1d(a, b) == pytest.approx(expected, rel=1e-10, abs=1e-14)
+        assert gi._distance_variance_1d(a) == pytest.approx(dcor.distance_covariance_sqr(a, a), rel=1e-10)
+
+
 def test_magnitude_correlation_and_precision_tables():
     true = pd.DataFrame({"perturbation": ["A+B", "C+D", "E+F", "G+H"], "magnitude": [1.4, 0.5, 1.2, 0.8],
                          "dcor": 0.5, "corr_fit": 0.95, "equality_of_contribution": 0.5})

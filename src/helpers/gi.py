@@ -95,28 +95,91 @@ def theil_sen_two_predictors(x: np.ndarray, y: np.ndarray, max_subpopulation: in
     return spatial_median(np.column_stack([c1, c2]), max_iter=max_iter)
 
 
+def _distance_row_sums(x: np.ndarray) -> np.ndarray:
+    """Σ_j |x_i − x_j| for every i (n,), from the sorted values and their running sums."""
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    n = len(x)
+    below = np.concatenate([[0.0], np.cumsum(ordered)[:-1]])  # Σ of the values before each
+    rank = np.arange(n)
+    sums = np.empty(n)
+    sums[order] = ordered * rank - below + (ordered.sum() - below - ordered) - ordered * (n - 1 - rank)
+    return sums
+
+
+def _distance_covariance_1d(x: np.ndarray, y: np.ndarray) -> float:
+    """Squared distance covariance (V-statistic, as ``dcor.distance_covariance_sqr``) of two
+    samples (n,) in O(n log² n), without an n × n matrix.
+
+    With a_ij = |x_i − x_j|, b_ij = |y_i − y_j| and their row sums a_i·, b_i·: n² dCov² =
+    Σ a_ij b_ij − (2/n) Σ a_i· b_i· + a·· b··/n². In x order (i < j, so x_j − x_i ≥ 0),
+    |y_j − y_i| = (y_j − y_i) − 2 (y_j − y_i)[y_i > y_j], so Σ a_ij b_ij = 2 (n Σ x_k y_k − Σx Σy)
+    − 4 Σ_{i<j, y_i > y_j} (x_j − x_i)(y_j − y_i); that last sum needs, for every j, the count and
+    the sums of x_i, y_i, x_i y_i over the earlier i with larger y, gathered level by level of a
+    merge sort (each pair counted at the level where i and j fall in sister blocks). Ties in y
+    add (y_j − y_i) = 0, so their order does not matter."""
+    n = len(x)
+    order = np.argsort(x, kind="stable")
+    xs, ys = x[order], y[order]
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(ys, kind="stable")] = np.arange(n)
+    columns = np.stack([np.ones(n), xs, ys, xs * ys])  # (4, n): what is summed over the earlier i
+    position = np.arange(n)
+    dominated = np.zeros((4, n))  # per j: Σ over i < j with y_i > y_j
+    size = 1
+    while size < n:
+        block, left = position // (2 * size), (position // size) % 2 == 0
+        key = block * n + rank  # sorts by block, then by y
+        lefts = np.flatnonzero(left)
+        lefts = lefts[np.argsort(key[lefts], kind="stable")]
+        sorted_keys = key[lefts]
+        running = np.concatenate([np.zeros((4, 1)), np.cumsum(columns[:, lefts], axis=1)], axis=1)
+        rights = np.flatnonzero(~left)
+        above = np.searchsorted(sorted_keys, key[rights], side="right")  # first larger y
+        end = np.searchsorted(sorted_keys, (block[rights] + 1) * n, side="left")  # block's end
+        dominated[:, rights] += running[:, end] - running[:, above]
+        size *= 2
+    count, sum_x, sum_y, sum_xy = dominated
+    crossing = np.sum(count * xs * ys - xs * sum_y - ys * sum_x + sum_xy)
+    sum_ab = 2 * (n * np.dot(xs, ys) - xs.sum() * ys.sum()) - 4 * crossing
+    row_a, row_b = _distance_row_sums(x), _distance_row_sums(y)
+    return float((sum_ab - 2 * np.dot(row_a, row_b) / n + row_a.sum() * row_b.sum() / n**2) / n**2)
+
+
+def _distance_variance_1d(x: np.ndarray) -> float:
+    """:func:`_distance_covariance_1d` of ``x`` with itself in O(n log n): Σ a_ij² = 2n Σ x_k² −
+    2 (Σ x)², so only the row sums need the sort."""
+    n, row = len(x), _distance_row_sums(x)
+    sum_squares = 2 * n * np.dot(x, x) - 2 * x.sum() ** 2
+    return float((sum_squares - 2 * np.dot(row, row) / n + row.sum() ** 2 / n**2) / n**2)
+
+
+def _distance_correlation_1d(x: np.ndarray, y: np.ndarray) -> float:
+    covariance = _distance_covariance_1d(x, y)
+    denominator = np.sqrt(max(_distance_variance_1d(x), 0.0) * max(_distance_variance_1d(y), 0.0))
+    return float(np.sqrt(max(covariance, 0.0) / denominator)) if denominator > 0 else 0.0
+
+
 DISTANCE_BLOCK_ROWS = 64  # rows of the distance matrix per block: 64 × 3,000 doubles stay in cache
 
 
 def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
     """Distance correlation (Székely et al. 2007) of the rows of ``x`` (n, d) with ``y`` (n,).
 
-    Equal to ``dcor.distance_correlation`` (a test) and faster for d > 1 without an n × n matrix:
-    with a_ij = |x_i − x_j|, b_ij = |y_i − y_j| and A the double-centred a, n² dCov² = Σ A_ij
-    b_ij = Σ a_ij b_ij − 2 Σ_i ā_i b_i· + ā ΣΣ b_ij (ā_i: a's row means, ā their mean, b_i·:
-    b's row sums), and n² dVar²(x) = Σ a_ij² − 2n Σ ā_i² + n² ā², with Σ a_ij² = 2n Σ|x_i|² −
-    2|Σ x_i|². So a is computed once, in blocks of rows that stay in cache, for its row sums and
-    Σ a_ij b_ij; ``y``'s distance variance comes from dcor's O(n log n) univariate algorithm.
+    Equal to ``dcor.distance_correlation`` (a test; dcor itself is not imported: it compiles its
+    numba kernels on import, ~4 s in every process that scores). For d = 1, from
+    :func:`_distance_covariance_1d`. For d > 1 without an n × n matrix: with a_ij = |x_i − x_j|,
+    b_ij = |y_i − y_j| and A the double-centred a, n² dCov² = Σ A_ij b_ij = Σ a_ij b_ij −
+    2 Σ_i ā_i b_i· + ā ΣΣ b_ij (ā_i: a's row means, ā their mean, b_i·: b's row sums), and
+    n² dVar²(x) = Σ a_ij² − 2n Σ ā_i² + n² ā², with Σ a_ij² = 2n Σ|x_i|² − 2|Σ x_i|². So a is
+    computed once, in blocks of rows that stay in cache, for its row sums and Σ a_ij b_ij.
     """
-    import dcor  # here, not at the top: dcor compiles its numba kernels on import (~4 s), which
-    # every process that imports helpers.gi without scoring a pair would pay
-
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     y = np.asarray(y, dtype=np.float64).ravel()
     if x.shape[1] == 1:
-        return float(dcor.distance_correlation(x[:, 0], y))
+        return _distance_correlation_1d(x[:, 0], y)
     n = len(y)
-    row_sums_a, row_sums_b, sum_ab = np.empty(n), np.empty(n), 0.0
+    row_sums_a, sum_ab = np.empty(n), 0.0
     for start in range(0, n, DISTANCE_BLOCK_ROWS):
         rows = slice(start, start + DISTANCE_BLOCK_ROWS)
         a = np.zeros((len(x[rows]), n))
@@ -125,15 +188,15 @@ def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
             np.square(diff, out=diff)
             a += diff
         np.sqrt(a, out=a)
-        b = np.abs(np.subtract.outer(y[rows], y))
-        row_sums_a[rows], row_sums_b[rows] = a.sum(axis=1), b.sum(axis=1)
-        sum_ab += float(np.einsum("ij,ij->", a, b))
+        row_sums_a[rows] = a.sum(axis=1)
+        sum_ab += float(np.einsum("ij,ij->", a, np.abs(np.subtract.outer(y[rows], y))))
+    row_sums_b = _distance_row_sums(y)
     row_means_a = row_sums_a / n
     mean_a = row_means_a.mean()
     covariance = (sum_ab - 2 * row_means_a @ row_sums_b + mean_a * row_sums_b.sum()) / n**2
     sum_a_squared = 2 * n * np.einsum("ij,ij->", x, x) - 2 * np.sum(x.sum(axis=0) ** 2)
     variance_x = (sum_a_squared - 2 * n * row_means_a @ row_means_a + n**2 * mean_a**2) / n**2
-    variance_y = dcor.distance_covariance_sqr(y, y, method="mergesort")
+    variance_y = _distance_variance_1d(y)
     denominator = np.sqrt(max(variance_x, 0.0) * variance_y)
     return float(np.sqrt(max(covariance, 0.0) / denominator)) if denominator > 0 else 0.0
 
@@ -142,8 +205,6 @@ def gi_scores(delta_a: np.ndarray, delta_b: np.ndarray, delta_ab: np.ndarray,
               max_subpopulation: int = 100_000, random_state: int = 1000,
               engine: str = "fast") -> dict[str, float]:
     """GI scores of one pair from its genes' changes over control (one value per gene)."""
-    import dcor  # as in distance_correlation: compiled on import, so imported where used
-
     delta_a, delta_b, delta_ab = (np.asarray(v, dtype=np.float64).ravel() for v in (delta_a, delta_b, delta_ab))
     if not len(delta_a) == len(delta_b) == len(delta_ab):
         raise ValueError("the three change vectors must cover the same genes")
@@ -158,8 +219,8 @@ def gi_scores(delta_a: np.ndarray, delta_b: np.ndarray, delta_ab: np.ndarray,
         c1, c2 = (float(c) for c in model.coef_)
     else:
         c1, c2 = (float(c) for c in theil_sen_two_predictors(singles, delta_ab, max_subpopulation, random_state))
-    dcor_a = float(dcor.distance_correlation(delta_a, delta_ab))
-    dcor_b = float(dcor.distance_correlation(delta_b, delta_ab))
+    dcor_a = distance_correlation(delta_a, delta_ab)
+    dcor_b = distance_correlation(delta_b, delta_ab)
     with np.errstate(divide="ignore", invalid="ignore"):
         dominance = float(np.abs(np.log10(np.float64(c1) / np.float64(c2))))
         equality = float(np.float64(min(dcor_a, dcor_b)) / np.float64(max(dcor_a, dcor_b)))
@@ -167,7 +228,7 @@ def gi_scores(delta_a: np.ndarray, delta_b: np.ndarray, delta_ab: np.ndarray,
         "c1": c1, "c2": c2, "magnitude": float(np.hypot(c1, c2)),
         "corr_fit": float(np.corrcoef(singles @ np.array([c1, c2]), delta_ab)[0, 1]),
         "dcor": distance_correlation(singles, delta_ab),
-        "dcor_singles": float(dcor.distance_correlation(delta_a, delta_b)),
+        "dcor_singles": distance_correlation(delta_a, delta_b),
         "dcor_a": dcor_a, "dcor_b": dcor_b,
         "equality_of_contribution": equality,
         "dominance": dominance,

@@ -69,6 +69,7 @@ and are never tuned to make a model look better.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -368,6 +369,7 @@ class ScoredScale:
     table: np.ndarray  # (n, m)
 
     @classmethod
+    @functools.lru_cache(maxsize=4)  # the same table for every simulation of a process (~1 s each)
     def build(cls, theta: float, log_rate_range: tuple[float, float] = (-12.0, 8.0), rate_step: float = 0.05,
               log_factor_range: tuple[float, float] = (np.log(0.05), np.log(500.0)),
               factor_points: int = 80) -> ScoredScale:
@@ -380,6 +382,8 @@ class ScoredScale:
         y = np.arange(top)
         pmf = nbinom.pmf(y[None, :], theta, theta / (theta + rate[:, None]))  # (n, top)
         table = pmf @ np.log1p(y[:, None] * np.exp(log_factor)[None, :])
+        for array in (log_rate, log_factor, table):  # shared between simulations: read-only
+            array.flags.writeable = False
         return cls(log_rate, log_factor, table)
 
     def __call__(self, log_rate: np.ndarray,
