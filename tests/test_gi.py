@@ -202,6 +202,10 @@ def test_distance_correlation_equals_the_dcor_package(singles):
     assert ours > 0.3
     assert gi.distance_correlation(a, pair) == pytest.approx(dcor.distance_correlation(a, pair), rel=1e-10)
     assert gi.distance_correlation(np.c_[a, b], np.zeros(500)) == 0.0
+    for constant in (0.3, 7.1):  # rounding would leave a "correlation" of noise (dcor's own: > 1)
+        assert gi.distance_correlation(np.c_[a, b], np.full(500, constant)) == 0.0
+        assert gi.distance_correlation(np.full(500, constant), pair) == 0.0
+        assert gi.distance_correlation(np.full((500, 2), constant), pair) == 0.0
 
 
 @pytest.mark.parametrize("n", [2, 3, 7, 64, 1001])

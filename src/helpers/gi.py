@@ -148,15 +148,19 @@ def _distance_covariance_1d(x: np.ndarray, y: np.ndarray) -> float:
 
 def _distance_variance_1d(x: np.ndarray) -> float:
     """:func:`_distance_covariance_1d` of ``x`` with itself in O(n log n): Σ a_ij² = 2n Σ x_k² −
-    2 (Σ x)², so only the row sums need the sort."""
+    2 (Σ x)², so only the row sums need the sort. A constant sample has none (exactly 0, where
+    the formula's rounding would leave ±1e-13 and a correlation of rounding noise: dcor's own
+    gives > 1 against a constant)."""
+    if len(x) == 0 or x.min() == x.max():
+        return 0.0
     n, row = len(x), _distance_row_sums(x)
     sum_squares = 2 * n * np.dot(x, x) - 2 * x.sum() ** 2
-    return float((sum_squares - 2 * np.dot(row, row) / n + row.sum() ** 2 / n**2) / n**2)
+    return max(float((sum_squares - 2 * np.dot(row, row) / n + row.sum() ** 2 / n**2) / n**2), 0.0)
 
 
 def _distance_correlation_1d(x: np.ndarray, y: np.ndarray) -> float:
     covariance = _distance_covariance_1d(x, y)
-    denominator = np.sqrt(max(_distance_variance_1d(x), 0.0) * max(_distance_variance_1d(y), 0.0))
+    denominator = np.sqrt(_distance_variance_1d(x) * _distance_variance_1d(y))
     return float(np.sqrt(max(covariance, 0.0) / denominator)) if denominator > 0 else 0.0
 
 
@@ -178,6 +182,8 @@ def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
     y = np.asarray(y, dtype=np.float64).ravel()
     if x.shape[1] == 1:
         return _distance_correlation_1d(x[:, 0], y)
+    if len(x) == 0 or (x.min(axis=0) == x.max(axis=0)).all():  # constant: see _distance_variance_1d
+        return 0.0
     n = len(y)
     row_sums_a, sum_ab = np.empty(n), 0.0
     for start in range(0, n, DISTANCE_BLOCK_ROWS):
