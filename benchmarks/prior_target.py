@@ -10,8 +10,8 @@ chapters it reads (01, 12, 13; reused where they ran), and collects each candida
 validation MSE on the top-20 DE genes (the state GEARS keeps; the test set plays no part) and
 whether the run reached its plateau (chapter 14's ``convergence.csv``). It writes
 ``benchmarks/prior_target_selection.csv`` (one row per seed × target) and
-``benchmarks/prior_target_selection.json`` (profile, seeds, data fingerprint, commit); chapter
-14 enters every prior where this table's seed mean is lowest
+``benchmarks/prior_target_selection.json`` (profile, seeds, the data step's fingerprint and the
+data's own digest, commit); chapter 14 enters every prior where this table's seed mean is lowest
 (``helpers.models.priors.choose_prior_target``) and shows the evidence.
 
     python benchmarks/prior_target.py                      # default profile, seeds 1 2 3
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=REPO_ROOT / "results" / "benchmarks" / "prior_target")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks")
     args = parser.parse_args(argv)
-    from helpers import book, runs
+    from helpers import book, data, runs
 
     start = time.perf_counter()
     commit = runs.git_commit()  # before this run's own table makes the working tree differ
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if book.main(["--profile", args.profile, *only], executed_dir=Path(executed)) != 0:
             return 1
         data_run = runs.parameters_fingerprint(pipeline.PREPARE_DATA)
+        data_content = data.load_prepared().content_digest
     table = []
     for seed in args.seeds:
         print(f"seed {seed}: the three candidates", flush=True)
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     files.atomic_write_csv(table, args.out / "prior_target_selection.csv")
     about = {"profile": args.profile, "seeds": args.seeds, "prior": args.prior, "data_run": data_run,
-             "commit": commit, "minutes": round((time.perf_counter() - start) / 60, 1)}
+             "data_content": data_content, "commit": commit,
+             "minutes": round((time.perf_counter() - start) / 60, 1)}
     files.atomic_write_text(args.out / "prior_target_selection.json", json.dumps(about, indent=2) + "\n")
     summary = table.groupby("target").val_mse_top20_de.agg(["mean", "std"]).round(4)
     print(summary.to_string())

@@ -9,6 +9,7 @@ DE genes are in :mod:`helpers.de_genes`, the download of its Norman file in
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -256,6 +257,26 @@ def read_prepared(step_path: Path, truth_only: bool = False) -> tuple[ad.AnnData
     return (None if truth_only else ad.read_h5ad(dataset)), (ad.read_h5ad(truth) if truth.is_file() else None)
 
 
+def content_digest(adata: ad.AnnData, split: SimulationSplit) -> str:
+    """A short SHA-256 of prepared data themselves: the expression values (as stored, to the
+    bit, whatever the matrix format), each cell's condition, the genes and the split. The data
+    step's fingerprint is of its parameters and code, so any change to that code gives a new one;
+    this digest stays the same while the data do, which tells whether evidence computed on some
+    data (``benchmarks/prior_target.py``) is about these."""
+    import hashlib
+
+    matrix = sp.csr_matrix(adata.X, dtype=np.float32, copy=True)
+    matrix.sum_duplicates()  # sorts the indices too
+    matrix.eliminate_zeros()
+    digest = hashlib.sha256(np.asarray(matrix.shape, dtype=np.int64).tobytes())
+    for part in (matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64), matrix.data):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    for names in (adata.obs["condition"].astype(str), adata.var["gene_name"].astype(str)):
+        digest.update("\n".join(names).encode() + b"\0")
+    digest.update(split.json_text().encode())
+    return digest.hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Prepared:
     """What the data step wrote, as every later chapter reads it."""
@@ -265,6 +286,11 @@ class Prepared:
     split: SimulationSplit
     go_graph: pd.DataFrame  # source, target, importance
     fingerprint: str  # of the data step's parameters: every later cache is keyed on it
+
+    @functools.cached_property
+    def content_digest(self) -> str:
+        """:func:`content_digest` of these data."""
+        return content_digest(self.adata, self.split)
 
     @property
     def dataset(self):

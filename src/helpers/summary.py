@@ -465,14 +465,17 @@ def prior_sweep_markdown(sweep: Path, similarity: Path, root: Path) -> str:
 
 
 def prior_target_findings(table: pd.DataFrame, about: Mapping[str, object],
-                          data_run: str | None = None) -> str:
+                          data_run: str | None = None, data_content: str | None = None) -> str:
     """Where the priors enter and why, from ``benchmarks/prior_target.py``'s ``table`` (``prior,
     target, seed, val_mse_top20_de, chosen, converged``: one row per seed × candidate) and its
     ``about`` (``profile``, ``commit``, ``data_run``): each target's validation MSE over the
     seeds, which one each seed alone would have picked, and the paired seed-by-seed differences
     from the pick (ahead "beyond the seed spread" when the mean difference exceeds its SD; with
     one seed there is no spread to judge by, and the sentence says so). Given this build's
-    ``data_run`` (the data step's fingerprint), says so when the benchmark ran on other data."""
+    ``data_run`` (the data step's fingerprint) and ``data_content`` (the data's own digest,
+    :func:`helpers.data.content_digest`), says so when the benchmark ran on other data: by the
+    data's digest where the benchmark recorded one (the fingerprint changes with the data
+    step's code even when the data do not), else by the fingerprint."""
     from helpers.models.priors import choose_prior_target
     from helpers.profiles import get_profile
 
@@ -508,15 +511,22 @@ def prior_target_findings(table: pd.DataFrame, about: Mapping[str, object],
             f"Paired by seed, {'; '.join(differences)}: {verdict}. {converged} of {len(table)} "
             f"candidate runs reached their plateau. The benchmark ran on {data}; on other "
             "data the chapter's `prior_targets` parameter trains the candidates and picks on "
-            "validation instead." + _other_data_warning(about, data_run))
+            "validation instead." + _other_data_warning(about, data_run, data_content))
 
 
-def _other_data_warning(about: Mapping[str, object], data_run: str | None) -> str:
+def _other_data_warning(about: Mapping[str, object], data_run: str | None, data_content: str | None) -> str:
+    rerun = "rerun `python benchmarks/prior_target.py` for evidence about them."
+    if about.get("data_content") is not None and data_content is not None:
+        if about["data_content"] == data_content:
+            return ""
+        return (f" **This build's data are not the data the benchmark ran on** (their digest "
+                f"`{data_content}`, the benchmark's `{about['data_content']}`: another simulator, "
+                f"profile or data file): {rerun}")
     if data_run is None or about.get("data_run") == data_run:
         return ""
-    return (f" **This build's data are not the data the benchmark ran on** (data step "
+    return (f" **This build's data may not be the data the benchmark ran on** (data step "
             f"`{data_run}`, the benchmark's `{about.get('data_run')}`: another simulator, "
-            "profile or code): rerun `python benchmarks/prior_target.py` for evidence about them.")
+            f"profile or code): {rerun}")
 
 
 def embedding_findings(structure: pd.DataFrame, coverage: pd.DataFrame, simulated: bool) -> str:
