@@ -11,7 +11,7 @@ validation MSE on the top-20 DE genes (the state GEARS keeps; the test set plays
 whether the run reached its plateau (chapter 14's ``convergence.csv``). It writes
 ``benchmarks/prior_target_selection.csv`` (one row per seed × target) and
 ``benchmarks/prior_target_selection.json`` (profile, seeds, the data step's fingerprint and the
-data's own digest, commit); chapter 14 enters every prior where this table's seed mean is lowest
+data's content signature, commit); chapter 14 enters every prior where this table's seed mean is lowest
 (``helpers.models.priors.choose_prior_target``) and shows the evidence.
 
     python benchmarks/prior_target.py                      # default profile, seeds 1 2 3
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if book.main(["--profile", args.profile, *only], executed_dir=Path(executed)) != 0:
             return 1
         data_run = runs.parameters_fingerprint(pipeline.PREPARE_DATA)
-        data_content = data.load_prepared().content_digest
+        data_content = data.load_prepared().content_signature
     table = []
     for seed in args.seeds:
         print(f"seed {seed}: the three candidates", flush=True)

@@ -122,7 +122,7 @@ if prior_targets is None:
     evidence, about = priors.benchmarked_targets()
     choice = priors.choose_prior_target(evidence)
     display(Markdown(prior_target_findings(evidence, about, prepared.fingerprint,
-                                           prepared.content_digest)))
+                                           prepared.content_signature)))
     fig = plots.prior_target_evidence(evidence)
 else:
     candidates = [(selector, t, selection_seed) for t in prior_targets]

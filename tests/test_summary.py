@@ -373,12 +373,17 @@ def test_prior_target_findings_name_the_pick_each_seeds_own_and_whether_the_seed
     stale = summary.prior_target_findings(table, about, "0123456789abcdef")
     assert stale.startswith(text) and "data step `0123456789abcdef`, the benchmark's `bcc1f0d47cb8723b`" in stale
     assert "may not be the data the benchmark ran on" in stale
-    # where the benchmark recorded its data's digest, the data decide, not the data step's code
-    about["data_content"] = "5f3a9c0e1d2b4a68"
-    assert summary.prior_target_findings(table, about, "0123456789abcdef", "5f3a9c0e1d2b4a68") == text
-    other = summary.prior_target_findings(table, about, "bcc1f0d47cb8723b", "77aa00bb11cc22dd")
+    # where the benchmark recorded its data's signature, the data decide, not the data step's code
+    about["data_content"] = {"layout": "5f3a9c0e1d2b4a68", "sums": [2.5e7, 4.1e7, 1.2e7, 1.3e7]}
+    same = {"layout": "5f3a9c0e1d2b4a68", "sums": [2.5e7 * (1 + 3e-7), 4.1e7, 1.2e7, 1.3e7 * (1 - 2e-7)]}
+    assert summary.prior_target_findings(table, about, "0123456789abcdef", same) == text
+    moved = {"layout": "5f3a9c0e1d2b4a68", "sums": [2.5e7 * (1 + 3e-6), 4.1e7, 1.2e7, 1.3e7]}
+    other = summary.prior_target_findings(table, about, "bcc1f0d47cb8723b", moved)
     assert other.startswith(text) and "are not the data the benchmark ran on" in other
-    assert "their digest `77aa00bb11cc22dd`, the benchmark's `5f3a9c0e1d2b4a68`" in other
+    assert "sums (2.500008e+07, 4.1e+07, 1.2e+07, 1.3e+07) against (2.5e+07, 4.1e+07" in other
+    relaid = {"layout": "77aa00bb11cc22dd", "sums": about["data_content"]["sums"]}
+    assert "layout `77aa00bb11cc22dd`, the benchmark's `5f3a9c0e1d2b4a68`" in summary.prior_target_findings(
+        table, about, "bcc1f0d47cb8723b", relaid)
 
 
 def test_benchmarked_targets_are_read_checked_and_their_absence_says_what_to_run(tmp_path):

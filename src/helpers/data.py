@@ -257,24 +257,50 @@ def read_prepared(step_path: Path, truth_only: bool = False) -> tuple[ad.AnnData
     return (None if truth_only else ad.read_h5ad(dataset)), (ad.read_h5ad(truth) if truth.is_file() else None)
 
 
-def content_digest(adata: ad.AnnData, split: SimulationSplit) -> str:
-    """A short SHA-256 of prepared data themselves: the expression values (as stored, to the
-    bit, whatever the matrix format), each cell's condition, the genes and the split. The data
-    step's fingerprint is of its parameters and code, so any change to that code gives a new one;
-    this digest stays the same while the data do, which tells whether evidence computed on some
-    data (``benchmarks/prior_target.py``) is about these."""
+CONTENT_RTOL = 1e-6  # sums of the values within this relative tolerance: the same data
+
+
+def content_signature(adata: ad.AnnData, split: SimulationSplit) -> dict[str, Any]:
+    """What prepared data hold, whatever code or settings made them, for :func:`same_content`.
+
+    ``layout``: a SHA-256 of everything exact (the shape, which entries are non-zero, each
+    cell's condition, the genes, the split). ``sums``: Σx, Σx², and Σx weighted by the gene's
+    and by the cell's position, over the expression values. The values are log1p of normalised
+    counts, and their last bits differ between CPUs (NumPy's float32 ``log1p`` has AVX-512 and
+    AVX2 code paths). So a hash of the values would call one simulation on two machines two
+    data sets, while sums move by ~1e-7 at most for such differences and far beyond
+    :data:`CONTENT_RTOL` for any real change (another seed, setting or file). A change to a few
+    values that moves no sum by 1e-6 goes unseen.
+
+    The data step's fingerprint is of its parameters and code, so any change to that code gives
+    a new one; this signature stays while the data do. It tells whether evidence computed on
+    some data (``benchmarks/prior_target.py``) is about these."""
     import hashlib
 
     matrix = sp.csr_matrix(adata.X, dtype=np.float32, copy=True)
     matrix.sum_duplicates()  # sorts the indices too
     matrix.eliminate_zeros()
+    n_cells, n_genes = matrix.shape
     digest = hashlib.sha256(np.asarray(matrix.shape, dtype=np.int64).tobytes())
-    for part in (matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64), matrix.data):
+    for part in (matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64)):
         digest.update(np.ascontiguousarray(part).tobytes())
     for names in (adata.obs["condition"].astype(str), adata.var["gene_name"].astype(str)):
         digest.update("\n".join(names).encode() + b"\0")
     digest.update(split.json_text().encode())
-    return digest.hexdigest()[:16]
+    sums = np.zeros(4)
+    for start in range(0, n_cells, 8192):  # blocks of cells: no float64 copy of every value at once
+        block = matrix[start:start + 8192]
+        values = block.data.astype(np.float64)
+        cells = np.repeat(np.arange(start, start + block.shape[0]), np.diff(block.indptr))
+        sums += [values.sum(), values @ values, values @ (block.indices / n_genes), values @ (cells / n_cells)]
+    return {"layout": digest.hexdigest()[:16], "sums": [float(s) for s in sums]}
+
+
+def same_content(signature: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether two :func:`content_signature` results are of the same data: the same layout, and
+    sums within :data:`CONTENT_RTOL`."""
+    return (signature["layout"] == other["layout"]
+            and bool(np.allclose(signature["sums"], other["sums"], rtol=CONTENT_RTOL, atol=0)))
 
 
 @dataclass(frozen=True)
@@ -288,9 +314,9 @@ class Prepared:
     fingerprint: str  # of the data step's parameters: every later cache is keyed on it
 
     @functools.cached_property
-    def content_digest(self) -> str:
-        """:func:`content_digest` of these data."""
-        return content_digest(self.adata, self.split)
+    def content_signature(self) -> dict[str, Any]:
+        """:func:`content_signature` of these data."""
+        return content_signature(self.adata, self.split)
 
     @property
     def dataset(self):

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -465,16 +466,16 @@ def prior_sweep_markdown(sweep: Path, similarity: Path, root: Path) -> str:
 
 
 def prior_target_findings(table: pd.DataFrame, about: Mapping[str, object],
-                          data_run: str | None = None, data_content: str | None = None) -> str:
+                          data_run: str | None = None, data_content: Mapping[str, Any] | None = None) -> str:
     """Where the priors enter and why, from ``benchmarks/prior_target.py``'s ``table`` (``prior,
     target, seed, val_mse_top20_de, chosen, converged``: one row per seed × candidate) and its
     ``about`` (``profile``, ``commit``, ``data_run``): each target's validation MSE over the
     seeds, which one each seed alone would have picked, and the paired seed-by-seed differences
     from the pick (ahead "beyond the seed spread" when the mean difference exceeds its SD; with
     one seed there is no spread to judge by, and the sentence says so). Given this build's
-    ``data_run`` (the data step's fingerprint) and ``data_content`` (the data's own digest,
-    :func:`helpers.data.content_digest`), says so when the benchmark ran on other data: by the
-    data's digest where the benchmark recorded one (the fingerprint changes with the data
+    ``data_run`` (the data step's fingerprint) and ``data_content`` (what the data hold,
+    :func:`helpers.data.content_signature`), says so when the benchmark ran on other data: by
+    the data's signature where the benchmark recorded one (the fingerprint changes with the data
     step's code even when the data do not), else by the fingerprint."""
     from helpers.models.priors import choose_prior_target
     from helpers.profiles import get_profile
@@ -514,19 +515,28 @@ def prior_target_findings(table: pd.DataFrame, about: Mapping[str, object],
             "validation instead." + _other_data_warning(about, data_run, data_content))
 
 
-def _other_data_warning(about: Mapping[str, object], data_run: str | None, data_content: str | None) -> str:
+def _other_data_warning(about: Mapping[str, object], data_run: str | None,
+                        data_content: Mapping[str, Any] | None) -> str:
+    from helpers.data import same_content
+
     rerun = "rerun `python benchmarks/prior_target.py` for evidence about them."
-    if about.get("data_content") is not None and data_content is not None:
-        if about["data_content"] == data_content:
+    theirs = about.get("data_content")
+    if isinstance(theirs, Mapping) and data_content is not None:
+        if same_content(theirs, data_content):
             return ""
-        return (f" **This build's data are not the data the benchmark ran on** (their digest "
-                f"`{data_content}`, the benchmark's `{about['data_content']}`: another simulator, "
-                f"profile or data file): {rerun}")
+        return (f" **This build's data are not the data the benchmark ran on** (layout "
+                f"`{data_content['layout']}`, the benchmark's `{theirs['layout']}`; sums "
+                f"{_sums(data_content)} against {_sums(theirs)}: another simulator, profile or "
+                f"data file): {rerun}")
     if data_run is None or about.get("data_run") == data_run:
         return ""
     return (f" **This build's data may not be the data the benchmark ran on** (data step "
             f"`{data_run}`, the benchmark's `{about.get('data_run')}`: another simulator, "
             f"profile or code): {rerun}")
+
+
+def _sums(signature: Mapping[str, Any]) -> str:
+    return "(" + ", ".join(f"{s:.7g}" for s in signature["sums"]) + ")"
 
 
 def embedding_findings(structure: pd.DataFrame, coverage: pd.DataFrame, simulated: bool) -> str:
