@@ -266,8 +266,8 @@ def content_signature(adata: ad.AnnData, split: SimulationSplit) -> dict[str, An
     ``layout``: a SHA-256 of everything exact (the shape, which entries are non-zero, each
     cell's condition, the genes, the split). ``sums``: Σx, Σx², and Σx weighted by the gene's
     and by the cell's position, over the expression values. The values are log1p of normalised
-    counts, and their last bits differ between CPUs (NumPy's float32 ``log1p`` has AVX-512 and
-    AVX2 code paths). So a hash of the values would call one simulation on two machines two
+    counts, whose last bits can differ between CPUs (NumPy's float32 ``log1p`` has AVX-512 and
+    AVX2 code paths). A hash of the values would then call one simulation on two machines two
     data sets, while sums move by ~1e-7 at most for such differences and far beyond
     :data:`CONTENT_RTOL` for any real change (another seed, setting or file). A change to a few
     values that moves no sum by 1e-6 goes unseen.
