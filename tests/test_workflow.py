@@ -94,6 +94,21 @@ def _overlap(log: Path) -> int:
     return peak
 
 
+def _failed_jobs(log: Path) -> str:
+    """Each job that exited non-zero, by the submit script's log: its script, exit status and
+    the last lines of its output (kept in job_logs/ beside the log)."""
+    if not log.exists():
+        return ""
+    reports = []
+    for line in log.read_text().splitlines():
+        kind, _, script, *status = line.split()
+        if kind == "end" and status != ["0"]:
+            output = log.parent / "job_logs" / f"{Path(script).name}.out"
+            tail = output.read_text()[-3000:] if output.exists() else "(no output kept)"
+            reports.append(f"\n--- {Path(script).name} exited {' '.join(status)}:\n{tail}")
+    return "".join(reports)
+
+
 @pytest.mark.slow
 @pytest.mark.long(5)
 def test_quick_book_on_a_simulated_cluster_matches_the_local_run(request, tmp_path):
@@ -119,7 +134,7 @@ def test_quick_book_on_a_simulated_cluster_matches_the_local_run(request, tmp_pa
          "--config", "profile=quick", "fan_out=true", f"executed_dir={executed}",
          f"gears_threads={threads}", f"chapter_threads={threads}"],
         capture_output=True, text=True, env=environment)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-3000:] + _failed_jobs(log)
     counts = _job_counts(result.stderr + result.stdout)
     assert counts["gears"] == 1 and counts["gears_prior"] == 2 and "gears_prior_choice" not in counts
     from helpers.models import registry
