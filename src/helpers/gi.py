@@ -158,10 +158,16 @@ def _distance_variance_1d(x: np.ndarray) -> float:
     return max(float((sum_squares - 2 * np.dot(row, row) / n + row.sum() ** 2 / n**2) / n**2), 0.0)
 
 
-def _distance_correlation_1d(x: np.ndarray, y: np.ndarray) -> float:
-    covariance = _distance_covariance_1d(x, y)
-    denominator = np.sqrt(_distance_variance_1d(x) * _distance_variance_1d(y))
+def _correlation_from_moments(covariance: float, variance_x: float, variance_y: float) -> float:
+    """Distance correlation from dCov²(x, y), dVar²(x) and dVar²(y); 0 where a variance is 0
+    (rounding can leave any of them slightly below 0)."""
+    denominator = np.sqrt(max(variance_x, 0.0) * max(variance_y, 0.0))
     return float(np.sqrt(max(covariance, 0.0) / denominator)) if denominator > 0 else 0.0
+
+
+def _distance_correlation_1d(x: np.ndarray, y: np.ndarray) -> float:
+    return _correlation_from_moments(_distance_covariance_1d(x, y), _distance_variance_1d(x),
+                                     _distance_variance_1d(y))
 
 
 DISTANCE_BLOCK_ROWS = 64  # rows of the distance matrix per block: 64 × 3,000 doubles stay in cache
@@ -202,9 +208,7 @@ def distance_correlation(x: np.ndarray, y: np.ndarray) -> float:
     covariance = (sum_ab - 2 * row_means_a @ row_sums_b + mean_a * row_sums_b.sum()) / n**2
     sum_a_squared = 2 * n * np.einsum("ij,ij->", x, x) - 2 * np.sum(x.sum(axis=0) ** 2)
     variance_x = (sum_a_squared - 2 * n * row_means_a @ row_means_a + n**2 * mean_a**2) / n**2
-    variance_y = _distance_variance_1d(y)
-    denominator = np.sqrt(max(variance_x, 0.0) * variance_y)
-    return float(np.sqrt(max(covariance, 0.0) / denominator)) if denominator > 0 else 0.0
+    return _correlation_from_moments(covariance, variance_x, _distance_variance_1d(y))
 
 
 def gi_scores(delta_a: np.ndarray, delta_b: np.ndarray, delta_ab: np.ndarray,
