@@ -211,7 +211,11 @@ def test_the_prior_target_benchmark_trains_the_candidates_and_the_chapter_can_to
     about = json.loads((tmp_path / "prior_target_selection.json").read_text())
     assert about["profile"] == "quick" and about["seeds"] == [2] and len(about["data_run"]) == 16
     with book._environment({"HELPERS_RESULTS_DIR": str(finished_results)}):
-        assert about["data_content"] == data.load_prepared().content_signature  # the data it trained on
+        prepared = data.load_prepared()
+        # the data it trained on, as the data step recorded them and as they are in the files
+        assert about["data_content"] == prepared.content_signature
+        assert prepared.recorded_content is not None
+        assert prepared.content_signature == data.content_signature(prepared.adata, prepared.split)
     # the chapter asked for the same candidates on the same seed trains nothing new
     trained = {p: p.stat().st_mtime_ns for p in (finished_results / "14_train_gears_priors").rglob("history.csv")}
     book.execute("14_train_gears_priors", {"profile": "quick", "prior_targets": list(PRIOR_TARGETS),

@@ -10,6 +10,7 @@ DE genes are in :mod:`helpers.de_genes`, the download of its Norman file in
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -258,6 +259,7 @@ def read_prepared(step_path: Path, truth_only: bool = False) -> tuple[ad.AnnData
 
 
 CONTENT_RTOL = 1e-6  # sums of the values within this relative tolerance: the same data
+CONTENT_FILE = "content_signature.json"  # the data step's :func:`content_signature`, for later readers
 
 
 def content_signature(adata: ad.AnnData, split: SimulationSplit) -> dict[str, Any]:
@@ -312,10 +314,14 @@ class Prepared:
     split: SimulationSplit
     go_graph: pd.DataFrame  # source, target, importance
     fingerprint: str  # of the data step's parameters: every later cache is keyed on it
+    recorded_content: Mapping[str, Any] | None = None  # the data step's CONTENT_FILE, if written
 
     @functools.cached_property
     def content_signature(self) -> dict[str, Any]:
-        """:func:`content_signature` of these data."""
+        """:func:`content_signature` of these data: as the data step recorded it, else computed
+        (a CSR copy of the matrix, seconds at Norman's size)."""
+        if self.recorded_content is not None:
+            return dict(self.recorded_content)
         return content_signature(self.adata, self.split)
 
     @property
@@ -332,8 +338,10 @@ def load_prepared() -> Prepared:
 
     path = pipeline.folder("prepared_data")
     adata, truth = read_prepared(path)
+    content = path / CONTENT_FILE
     return Prepared(adata, truth, SimulationSplit.from_json(path / "split.json"), pd.read_csv(path / "go_graph.csv"),
-                    parameters_fingerprint(pipeline.PREPARE_DATA))
+                    parameters_fingerprint(pipeline.PREPARE_DATA),
+                    json.loads(content.read_text()) if content.is_file() else None)
 
 
 def genes_outside_rank_context(adata: ad.AnnData, genes: list[str], context_length: int) -> list[str]:

@@ -10,6 +10,7 @@ settings), the profile's caps, the split's settings, the shipped reference files
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,9 @@ import pandas as pd
 from helpers import data, datasets, de_genes, download, gi, graphs, pipeline, profiles, reference, roots, runs, simulator, splits
 from helpers.conditions import CONTROL, condition_genes, condition_means, genes_of
 
-OUTPUTS = [data.DATASET_FILE, "split.json", "go_graph.csv", "split_composition.csv",
-           "cells_per_condition.csv", "perturbed_genes.csv", "profile_correlations.csv",
-           "singles_similarity.csv", "similarity_statistics.csv"]
+OUTPUTS = [data.DATASET_FILE, "split.json", data.CONTENT_FILE, "go_graph.csv",
+           "split_composition.csv", "cells_per_condition.csv", "perturbed_genes.csv",
+           "profile_correlations.csv", "singles_similarity.csv", "similarity_statistics.csv"]
 NORMAN_SCREEN = "Norman's screen"  # the source label of Norman's own statistics
 # Pairs a reference slide listed as "2 unseen of 2"; the chapter shows where each really lies.
 SLIDE_PAIRS = ("AHR+KLF1", "CEBPE+CNN1", "CEBPE+KLF1", "CNN1+MAPK1", "ETS2+CEBPE", "ETS2+CNN1",
@@ -263,7 +264,9 @@ def outputs(step: DataStep) -> dict[str, Any]:
     if step.truth is not None:
         made[data.TRUTH_FILE] = step.truth
     stats = step.similarity_stats.reset_index().melt(id_vars="statistic", var_name="source", value_name="value")
-    return made | {"split.json": step.split.json_text(), "go_graph.csv": step.go_graph,
+    signature = json.dumps(data.content_signature(step.adata, step.split))  # computed once, here
+    return made | {"split.json": step.split.json_text(), data.CONTENT_FILE: signature,
+                   "go_graph.csv": step.go_graph,
                    "split_composition.csv": step.split.composition(),
                    "cells_per_condition.csv": step.cells.sort_values("condition"),
                    "perturbed_genes.csv": step.perturbed_table, "profile_correlations.csv": step.profile_table,
