@@ -274,23 +274,24 @@ def calibrate(per_perturbation: pd.DataFrame, baseline: str, replicate: str = "n
     # replicate is one draw), averaged over seeds if there are several
     reference = {name: table[table.model == name].groupby(["subgroup", "metric", "perturbation"]).value.mean()
                  for name in (baseline, replicate)}
-    rows = []
-    models = table[~table.model.isin([replicate])]
-    for (model, seed, subgroup, metric), group in models.groupby(["model", "seed", "subgroup", "metric"]):
-        u = group.set_index("perturbation").value
-        b = reference[baseline].loc[(subgroup, metric)].reindex(u.index)
-        r = reference[replicate].loc[(subgroup, metric)].reindex(u.index)
-        defined = u.notna() & b.notna() & r.notna()
-        if not defined.any():
-            continue
-        um, bm, rm = u[defined].mean(), b[defined].mean(), r[defined].mean()
-        replicate_better = rm < bm if metric in LOWER_IS_BETTER else rm > bm
-        value = (um - bm) / (rm - bm) if replicate_better and abs(rm - bm) > 1e-12 else float("nan")
-        rows.append({"model": model, "seed": seed, "subgroup": subgroup, "metric": metric,
-                     "value": float(value), "model_mean": float(um), "baseline_mean": float(bm),
-                     "replicate_mean": float(rm), "n": int(defined.sum())})
-    return pd.DataFrame(rows, columns=["model", "seed", "subgroup", "metric", "value", "model_mean",
-                                       "baseline_mean", "replicate_mean", "n"])
+    # every model's value beside the baseline's and the replicate's for the same perturbation
+    keys = ["subgroup", "metric", "perturbation"]
+    joined = (table[table.model != replicate]
+              .join(reference[baseline].rename("baseline_value"), on=keys)
+              .join(reference[replicate].rename("replicate_value"), on=keys))
+    defined = joined[["value", "baseline_value", "replicate_value"]].notna().all(axis=1)
+    means = (joined[defined].groupby(["model", "seed", "subgroup", "metric"])
+             .agg(model_mean=("value", "mean"), baseline_mean=("baseline_value", "mean"),
+                  replicate_mean=("replicate_value", "mean"), n=("value", "size"))
+             .reset_index())
+    gap = means.replicate_mean - means.baseline_mean
+    lower = means.metric.isin(LOWER_IS_BETTER)
+    replicate_better = np.where(lower, gap < 0, gap > 0) & (gap.abs() > 1e-12)
+    safe_gap = gap.where(replicate_better, 1.0)
+    means["value"] = np.where(replicate_better, (means.model_mean - means.baseline_mean) / safe_gap, np.nan)
+    means["n"] = means.n.astype(int)
+    return means[["model", "seed", "subgroup", "metric", "value", "model_mean", "baseline_mean",
+                  "replicate_mean", "n"]]
 
 
 def systematic_variation(means: pd.DataFrame, perturbations: Sequence[str], control: str) -> pd.DataFrame:
