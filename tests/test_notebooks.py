@@ -417,3 +417,37 @@ def test_the_books_headline_metrics_are_cell_gears_own(quick_book, monkeypatch):
             defined = got.notna()  # cell-gears scores an undefined r as 0; the book leaves it out
             assert defined.sum() > 50, (model, metric)
             np.testing.assert_allclose(got[defined], expected[defined], atol=1e-6, err_msg=f"{model} {metric}")
+
+
+_ONE_CELL_RUN = """
+import sys, tempfile
+from pathlib import Path
+import nbformat, papermill
+from helpers.book import _kernel_sockets
+notebook = nbformat.v4.new_notebook()
+notebook.cells = [nbformat.v4.new_code_cell("import os\\nprint(os.getpid())")]
+with tempfile.TemporaryDirectory() as folder:
+    source = Path(folder) / "in.ipynb"
+    nbformat.write(notebook, source)
+    papermill.execute_notebook(str(source), sys.argv[1], kernel_name="python3", progress_bar=False,
+                               config=_kernel_sockets(Path(folder)))
+"""
+
+
+def test_kernels_started_side_by_side_each_answer_on_sockets_of_their_own(tmp_path):
+    """Chapters run side by side (the workflow's jobs, the test processes) each start a kernel.
+    On TCP two could take the same port and one never answered; on the sockets
+    helpers.book gives each run (files in its own folder) four kernels started at once all run
+    their notebook, each in a process of its own."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    outputs = [tmp_path / f"run{i}.ipynb" for i in range(4)]
+    started = [subprocess.Popen([sys.executable, "-c", _ONE_CELL_RUN, str(path)], stderr=subprocess.PIPE,
+                                text=True) for path in outputs]
+    errors = [process.communicate(timeout=240)[1] for process in started]
+    assert [process.returncode for process in started] == [0] * 4, errors
+    printed = {nbformat.read(path, as_version=4).cells[0].outputs[0]["text"].strip() for path in outputs}
+    assert len(printed) == 4 and all(pid.isdigit() for pid in printed)

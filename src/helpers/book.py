@@ -122,12 +122,26 @@ def execute(name: str, parameters: dict[str, Any], executed_dir: Path = EXECUTED
             try:
                 papermill.execute_notebook(str(unexecuted), str(partial), parameters=parameters,
                                            kernel_name="python3", cwd=str(REPO_ROOT),
-                                           progress_bar=False)
+                                           progress_bar=False, config=_kernel_sockets(Path(tmp)))
             except papermill.PapermillExecutionError:
                 partial.replace(executed_dir / f"{name}.failed.ipynb")
                 raise
     (executed_dir / f"{name}.failed.ipynb").unlink(missing_ok=True)
     return output
+
+
+def _kernel_sockets(folder: Path) -> Any:
+    """The kernel's configuration: its sockets are files in ``folder`` (this run's own), not TCP
+    ports. A kernel on TCP gets its ports by binding free ones and releasing them for the kernel
+    to take; kernels started side by side (the workflow's jobs, the test processes) could take
+    the same port, and the one that lost never answered ("Address already in use", then
+    "Kernel didn't respond in 60 seconds": seen twice in the suite on 2 cores). Windows has no
+    such sockets: TCP there."""
+    from traitlets.config import Config
+
+    if os.name == "nt":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(folder / "kernel")}})
 
 
 def _without_pairs(notebook: Any, question: str) -> Any:
