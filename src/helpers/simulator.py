@@ -487,16 +487,17 @@ class _Expectation:
             constant += gap / max(slope, 1e-6)
         return shift - constant * moved
 
-    def newton_step(self, shift: np.ndarray, target: np.ndarray,
-                    free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The expected mean at ``shift`` and the Newton step towards ``target`` for the
-        ``free`` genes (the others stay where they are).
+    def newton_step(self, terms: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], shift: np.ndarray,
+                    target: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """The Newton step from ``shift`` towards ``target`` for the ``free`` genes (the others
+        stay where they are), given :meth:`terms` at ``shift`` (computed once per step by the
+        caller, which also reads the expected mean from them).
 
         A gene's mean moves with its own rate and with every cell's normalisation, which all
         genes share: J = D − A B, D (G,) the own-rate slopes, A (G, R) the slopes in each cell's
         log normalisation factor, B (R, G) each cell's efficiency × gene shares of its total.
         J⁻¹ comes from the Woodbury identity with one R × R solve."""
-        value, slope, factor_slope, share = self.terms(shift)
+        value, slope, factor_slope, share = terms
         n_cells = len(self.efficiency)
         reached = value.mean(axis=0)
         own = np.maximum((slope * self.efficiency[:, None]).mean(axis=0), 1e-3)  # D, floored: unexpressed genes
@@ -506,7 +507,7 @@ class _Expectation:
         inner = np.eye(n_cells) - b @ a_over_d
         step = np.zeros_like(shift)
         step[free] = first + a_over_d @ np.linalg.solve(inner, b @ first)
-        return reached, step
+        return step
 
 
 def _solve_pair_shift(expect: _Expectation, target: np.ndarray, start: np.ndarray, iterations: int,
@@ -519,16 +520,18 @@ def _solve_pair_shift(expect: _Expectation, target: np.ndarray, start: np.ndarra
     high = np.minimum(start + reach, ceiling)
     low = np.minimum(start - reach, high)
     shift = np.clip(start, low, high)
-    reached = expect.mean(shift)
+    terms = expect.terms(shift)  # once per shift: the mean reached and the next step's slopes
+    reached = terms[0].mean(axis=0)
     for _ in range(iterations):
         gap = target - reached
         # a gene at a bound that still wants past it has gone as far as allowed
         free = ~(((shift <= low) & (gap < 0)) | ((shift >= high) & (gap > 0)))
         if np.abs(gap[free]).max(initial=0.0) < tolerance:
             break
-        _, step = expect.newton_step(shift, target, free)
+        step = expect.newton_step(terms, shift, target, free)
         shift = np.clip(shift + np.clip(step, -1.0, 1.0), low, high)
-        reached = expect.mean(shift)
+        terms = expect.terms(shift)
+        reached = terms[0].mean(axis=0)
     return shift, reached
 
 
