@@ -135,7 +135,7 @@ def _kernel_sockets(folder: Path) -> Any:
     ports. A kernel on TCP gets its ports by binding free ones and releasing them for the kernel
     to take; kernels started side by side (the workflow's jobs, the test processes) could take
     the same port, and the one that lost never answered ("Address already in use", then
-    "Kernel didn't respond in 60 seconds": seen twice in the suite on 2 cores). Windows has no
+    "Kernel didn't respond in 60 seconds": seen in the suite on 2 cores). Windows has no
     such sockets: TCP there."""
     from traitlets.config import Config
 
